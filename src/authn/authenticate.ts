@@ -1,0 +1,45 @@
+/**
+ * The authenticator chain: `Authorization: Bearer <JWT>` first, then (with browser login) the
+ * session cookie. "Not mine" (no credentials of that kind) passes on to the next; a credential that
+ * is present but bad is reported as invalid, never silently ignored.
+ */
+import type { CheckRequest } from '../check/request.js';
+import type { BearerVerifier, TokenFailure } from './bearer.js';
+import type { Identity } from './identity.js';
+
+export type AuthResult =
+  | { readonly kind: 'identity'; readonly identity: Identity }
+  | { readonly kind: 'none' }
+  | { readonly kind: 'invalid'; readonly reason: TokenFailure }
+  | { readonly kind: 'unavailable'; readonly reason: 'jwks_unavailable' };
+
+export interface Authenticator {
+  authenticate(request: CheckRequest): AuthResult | Promise<AuthResult>;
+}
+
+const NONE: AuthResult = { kind: 'none' };
+const MALFORMED: AuthResult = { kind: 'invalid', reason: 'malformed_token' };
+const NO_ISSUER: AuthResult = { kind: 'invalid', reason: 'unknown_issuer' };
+
+/**
+ * The token of an `Authorization: Bearer …` header; null for other schemes (Basic, an app's own
+ * token scheme), which are not ours to judge; "" for a Bearer header without exactly one token.
+ */
+export function bearerTokenOf(header: string | string[] | undefined): string | null {
+  if (typeof header !== 'string' || header.length < 7) return null;
+  if (header.charCodeAt(6) !== 0x20 || header.slice(0, 6).toLowerCase() !== 'bearer') return null;
+  const token = header.slice(7).trim();
+  return token.length === 0 || token.includes(' ') ? '' : token;
+}
+
+export function createAuthenticator(bearer: BearerVerifier | null): Authenticator {
+  return {
+    authenticate(request) {
+      const token = bearerTokenOf(request.headers.authorization);
+      if (token === null) return NONE;
+      if (token === '') return MALFORMED;
+      if (bearer === null) return NO_ISSUER;
+      return bearer.verify(token);
+    },
+  };
+}

@@ -1,0 +1,173 @@
+/**
+ * Bearer JWT verification for several issuers (the IdP's ID tokens, the in-cluster Kubernetes
+ * service-account issuer, others). The token's `iss` picks the issuer; its `alg` must be on that
+ * issuer's allow-list (never the token's own choice); keys come from the issuer's JWKS only
+ * (`jku`, `x5u` and embedded `jwk` headers are refused). Results are cached by the token's SHA-256:
+ * verified identities until `exp` (at most one JWKS max-age), definite failures for a minute.
+ */
+import { hash } from 'node:crypto';
+import { decodeJwt, decodeProtectedHeader, jwtVerify, type JWTVerifyGetKey } from 'jose';
+import { ExpiringLru } from '../cache.js';
+import { buildIdentity, type Identity, type IdentityFailure, type IdentityMapping } from './identity.js';
+import { KeysUnavailableError, type IssuerKeys } from './jwks.js';
+import type { Claims } from './claims.js';
+
+export type TokenFailure =
+  | 'malformed_token'
+  | 'token_too_large'
+  | 'unknown_issuer'
+  | 'disallowed_algorithm'
+  | 'disallowed_header'
+  | 'unknown_key'
+  | 'bad_signature'
+  | 'token_expired'
+  | 'token_not_yet_valid'
+  | 'wrong_audience'
+  | 'missing_claim'
+  | 'invalid_token'
+  | IdentityFailure;
+
+export type BearerResult =
+  | { readonly kind: 'identity'; readonly identity: Identity }
+  | { readonly kind: 'invalid'; readonly reason: TokenFailure }
+  | { readonly kind: 'unavailable'; readonly reason: 'jwks_unavailable' };
+
+export interface TrustedIssuer {
+  readonly issuer: string;
+  readonly audiences: readonly string[];
+  readonly algorithms: readonly string[];
+  readonly keys: IssuerKeys;
+  readonly mapping: IdentityMapping;
+}
+
+export interface BearerOptions {
+  readonly clockSkewMs: number;
+  readonly maxTokenBytes: number;
+  readonly cacheMaxEntries: number;
+  /** Upper bound on how long a verified token is answered from cache (keys may be withdrawn). */
+  readonly maxCacheMs: number;
+}
+
+/** Compact JWS: three base64url parts (the signature may be empty only to be refused below). */
+const JWT_SHAPE = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$/;
+const FAILURE_CACHE_MS = 60_000;
+
+/** Failures that the same token will always produce again, so they are safe to remember. */
+const CACHEABLE_FAILURES = new Set<TokenFailure>([
+  'malformed_token', 'unknown_issuer', 'disallowed_algorithm', 'disallowed_header', 'bad_signature',
+  'token_expired', 'wrong_audience', 'missing_claim', 'missing_user_id', 'unverified_email', 'invalid_user_id',
+]);
+
+export class BearerVerifier {
+  private readonly byIssuer: Map<string, TrustedIssuer>;
+  private readonly cache: ExpiringLru<BearerResult>;
+
+  constructor(
+    issuers: readonly TrustedIssuer[],
+    private readonly options: BearerOptions,
+    private readonly now: () => number = Date.now,
+  ) {
+    this.byIssuer = new Map(issuers.map((i) => [i.issuer, i]));
+    this.cache = new ExpiringLru(options.cacheMaxEntries);
+  }
+
+  get cacheSize(): number {
+    return this.cache.size;
+  }
+
+  /** Synchronous when the token is cached (the hot path), a promise otherwise. */
+  verify(token: string): BearerResult | Promise<BearerResult> {
+    if (token.length > this.options.maxTokenBytes) return { kind: 'invalid', reason: 'token_too_large' };
+    const key = hash('sha256', token, 'base64url');
+    const cached = this.cache.get(key, this.now());
+    if (cached !== undefined) return cached;
+    if (!JWT_SHAPE.test(token)) return this.remember(key, { kind: 'invalid', reason: 'malformed_token' });
+    return this.verifyUncached(token, key);
+  }
+
+  private async verifyUncached(token: string, key: string): Promise<BearerResult> {
+    let header: ReturnType<typeof decodeProtectedHeader>;
+    let unverified: Claims;
+    try {
+      header = decodeProtectedHeader(token);
+      unverified = decodeJwt(token) as Claims;
+    } catch {
+      return this.remember(key, { kind: 'invalid', reason: 'malformed_token' });
+    }
+    const issuer = typeof unverified.iss === 'string' ? this.byIssuer.get(unverified.iss) : undefined;
+    if (issuer === undefined) return this.remember(key, { kind: 'invalid', reason: 'unknown_issuer' });
+    if (typeof header.alg !== 'string' || !issuer.algorithms.includes(header.alg)) {
+      return this.remember(key, { kind: 'invalid', reason: 'disallowed_algorithm' });
+    }
+    if (header.jku !== undefined || header.x5u !== undefined || header.jwk !== undefined) {
+      return this.remember(key, { kind: 'invalid', reason: 'disallowed_header' });
+    }
+
+    let claims: Claims;
+    try {
+      const keys = await issuer.keys.keys();
+      try {
+        claims = await this.verifyWith(token, issuer, keys.getKey);
+      } catch (error) {
+        if (failureOf(error) !== 'unknown_key') throw error;
+        const refreshed = await issuer.keys.refetchForUnknownKey();
+        if (refreshed === null) throw error;
+        claims = await this.verifyWith(token, issuer, refreshed.getKey);
+      }
+    } catch (error) {
+      if (error instanceof KeysUnavailableError) return { kind: 'unavailable', reason: 'jwks_unavailable' };
+      return this.remember(key, { kind: 'invalid', reason: failureOf(error) });
+    }
+
+    const built = buildIdentity(claims, issuer.mapping, 'bearer');
+    if (!built.ok) return this.remember(key, { kind: 'invalid', reason: built.reason });
+    const result: BearerResult = { kind: 'identity', identity: built.identity };
+    const expiresAt = Math.min((claims.exp as number) * 1000, this.now() + this.options.maxCacheMs);
+    this.cache.set(key, result, expiresAt);
+    return result;
+  }
+
+  private async verifyWith(token: string, issuer: TrustedIssuer, getKey: JWTVerifyGetKey): Promise<Claims> {
+    const { payload } = await jwtVerify(token, getKey, {
+      issuer: issuer.issuer,
+      audience: issuer.audiences as string[],
+      algorithms: issuer.algorithms as string[],
+      clockTolerance: this.options.clockSkewMs / 1000,
+      requiredClaims: ['exp'],
+      currentDate: new Date(this.now()),
+    });
+    return payload as Claims;
+  }
+
+  private remember(key: string, result: BearerResult): BearerResult {
+    if (result.kind === 'invalid' && CACHEABLE_FAILURES.has(result.reason)) {
+      this.cache.set(key, result, this.now() + FAILURE_CACHE_MS);
+    }
+    return result;
+  }
+}
+
+/** Maps jose's error codes to our stable reasons. */
+function failureOf(error: unknown): TokenFailure {
+  const { code, claim } = (error ?? {}) as { code?: string; claim?: string };
+  switch (code) {
+    case 'ERR_JWT_EXPIRED':
+      return 'token_expired';
+    case 'ERR_JWT_CLAIM_VALIDATION_FAILED':
+      if (claim === 'aud') return 'wrong_audience';
+      if (claim === 'nbf') return 'token_not_yet_valid';
+      if (claim === 'exp') return 'missing_claim';
+      return 'invalid_token';
+    case 'ERR_JWS_SIGNATURE_VERIFICATION_FAILED':
+      return 'bad_signature';
+    case 'ERR_JOSE_ALG_NOT_ALLOWED':
+      return 'disallowed_algorithm';
+    case 'ERR_JWKS_NO_MATCHING_KEY':
+      return 'unknown_key';
+    case 'ERR_JWS_INVALID':
+    case 'ERR_JWT_INVALID':
+      return 'malformed_token';
+    default:
+      return 'invalid_token';
+  }
+}

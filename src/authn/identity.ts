@@ -1,0 +1,100 @@
+/**
+ * Identity: who the caller is, derived once from verified claims and cached with them, so the hot
+ * path only copies prepared header values. The mapping follows Kubeflow's conventions: user id from a
+ * claim (default `email`), ordered regex transformers (first match wins), a prefix; groups from a claim.
+ */
+import type { IdentityConfig } from '../config/schema.js';
+import { lookupClaim, parseClaimPath, type ClaimPath, type Claims } from './claims.js';
+
+export interface Identity {
+  readonly subject: string;
+  readonly issuer: string;
+  /** The email, only when the IdP does not say it is unverified (unless allowed by config). */
+  readonly email: string | null;
+  /** The value sent upstream in the user-id header. */
+  readonly userId: string;
+  readonly groups: readonly string[];
+  readonly groupSet: ReadonlySet<string>;
+  /** Comma-joined groups, as sent upstream. */
+  readonly groupsHeaderValue: string;
+  readonly claims: Claims;
+  readonly via: 'bearer' | 'cookie';
+}
+
+export type IdentityFailure = 'missing_user_id' | 'unverified_email' | 'invalid_user_id';
+export type IdentityResult = { ok: true; identity: Identity } | { ok: false; reason: IdentityFailure };
+
+export interface IdentityMapping {
+  readonly userIdClaim: ClaimPath;
+  readonly groupsClaim: ClaimPath;
+  readonly userIdPrefix: string;
+  readonly transformers: ReadonlyArray<{ match: RegExp; replace: string }>;
+  readonly allowUnverifiedEmail: boolean;
+}
+
+export function compileIdentityMapping(
+  config: IdentityConfig,
+  overrides: { userIdClaim?: string | undefined; groupsClaim?: string | undefined } = {},
+): IdentityMapping {
+  return {
+    userIdClaim: parseClaimPath(overrides.userIdClaim ?? config.userIdClaim),
+    groupsClaim: parseClaimPath(overrides.groupsClaim ?? config.groupsClaim),
+    userIdPrefix: config.userIdPrefix,
+    transformers: config.userIdTransformers.map((t) => ({ match: new RegExp(t.match, 'u'), replace: t.replace })),
+    allowUnverifiedEmail: config.allowUnverifiedEmail,
+  };
+}
+
+/** Header-safe: printable ASCII, no leading/trailing blanks. Anything else could split or forge headers. */
+const SAFE_USER_ID = /^[\x21-\x7e](?:[\x20-\x7e]*[\x21-\x7e])?$/;
+/** Groups are joined by ",", so a group containing one would smuggle in a second group. */
+const SAFE_GROUP = /^[\x21-\x2b\x2d-\x7e](?:[\x20-\x2b\x2d-\x7e]*[\x21-\x2b\x2d-\x7e])?$/;
+const MAX_USER_ID_LENGTH = 512;
+const MAX_GROUPS = 1000;
+
+export function buildIdentity(claims: Claims, mapping: IdentityMapping, via: Identity['via']): IdentityResult {
+  const emailClaim = typeof claims.email === 'string' ? claims.email : null;
+  const emailTrusted = claims.email_verified !== false || mapping.allowUnverifiedEmail;
+  const email = emailClaim !== null && emailTrusted ? emailClaim : null;
+
+  const rawUserId = lookupClaim(claims, mapping.userIdClaim);
+  if (typeof rawUserId !== 'string' || rawUserId.length === 0) return { ok: false, reason: 'missing_user_id' };
+  if (mapping.userIdClaim.source === 'email' && email === null) return { ok: false, reason: 'unverified_email' };
+
+  let userId = rawUserId;
+  for (const transformer of mapping.transformers) {
+    if (transformer.match.test(userId)) {
+      userId = userId.replace(transformer.match, transformer.replace);
+      break;
+    }
+  }
+  userId = mapping.userIdPrefix + userId;
+  if (userId.length > MAX_USER_ID_LENGTH || !SAFE_USER_ID.test(userId)) return { ok: false, reason: 'invalid_user_id' };
+
+  const groups = readGroups(lookupClaim(claims, mapping.groupsClaim));
+  return {
+    ok: true,
+    identity: {
+      subject: typeof claims.sub === 'string' ? claims.sub : '',
+      issuer: typeof claims.iss === 'string' ? claims.iss : '',
+      email,
+      userId,
+      groups,
+      groupSet: new Set(groups),
+      groupsHeaderValue: groups.join(','),
+      claims,
+      via,
+    },
+  };
+}
+
+/** A list of strings, or one string; unsafe names are dropped rather than passed on. */
+function readGroups(value: unknown): string[] {
+  const list = typeof value === 'string' ? [value] : Array.isArray(value) ? value : [];
+  const groups = new Set<string>();
+  for (const item of list) {
+    if (typeof item === 'string' && SAFE_GROUP.test(item)) groups.add(item);
+    if (groups.size >= MAX_GROUPS) break;
+  }
+  return [...groups];
+}

@@ -1,0 +1,47 @@
+/**
+ * Builds the bearer verifier from config: the OIDC issuer (its ID tokens, audience = client id) and
+ * every entry of `issuers` (e.g. the Kubernetes service-account issuer for machine-to-machine calls).
+ */
+import { ASYMMETRIC_ALGORITHMS, type Config } from '../config/schema.js';
+import type { Logger } from '../log.js';
+import type { Metrics } from '../metrics.js';
+import { BearerVerifier, type TrustedIssuer } from './bearer.js';
+import { compileIdentityMapping } from './identity.js';
+import { IssuerKeys } from './jwks.js';
+
+export function createBearerVerifier(config: Config, metrics: Metrics, logger: Logger, now: () => number = Date.now): BearerVerifier | null {
+  const settings = { maxAgeMs: config.jwks.maxAge, cooldownMs: config.jwks.cooldown, timeoutMs: config.jwks.timeout };
+  const keysFor = (issuer: string, jwksUri: string | undefined) =>
+    new IssuerKeys(issuer, jwksUri, settings, (result, error) => {
+      metrics.jwksFetches.inc({ issuer, result });
+      if (result === 'error') logger.warn('jwks fetch failed', { issuer, error });
+      else logger.debug('jwks fetched', { issuer });
+    }, now);
+
+  const trusted: TrustedIssuer[] = [];
+  if (config.oidc) {
+    trusted.push({
+      issuer: config.oidc.issuer,
+      audiences: [config.oidc.clientId, ...config.oidc.audiences],
+      algorithms: config.oidc.algorithms ?? [...ASYMMETRIC_ALGORITHMS],
+      keys: keysFor(config.oidc.issuer, config.oidc.jwksUri),
+      mapping: compileIdentityMapping(config.identity),
+    });
+  }
+  for (const entry of config.issuers) {
+    trusted.push({
+      issuer: entry.issuer,
+      audiences: entry.audiences,
+      algorithms: entry.algorithms ?? [...ASYMMETRIC_ALGORITHMS],
+      keys: keysFor(entry.issuer, entry.jwksUri),
+      mapping: compileIdentityMapping(config.identity, { userIdClaim: entry.userIdClaim, groupsClaim: entry.groupsClaim }),
+    });
+  }
+  if (trusted.length === 0) return null;
+  return new BearerVerifier(trusted, {
+    clockSkewMs: config.bearer.clockSkew,
+    maxTokenBytes: config.bearer.maxTokenBytes,
+    cacheMaxEntries: config.bearer.cacheMaxEntries,
+    maxCacheMs: config.jwks.maxAge,
+  }, now);
+}

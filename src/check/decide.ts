@@ -1,0 +1,62 @@
+/**
+ * The decision pipeline: normalize → match rule → authenticate → authorize → Decision.
+ * Pure apart from the authenticator (whose I/O is cached JWKS and, later, token refresh); synchronous
+ * whenever the authenticator answers from its cache, so a cached check allocates no promise.
+ */
+import type { AuthResult, Authenticator } from '../authn/authenticate.js';
+import type { TokenFailure } from '../authn/bearer.js';
+import type { Identity } from '../authn/identity.js';
+import { evaluateRequirement, type UnmetRequirement } from '../policy/requirement.js';
+import type { CompiledRule, Policy } from '../policy/rules.js';
+import { pathSegments, type PathParams } from '../policy/template.js';
+import { normalizeHost, normalizePath, type BadRequestReason } from './normalize.js';
+import type { CheckRequest } from './request.js';
+
+export type UnauthorizedReason = 'no_credentials' | TokenFailure;
+export type ForbiddenReason = 'rule_deny' | 'default_deny' | 'requirement_not_met';
+
+export type Decision =
+  | { readonly kind: 'allow'; readonly rule: CompiledRule; readonly identity: Identity | null; readonly reason: 'anonymous' | 'bearer' | 'cookie' }
+  | { readonly kind: 'unauthorized'; readonly rule: CompiledRule; readonly reason: UnauthorizedReason }
+  | { readonly kind: 'forbidden'; readonly rule: CompiledRule; readonly reason: ForbiddenReason; readonly unmet: UnmetRequirement | null; readonly identity: Identity | null }
+  | { readonly kind: 'bad_request'; readonly rule: null; readonly reason: BadRequestReason }
+  | { readonly kind: 'unavailable'; readonly rule: CompiledRule; readonly reason: 'jwks_unavailable' };
+
+export interface DecideDeps {
+  readonly policy: Policy;
+  readonly authenticator: Authenticator;
+}
+
+export function decide(request: CheckRequest, deps: DecideDeps): Decision | Promise<Decision> {
+  const path = normalizePath(request.rawPath);
+  if (!path.ok) return { kind: 'bad_request', rule: null, reason: path.reason };
+  const host = normalizeHost(request.authority);
+  if (!host.ok) return { kind: 'bad_request', rule: null, reason: host.reason };
+
+  const { rule, params } = deps.policy.match(request.method, host.host, pathSegments(path.path));
+  switch (rule.access.kind) {
+    case 'anonymous':
+      return { kind: 'allow', rule, identity: null, reason: 'anonymous' };
+    case 'deny':
+      return { kind: 'forbidden', rule, reason: rule.index === -1 ? 'default_deny' : 'rule_deny', unmet: null, identity: null };
+  }
+  const auth = deps.authenticator.authenticate(request);
+  return auth instanceof Promise ? auth.then((a) => authorize(rule, params, a)) : authorize(rule, params, auth);
+}
+
+export function authorize(rule: CompiledRule, params: PathParams, auth: AuthResult): Decision {
+  switch (auth.kind) {
+    case 'none':
+      return { kind: 'unauthorized', rule, reason: 'no_credentials' };
+    case 'invalid':
+      return { kind: 'unauthorized', rule, reason: auth.reason };
+    case 'unavailable':
+      return { kind: 'unavailable', rule, reason: auth.reason };
+  }
+  const { identity } = auth;
+  if (rule.access.kind === 'require') {
+    const unmet = evaluateRequirement(rule.access.requirement, identity, params);
+    if (unmet !== null) return { kind: 'forbidden', rule, reason: 'requirement_not_met', unmet, identity };
+  }
+  return { kind: 'allow', rule, identity, reason: identity.via };
+}

@@ -1,0 +1,153 @@
+#!/usr/bin/env node
+/**
+ * oidc-authz serve [--config FILE]
+ * oidc-authz check-config FILE
+ * oidc-authz explain METHOD URL [--config FILE] [--claims JSON]
+ * oidc-authz provider [--config FILE] [--service HOST] [--port N]
+ */
+import { parseArgs } from 'node:util';
+import { stringify } from 'yaml';
+import { buildIdentity, compileIdentityMapping } from './authn/identity.js';
+import type { Claims } from './authn/claims.js';
+import { authorize } from './check/decide.js';
+import { normalizeHost, normalizePath } from './check/normalize.js';
+import { ConfigError, loadConfigFile } from './config/load.js';
+import type { Config } from './config/schema.js';
+import { extAuthzProvider } from './envoy-contract.js';
+import { serve } from './main.js';
+import { compilePolicy } from './policy/rules.js';
+import { pathSegments } from './policy/template.js';
+
+const DEFAULT_CONFIG = '/etc/oidc-authz/config.yaml';
+const USAGE = `usage:
+  oidc-authz serve [--config FILE]                 run the service (default config ${DEFAULT_CONFIG})
+  oidc-authz check-config FILE                     validate a config file and exit
+  oidc-authz explain METHOD URL [--config FILE] [--claims JSON]
+                                                   which rule matches and what it decides
+  oidc-authz provider [--config FILE] [--service HOST] [--port N]
+                                                   Istio extension provider for this config (YAML)
+`;
+
+export async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  switch (command) {
+    case 'serve': {
+      const { values } = parseArgs({ args: rest, options: { config: { type: 'string', short: 'c' } } });
+      await serve(values.config ?? DEFAULT_CONFIG);
+      return -1;
+    }
+    case 'check-config': {
+      const { positionals, values } = parseArgs({ args: rest, allowPositionals: true, options: { config: { type: 'string', short: 'c' } } });
+      const file = positionals[0] ?? values.config;
+      if (!file) return usage('check-config needs a FILE');
+      const config = loadConfigFile(file);
+      process.stdout.write(`${file}: ok (${config.rules.length} rules, default ${config.defaultRule}, ${config.issuers.length + (config.oidc ? 1 : 0)} issuers)\n`);
+      return 0;
+    }
+    case 'explain': {
+      const { positionals, values } = parseArgs({
+        args: rest,
+        allowPositionals: true,
+        options: { config: { type: 'string', short: 'c' }, claims: { type: 'string' } },
+      });
+      const [method, url] = positionals;
+      if (!method || !url) return usage('explain needs METHOD and URL');
+      process.stdout.write(explain(loadConfigFile(values.config ?? DEFAULT_CONFIG), method.toUpperCase(), url, values.claims));
+      return 0;
+    }
+    case 'provider': {
+      const { values } = parseArgs({
+        args: rest,
+        options: { config: { type: 'string', short: 'c' }, service: { type: 'string' }, port: { type: 'string' } },
+      });
+      const config = loadConfigFile(values.config ?? DEFAULT_CONFIG);
+      const provider = extAuthzProvider(config, {
+        service: values.service ?? 'oidc-authz.oidc-authz.svc.cluster.local',
+        port: Number(values.port ?? config.listen.port),
+      });
+      process.stdout.write(stringify({ extensionProviders: [{ name: 'oidc-authz', envoyExtAuthzHttp: provider }] }));
+      return 0;
+    }
+    case undefined:
+    case '-h':
+    case '--help':
+      process.stdout.write(USAGE);
+      return command === undefined ? 2 : 0;
+    default:
+      return usage(`unknown command "${command}"`);
+  }
+}
+
+function usage(problem: string): number {
+  process.stderr.write(`oidc-authz: ${problem}\n${USAGE}`);
+  return 2;
+}
+
+/** The operator's answer to "why do I get 403": rule, captured parameters, decision and reason. */
+export function explain(config: Config, method: string, url: string, claimsJson?: string): string {
+  const parsed = new URL(url, 'http://localhost');
+  const lines = [`request:   ${method} ${parsed.host}${parsed.pathname}`];
+  const rawPath = url.startsWith('/') ? url.split('?')[0]! : rawPathOf(url);
+  const path = normalizePath(rawPath);
+  const host = normalizeHost(parsed.host);
+  if (!path.ok || !host.ok) {
+    lines.push(`decision:  400 bad_request (${path.ok ? 'bad_host' : path.reason})`);
+    return `${lines.join('\n')}\n`;
+  }
+  lines.push(`normalized: ${path.path}`);
+  const policy = compilePolicy(config);
+  const { rule, params } = policy.match(method, host.host, pathSegments(path.path));
+  lines.push(`rule:      ${rule.index === -1 ? `(no rule matched) → defaultRule: ${config.defaultRule}` : `#${rule.index} ${rule.name}`}`);
+  if (Object.keys(params).length > 0) lines.push(`params:    ${JSON.stringify(params)}`);
+  lines.push(`access:    ${describeAccess(config, rule.index)}`);
+
+  if (rule.access.kind === 'anonymous') {
+    lines.push('decision:  200 allow (anonymous; client identity headers removed)');
+  } else if (rule.access.kind === 'deny') {
+    lines.push(`decision:  403 forbidden (${rule.index === -1 ? 'default_deny' : 'rule_deny'})`);
+  } else if (claimsJson === undefined) {
+    lines.push('decision:  without credentials 401 unauthorized (no_credentials); pass --claims to evaluate an identity');
+  } else {
+    const claims = JSON.parse(claimsJson) as Claims;
+    const issuer = config.issuers.find((i) => i.issuer === claims.iss);
+    const built = buildIdentity(claims, compileIdentityMapping(config.identity, issuer ?? {}), 'bearer');
+    if (!built.ok) {
+      lines.push(`decision:  401 unauthorized (${built.reason})`);
+    } else {
+      lines.push(`identity:  ${config.identity.userIdHeader}=${built.identity.userId} ${config.identity.groupsHeader}=${built.identity.groupsHeaderValue}`);
+      const decision = authorize(rule, params, { kind: 'identity', identity: built.identity });
+      lines.push(decision.kind === 'allow'
+        ? 'decision:  200 allow'
+        : `decision:  403 forbidden (${decision.reason}${decision.kind === 'forbidden' && decision.unmet ? `: ${decision.unmet} not met` : ''})`);
+    }
+  }
+  return `${lines.join('\n')}\n`;
+}
+
+/** The path exactly as written (URL would resolve dot segments and so hide them). */
+function rawPathOf(url: string): string {
+  const afterScheme = url.replace(/^[a-z][a-z0-9+.-]*:\/\/[^/?#]*/i, '');
+  const end = afterScheme.search(/[?#]/);
+  const path = end === -1 ? afterScheme : afterScheme.slice(0, end);
+  return path === '' ? '/' : path;
+}
+
+function describeAccess(config: Config, index: number): string {
+  if (index === -1) return config.defaultRule;
+  const allow = config.rules[index]!.allow;
+  return typeof allow === 'string' ? allow : JSON.stringify(allow);
+}
+
+const isEntry = process.argv[1] !== undefined && import.meta.url === new URL(`file://${process.argv[1]}`).href;
+if (isEntry || process.argv[1]?.endsWith('/oidc-authz')) {
+  main(process.argv.slice(2)).then(
+    (code) => {
+      if (code >= 0) process.exitCode = code;
+    },
+    (error: unknown) => {
+      if (error instanceof ConfigError) process.stderr.write(`oidc-authz: ${error.message}\n`);
+      else process.stderr.write(`oidc-authz: ${error instanceof Error ? error.message : String(error)}\n`);
+      process.exitCode = 1;
+    },
+  );
+}

@@ -1,0 +1,207 @@
+/**
+ * The one source of truth for configuration: the schema validates the file (plus env overrides) at
+ * start-up, and every config type in the code is derived from it with z.infer / z.input.
+ */
+import { z } from 'zod';
+import { parseDurationMs } from './duration.js';
+
+/** A duration such as "30s", "10m", "7d" or a number of seconds; parsed into milliseconds. */
+const duration = (fallback: string) =>
+  z
+    .union([z.string(), z.number()])
+    .default(fallback)
+    .transform((value, ctx) => {
+      const ms = parseDurationMs(value);
+      if (ms === undefined) {
+        ctx.addIssue({ code: 'custom', message: `"${value}" is not a duration (examples: 30s, 10m, 12h, 7d)` });
+        return z.NEVER;
+      }
+      return ms;
+    });
+
+const httpUrl = z.string().refine((value) => {
+  try {
+    const url = new URL(value);
+    return (url.protocol === 'https:' || url.protocol === 'http:') && !url.username && !url.password && !url.hash;
+  } catch {
+    return false;
+  }
+}, 'must be an absolute http(s) URL without credentials or fragment');
+
+/** HTTP header names as RFC 9110 tokens, lower-cased (Node delivers them lower-cased). */
+const headerName = z
+  .string()
+  .regex(/^[a-z0-9!#$%&'*+.^_`|~-]+$/, 'must be a lower-case HTTP header name');
+
+/** Only asymmetric algorithms: a shared-secret (HS*) token could be forged with the public key. */
+export const ASYMMETRIC_ALGORITHMS = [
+  'RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA', 'Ed25519',
+] as const;
+const algorithms = z.array(z.enum(ASYMMETRIC_ALGORITHMS)).min(1).optional();
+
+const HTTP_METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS', 'TRACE', 'CONNECT'] as const;
+
+const claimValue = z.union([z.string(), z.number(), z.boolean()]);
+
+export interface RequirementInput {
+  groups?: string[] | undefined;
+  claims?: Record<string, z.infer<typeof claimValue> | Array<z.infer<typeof claimValue>>> | undefined;
+  emailDomains?: string[] | undefined;
+  users?: string[] | undefined;
+  anyOf?: RequirementInput[] | undefined;
+}
+
+/** What a matched rule demands of the identity. Kinds are ANDed; values inside one kind are any-of. */
+export const requirementSchema: z.ZodType<RequirementInput> = z.lazy(() =>
+  z
+    .strictObject({
+      groups: z.array(z.string().min(1)).min(1).optional(),
+      claims: z.record(z.string().min(1), z.union([claimValue, z.array(claimValue).min(1)])).optional(),
+      emailDomains: z.array(z.string().min(1).regex(/^[^@\s]+$/, 'a domain, without "@"')).min(1).optional(),
+      users: z.array(z.string().min(1)).min(1).optional(),
+      anyOf: z.array(requirementSchema).min(1).optional(),
+    })
+    .refine((r) => Object.values(r).some((v) => v !== undefined), 'name at least one of groups, claims, emailDomains, users, anyOf'),
+);
+
+export const ruleSchema = z.strictObject({
+  /** Appears in 403 bodies, logs and the `rule` metric label. */
+  name: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/, 'letters, digits, ".", "_" and "-", at most 63 characters'),
+  /** Host globs ("kubeflow.example.com", "*.example.com"); absent means every host. */
+  hosts: z.array(z.string().regex(/^(\*|(\*\.)?[a-z0-9]([a-z0-9.-]*[a-z0-9])?)$/, 'a lower-case host name, optionally starting with "*."')).min(1).optional(),
+  /** Path templates: literal segments, {name}, * (one segment), ** (the rest, last only). */
+  paths: z.array(z.string().min(1)).min(1),
+  /** Absent means every method. */
+  methods: z.array(z.enum(HTTP_METHODS)).min(1).optional(),
+  allow: z.union([z.enum(['anonymous', 'authenticated', 'deny']), requirementSchema]),
+});
+
+const issuerSchema = z.strictObject({
+  issuer: httpUrl,
+  /** The token's `aud` must contain one of these. */
+  audiences: z.array(z.string().min(1)).min(1),
+  /** Where the keys are; by default taken from the issuer's OpenID discovery document. */
+  jwksUri: httpUrl.optional(),
+  algorithms,
+  /** Per-issuer overrides of the identity mapping (service-account tokens carry no email). */
+  userIdClaim: z.string().min(1).optional(),
+  groupsClaim: z.string().min(1).optional(),
+});
+
+const transformerSchema = z.strictObject({
+  match: z.string().min(1).refine((source) => {
+    try {
+      new RegExp(source, 'u');
+      return true;
+    } catch {
+      return false;
+    }
+  }, 'must be a valid regular expression'),
+  replace: z.string(),
+});
+
+export const configSchema = z
+  .strictObject({
+    listen: z
+      .strictObject({
+        host: z.string().min(1).default('0.0.0.0'),
+        port: z.number().int().min(1).max(65535).default(8080),
+        metricsHost: z.string().min(1).optional(),
+        metricsPort: z.number().int().min(0).max(65535).default(9090),
+        /** Envoy forwards up to 60 KiB of request headers; Node's default of 16 KiB would answer 431. */
+        maxHeaderBytes: z.number().int().min(16_384).max(1_048_576).default(65_536),
+        /** How long SIGTERM waits for in-flight checks before exiting anyway. */
+        shutdownTimeout: duration('20s'),
+      })
+      .prefault({}),
+    checkPathPrefix: z
+      .string()
+      .regex(/^\/[A-Za-z0-9._~-]+(\/[A-Za-z0-9._~-]+)*$/, 'must start with "/", have no trailing "/" and only unreserved characters')
+      .default('/authz'),
+    /** Trust x-forwarded-proto from the gateway (true when Envoy terminates TLS or sets it itself). */
+    trustForwardedProto: z.boolean().default(false),
+    publicUrl: httpUrl.optional(),
+    oidc: z
+      .strictObject({
+        issuer: httpUrl,
+        clientId: z.string().min(1),
+        clientSecretFile: z.string().min(1).optional(),
+        scopes: z.array(z.string().min(1)).default(['openid', 'email', 'profile', 'groups', 'offline_access']),
+        /** Extra audiences accepted for bearer ID tokens of this issuer besides clientId. */
+        audiences: z.array(z.string().min(1)).default([]),
+        jwksUri: httpUrl.optional(),
+        algorithms,
+      })
+      .optional(),
+    issuers: z.array(issuerSchema).default([]),
+    jwks: z
+      .strictObject({
+        /** After this age keys are refreshed in the background; stale keys keep working if that fails. */
+        maxAge: duration('10m'),
+        /** An unknown `kid` triggers a refetch at most this often per issuer. */
+        cooldown: duration('30s'),
+        timeout: duration('5s'),
+      })
+      .prefault({}),
+    bearer: z
+      .strictObject({
+        clockSkew: duration('30s'),
+        maxTokenBytes: z.number().int().min(1024).max(65_536).default(16_384),
+        /** Verified tokens are remembered (by SHA-256) until they expire; this bounds how many. */
+        cacheMaxEntries: z.number().int().min(0).max(1_000_000).default(10_000),
+      })
+      .prefault({}),
+    session: z
+      .strictObject({
+        cookieName: z.string().regex(/^[A-Za-z0-9_-]+$/, 'letters, digits, "_" and "-"').default('oidc_authz'),
+        secretsFile: z.string().min(1).optional(),
+        maxAge: duration('7d'),
+        secure: z.boolean().default(true),
+        domain: z.string().min(1).optional(),
+      })
+      .prefault({}),
+    identity: z
+      .strictObject({
+        userIdHeader: headerName.default('kubeflow-userid'),
+        userIdClaim: z.string().min(1).default('email'),
+        userIdPrefix: z.string().default(''),
+        /** Applied in order; the first whose `match` matches rewrites the user id, the rest are skipped. */
+        userIdTransformers: z.array(transformerSchema).default([]),
+        groupsHeader: headerName.default('kubeflow-groups'),
+        groupsClaim: z.string().min(1).default('groups'),
+        /** An `email` whose `email_verified` claim is false is ignored unless this is true. */
+        allowUnverifiedEmail: z.boolean().default(false),
+        /** Also send x-auth-request-user/-email/-groups (oauth2-proxy's names) upstream. */
+        authRequestHeaders: z.boolean().default(false),
+      })
+      .prefault({}),
+    redirectAllowList: z.array(z.string().min(1)).default([]),
+    defaultRule: z.enum(['deny', 'authenticated']).default('deny'),
+    rules: z.array(ruleSchema).default([]),
+    log: z
+      .strictObject({ level: z.enum(['debug', 'info', 'warn', 'error']).default('info') })
+      .prefault({}),
+  })
+  .superRefine((config, ctx) => {
+    const names = new Set<string>();
+    config.rules.forEach((rule, index) => {
+      if (names.has(rule.name)) ctx.addIssue({ code: 'custom', path: ['rules', index, 'name'], message: `duplicate rule name "${rule.name}"` });
+      names.add(rule.name);
+    });
+    const issuers = new Set<string>(config.oidc ? [config.oidc.issuer] : []);
+    config.issuers.forEach((entry, index) => {
+      if (issuers.has(entry.issuer)) ctx.addIssue({ code: 'custom', path: ['issuers', index, 'issuer'], message: `issuer "${entry.issuer}" is configured twice` });
+      issuers.add(entry.issuer);
+    });
+    if (config.identity.userIdHeader === config.identity.groupsHeader) {
+      ctx.addIssue({ code: 'custom', path: ['identity', 'groupsHeader'], message: 'must differ from identity.userIdHeader' });
+    }
+  });
+
+/** Config as written by operators (before defaults). */
+export type ConfigInput = z.input<typeof configSchema>;
+/** Validated config with defaults filled in and durations in milliseconds. */
+export type Config = z.infer<typeof configSchema>;
+export type Rule = z.infer<typeof ruleSchema>;
+export type IssuerConfig = z.infer<typeof issuerSchema>;
+export type IdentityConfig = Config['identity'];

@@ -1,0 +1,82 @@
+/**
+ * The contract with Envoy's ext_authz HTTP filter, in one place: which request headers the check
+ * needs, which identity headers we set, which client copies Envoy must drop. Istio's extension
+ * provider (chart, NOTES, kustomize) and the e2e Envoy config are rendered from these lists.
+ *
+ * Facts it relies on (research/envoy-istio.md §3–§5, verified with Envoy 1.40):
+ * - a header we set replaces the client's copy upstream only if it is in headersToUpstreamOnAllow;
+ * - `x-envoy-auth-headers-to-remove` on a 200 removes the named request headers upstream, after our
+ *   headers were set, so it must never name a header we set in the same answer;
+ * - with headersToDownstreamOnDeny set, only the listed headers (plus location, www-authenticate)
+ *   reach the client; headersToDownstreamOnAllow appends, so it holds set-cookie only.
+ */
+import type { Config } from './config/schema.js';
+
+/** Header that tells Envoy which request headers to remove before forwarding upstream. */
+export const REMOVE_HEADERS_HEADER = 'x-envoy-auth-headers-to-remove';
+
+/** Request headers the check needs to see (Istio includeRequestHeadersInCheck). */
+export const CHECK_REQUEST_HEADERS = [
+  'authorization', 'cookie', 'accept', 'x-requested-with', 'sec-fetch-mode', 'sec-fetch-dest', 'x-forwarded-proto',
+] as const;
+
+/** oauth2-proxy's identity header names, sent when identity.authRequestHeaders is on. */
+export const AUTH_REQUEST_HEADERS = ['x-auth-request-user', 'x-auth-request-email', 'x-auth-request-groups'] as const;
+
+export const DOWNSTREAM_ON_ALLOW = ['set-cookie'] as const;
+export const DOWNSTREAM_ON_DENY = ['set-cookie', 'content-type', 'cache-control', 'retry-after'] as const;
+
+/**
+ * Every spelling of `name` with some "-" written as "_": WSGI (Flask, Django) and CGI map both to the
+ * same variable, so a client's `kubeflow_userid` can be read as `kubeflow-userid` upstream.
+ */
+export function underscoreSpellings(name: string): string[] {
+  const parts = name.split('-');
+  const variants: string[] = [];
+  const combinations = 2 ** (parts.length - 1);
+  for (let mask = 1; mask < combinations; mask++) {
+    let variant = parts[0]!;
+    for (let i = 1; i < parts.length; i++) variant += ((mask >> (i - 1)) & 1 ? '_' : '-') + parts[i];
+    variants.push(variant);
+  }
+  return variants;
+}
+
+export interface IdentityHeaderPlan {
+  /** Every identity header the code can set: Istio's headersToUpstreamOnAllow. */
+  readonly upstreamOnAllow: readonly string[];
+  /** x-envoy-auth-headers-to-remove value on an anonymous allow. */
+  readonly removeOnAnonymousAllow: string;
+  /** x-envoy-auth-headers-to-remove value on an authenticated allow. */
+  readonly removeOnAuthenticatedAllow: string;
+}
+
+export function identityHeaderPlan(config: Pick<Config, 'identity'>): IdentityHeaderPlan {
+  const { userIdHeader, groupsHeader, authRequestHeaders } = config.identity;
+  const primary = [userIdHeader, groupsHeader];
+  const all = [...primary, ...AUTH_REQUEST_HEADERS];
+  const set = authRequestHeaders ? all : primary;
+  const notSet = all.filter((h) => !set.includes(h));
+  const spellings = all.flatMap(underscoreSpellings);
+  return {
+    upstreamOnAllow: all,
+    removeOnAnonymousAllow: [...all, ...spellings].join(','),
+    removeOnAuthenticatedAllow: [...notSet, ...spellings].join(','),
+  };
+}
+
+/** Istio meshConfig.extensionProviders[].envoyExtAuthzHttp settings for this config. */
+export function extAuthzProvider(config: Pick<Config, 'identity' | 'checkPathPrefix'>, service: { service: string; port: number; timeout?: string }) {
+  return {
+    service: service.service,
+    port: service.port,
+    pathPrefix: config.checkPathPrefix,
+    timeout: service.timeout ?? '3s',
+    failOpen: false,
+    statusOnError: '503',
+    includeRequestHeadersInCheck: [...CHECK_REQUEST_HEADERS],
+    headersToUpstreamOnAllow: [...identityHeaderPlan(config).upstreamOnAllow],
+    headersToDownstreamOnAllow: [...DOWNSTREAM_ON_ALLOW],
+    headersToDownstreamOnDeny: [...DOWNSTREAM_ON_DENY],
+  };
+}

@@ -1,0 +1,68 @@
+/**
+ * The check endpoint: plain node:http, no framework (Express costs ~100 µs per request, the whole
+ * budget many times over; research/perf.md). Turns Envoy's call into a CheckRequest, decides,
+ * answers, counts. A thrown error never becomes an allow: it is logged and answered with 503.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { decide, type DecideDeps, type Decision } from '../check/decide.js';
+import { checkRequestFrom, schemeOf } from '../check/request.js';
+import { sendJson, type Responder } from '../check/respond.js';
+import type { Logger } from '../log.js';
+import type { Metrics } from '../metrics.js';
+
+export interface CheckHandlerOptions {
+  readonly prefixLength: number;
+  readonly trustForwardedProto: boolean;
+  readonly fallbackScheme: 'http' | 'https';
+  readonly deps: DecideDeps;
+  readonly respond: Responder;
+  readonly metrics: Metrics;
+  readonly logger: Logger;
+}
+
+export function createCheckHandler(options: CheckHandlerOptions): (req: IncomingMessage, res: ServerResponse) => void {
+  const { prefixLength, trustForwardedProto, fallbackScheme, deps, respond, metrics, logger } = options;
+
+  const record = (decision: Decision, startedAt: number, method: string, path: string) => {
+    const rule = decision.rule?.name ?? 'none';
+    metrics.checks.inc({ decision: decision.kind, reason: decision.reason, rule });
+    metrics.checkDuration.observe({ decision: decision.kind }, (performance.now() - startedAt) / 1000);
+    const denial = decision.kind !== 'allow' && decision.reason !== 'no_credentials';
+    if (denial ? logger.enabled('info') : logger.enabled('debug')) {
+      const fields = {
+        decision: decision.kind,
+        reason: decision.reason,
+        rule,
+        method,
+        path: path.length > 256 ? `${path.slice(0, 256)}…` : path,
+        user: decision.kind === 'allow' || decision.kind === 'forbidden' ? decision.identity?.userId : undefined,
+        requirement: decision.kind === 'forbidden' ? decision.unmet ?? undefined : undefined,
+      };
+      if (denial) logger.info('check denied', fields);
+      else logger.debug('check', fields);
+    }
+  };
+
+  return (req, res) => {
+    const startedAt = performance.now();
+    const method = req.method ?? 'GET';
+    const request = checkRequestFrom(method, (req.url ?? '').slice(prefixLength), req.headers, schemeOf(req.headers, trustForwardedProto, fallbackScheme));
+    const finish = (decision: Decision) => {
+      respond(res, decision);
+      record(decision, startedAt, method, request.rawPath);
+    };
+    const fail = (error: unknown) => {
+      logger.error('check failed', { error, method });
+      metrics.checks.inc({ decision: 'unavailable', reason: 'internal_error', rule: 'none' });
+      if (!res.headersSent) sendJson(res, 503, { error: 'unavailable', reason: 'internal_error' }, ['retry-after', '1']);
+      else res.destroy();
+    };
+    try {
+      const result = decide(request, deps);
+      if (result instanceof Promise) result.then(finish).catch(fail);
+      else finish(result);
+    } catch (error) {
+      fail(error);
+    }
+  };
+}

@@ -1,0 +1,148 @@
+/**
+ * One node:http server: requests under `checkPathPrefix` go straight to the check handler, everything
+ * else to the Express app. Metrics are served by a second, separate server on their own port.
+ */
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Config } from '../config/schema.js';
+import { createAuthenticator, type Authenticator } from '../authn/authenticate.js';
+import type { BearerVerifier } from '../authn/bearer.js';
+import { createBearerVerifier } from '../authn/issuers.js';
+import { createResponder } from '../check/respond.js';
+import { identityHeaderPlan } from '../envoy-contract.js';
+import type { Logger } from '../log.js';
+import type { Metrics } from '../metrics.js';
+import { compilePolicy, type Policy } from '../policy/rules.js';
+import { createApp, type AppState } from './app.js';
+import { createCheckHandler } from './check-handler.js';
+
+export interface Service {
+  readonly config: Config;
+  readonly policy: Policy;
+  readonly bearer: BearerVerifier | null;
+  readonly appServer: Server;
+  readonly metricsServer: Server | null;
+  /** The node:http request listener (also usable with supertest). */
+  readonly handle: (req: IncomingMessage, res: ServerResponse) => void;
+  listen(): Promise<{ port: number; metricsPort: number | null }>;
+  /** Stops accepting, waits for in-flight requests (at most shutdownTimeout), closes everything. */
+  shutdown(): Promise<void>;
+}
+
+export interface ServiceDeps {
+  readonly logger: Logger;
+  readonly metrics: Metrics;
+  readonly now?: () => number;
+  /** Replaces the default authenticator chain (bearer JWTs). */
+  readonly authenticator?: Authenticator;
+}
+
+export function createService(config: Config, deps: ServiceDeps): Service {
+  const { logger, metrics } = deps;
+  const policy = compilePolicy(config);
+  const bearer = createBearerVerifier(config, metrics, logger, deps.now);
+  const authenticator = deps.authenticator ?? createAuthenticator(bearer);
+  const plan = identityHeaderPlan(config);
+  const state: AppState = { ready: true };
+
+  metrics.configInfo.set({ rules: String(config.rules.length), issuers: String(config.issuers.length + (config.oidc ? 1 : 0)), default_rule: config.defaultRule }, 1);
+  metrics.tokenCacheSize = () => bearer?.cacheSize ?? 0;
+
+  const checkPrefix = `${config.checkPathPrefix}/`;
+  const checkHandler = createCheckHandler({
+    prefixLength: config.checkPathPrefix.length,
+    trustForwardedProto: config.trustForwardedProto,
+    fallbackScheme: config.publicUrl?.startsWith('https:') ? 'https' : 'http',
+    deps: { policy, authenticator },
+    respond: createResponder({
+      userIdHeader: config.identity.userIdHeader,
+      groupsHeader: config.identity.groupsHeader,
+      authRequestHeaders: config.identity.authRequestHeaders,
+      plan,
+      retryAfterSeconds: 5,
+    }),
+    metrics,
+    logger,
+  });
+  const app = createApp(state, logger);
+
+  let inFlight = 0;
+  let draining = false;
+  let drained: (() => void) | null = null;
+  const handle = (req: IncomingMessage, res: ServerResponse) => {
+    inFlight++;
+    res.once('close', () => {
+      inFlight--;
+      if (draining && inFlight === 0) drained?.();
+    });
+    // While draining, close each connection after its answer so Envoy opens new ones elsewhere.
+    if (draining) res.shouldKeepAlive = false;
+    if (req.url !== undefined && req.url.startsWith(checkPrefix)) checkHandler(req, res);
+    else app(req, res);
+  };
+
+  const appServer = createServer({ maxHeaderSize: config.listen.maxHeaderBytes }, handle);
+  // Longer than Envoy's idle timeout for upstream connections, so Envoy never reuses a socket we close.
+  appServer.keepAliveTimeout = 3_900_000;
+  appServer.headersTimeout = 60_000;
+  appServer.requestTimeout = 60_000;
+
+  const metricsServer: Server | null = createServer((req, res) => {
+        if (req.method === 'GET' && req.url?.split('?')[0] === '/metrics') {
+          metrics.registry.metrics().then(
+            (text) => {
+              res.writeHead(200, { 'content-type': metrics.registry.contentType });
+              res.end(text);
+            },
+            (error: unknown) => {
+              logger.error('metrics failed', { error });
+              res.writeHead(500).end();
+            },
+          );
+        } else {
+          res.writeHead(404, { 'content-type': 'text/plain' }).end('not found\n');
+        }
+      });
+
+  const listenOn = (server: Server, port: number, host: string) =>
+    new Promise<number>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(port, host, () => {
+        server.off('error', reject);
+        resolve((server.address() as AddressInfo).port);
+      });
+    });
+
+  return {
+    config,
+    policy,
+    bearer,
+    appServer,
+    metricsServer,
+    handle,
+    async listen() {
+      const port = await listenOn(appServer, config.listen.port, config.listen.host);
+      const metricsPort = metricsServer ? await listenOn(metricsServer, config.listen.metricsPort, config.listen.metricsHost ?? config.listen.host) : null;
+      logger.info('listening', { host: config.listen.host, port, metricsPort, checkPathPrefix: config.checkPathPrefix, rules: config.rules.length });
+      return { port, metricsPort };
+    },
+    async shutdown() {
+      if (draining) return;
+      draining = true;
+      state.ready = false;
+      logger.info('draining', { inFlight });
+      const closed = new Promise<void>((resolve) => appServer.close(() => resolve()));
+      appServer.closeIdleConnections();
+      const idle = inFlight === 0 ? Promise.resolve() : new Promise<void>((resolve) => (drained = resolve));
+      let timer: NodeJS.Timeout | undefined;
+      const timeout = new Promise<'timeout'>((resolve) => (timer = setTimeout(() => resolve('timeout'), config.listen.shutdownTimeout)));
+      const outcome = await Promise.race([idle.then(() => 'drained' as const), timeout]);
+      clearTimeout(timer);
+      if (outcome === 'timeout') logger.warn('shutdown timeout, closing connections', { inFlight });
+      appServer.closeAllConnections();
+      await closed;
+      if (metricsServer?.listening) await new Promise<void>((resolve) => metricsServer.close(() => resolve()));
+      logger.info('stopped');
+    },
+  };
+}

@@ -1,0 +1,59 @@
+/**
+ * Prometheus metrics, served on their own port. Label values are bounded: decisions and reasons are
+ * fixed enums, rules come from the config, issuers from the config.
+ */
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+export interface Metrics {
+  readonly registry: Registry;
+  readonly checks: Counter<'decision' | 'reason' | 'rule'>;
+  readonly checkDuration: Histogram<'decision'>;
+  readonly jwksFetches: Counter<'issuer' | 'result'>;
+  readonly tokenCacheEntries: Gauge;
+  /** Read when Prometheus scrapes; the service points it at the bearer cache. */
+  tokenCacheSize: () => number;
+  readonly configInfo: Gauge<'rules' | 'issuers' | 'default_rule'>;
+}
+
+export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metrics {
+  const registry = new Registry();
+  if (options.defaultMetrics !== false) collectDefaultMetrics({ register: registry, prefix: 'oidc_authz_' });
+  const metrics: Metrics = {
+    tokenCacheSize: () => 0,
+    registry,
+    checks: new Counter({
+      name: 'oidc_authz_checks_total',
+      help: 'Check decisions by decision (allow, unauthorized, forbidden, bad_request, unavailable), reason and rule.',
+      labelNames: ['decision', 'reason', 'rule'],
+      registers: [registry],
+    }),
+    checkDuration: new Histogram({
+      name: 'oidc_authz_check_duration_seconds',
+      help: 'Time from receiving a check to writing its answer, by decision.',
+      labelNames: ['decision'],
+      buckets: [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+      registers: [registry],
+    }),
+    jwksFetches: new Counter({
+      name: 'oidc_authz_jwks_fetches_total',
+      help: 'JWKS (and discovery) fetches by issuer and result (ok, error).',
+      labelNames: ['issuer', 'result'],
+      registers: [registry],
+    }),
+    tokenCacheEntries: new Gauge({
+      name: 'oidc_authz_token_cache_entries',
+      help: 'Bearer tokens (verified, or definitely invalid) currently cached.',
+      registers: [registry],
+      collect() {
+        this.set(metrics.tokenCacheSize());
+      },
+    }),
+    configInfo: new Gauge({
+      name: 'oidc_authz_config_info',
+      help: 'Always 1; labels describe the loaded configuration.',
+      labelNames: ['rules', 'issuers', 'default_rule'],
+      registers: [registry],
+    }),
+  };
+  return metrics;
+}
