@@ -105,7 +105,8 @@ export const configSchema = z
     listen: z
       .strictObject({
         host: z.string().min(1).default('0.0.0.0'),
-        port: z.number().int().min(1).max(65535).default(8080),
+        /** 0 picks a free port (tests). */
+        port: z.number().int().min(0).max(65535).default(8080),
         metricsHost: z.string().min(1).optional(),
         metricsPort: z.number().int().min(0).max(65535).default(9090),
         /** Envoy forwards up to 60 KiB of request headers; Node's default of 16 KiB would answer 431. */
