@@ -3,6 +3,7 @@
  */
 import { createHmac } from 'node:crypto';
 import request from 'supertest';
+import type { ConfigInput } from '../../src/config/schema.js';
 import { createSigningKey, startIssuer, type SigningKey, type TestIssuer } from '../support/issuer.js';
 import { startService, type RunningService } from '../support/service.js';
 
@@ -16,7 +17,7 @@ let ec: SigningKey;
 let ed: SigningKey;
 let svc: RunningService;
 
-const rules = [
+const rules: NonNullable<ConfigInput['rules']> = [
   { name: 'static', paths: ['/static/**', '/favicon.ico'], allow: 'anonymous' },
   { name: 'admin-block', paths: ['/internal/**'], allow: 'deny' },
   { name: 'workspace-read', paths: ['/workspaces/{ws}/**'], methods: ['GET'], allow: { groups: ['{ws}'] } },
