@@ -13,6 +13,14 @@ export interface Metrics {
   /** Read when Prometheus scrapes; the service points it at the bearer cache. */
   tokenCacheSize: () => number;
   readonly configInfo: Gauge<'rules' | 'issuers' | 'default_rule'>;
+  readonly loginStarts: Counter;
+  readonly callbacks: Counter<'result'>;
+  readonly refreshes: Counter<'result'>;
+  readonly sessionsIssued: Counter<'chunks'>;
+  readonly signOuts: Counter;
+  readonly sessionCacheEntries: Gauge;
+  /** Read when Prometheus scrapes; the service points it at the session cache. */
+  sessionCacheSize: () => number;
 }
 
 export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metrics {
@@ -20,6 +28,43 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metri
   if (options.defaultMetrics !== false) collectDefaultMetrics({ register: registry, prefix: 'oidc_authz_' });
   const metrics: Metrics = {
     tokenCacheSize: () => 0,
+    sessionCacheSize: () => 0,
+    loginStarts: new Counter({
+      name: 'oidc_authz_login_starts_total',
+      help: 'Logins started (redirects to the identity provider).',
+      registers: [registry],
+    }),
+    callbacks: new Counter({
+      name: 'oidc_authz_login_callbacks_total',
+      help: 'Login callbacks by result (ok, idp_error, missing_state, unknown_transaction, rejected, idp_unavailable, identity_rejected).',
+      labelNames: ['result'],
+      registers: [registry],
+    }),
+    refreshes: new Counter({
+      name: 'oidc_authz_session_refreshes_total',
+      help: 'Session token refreshes by result (ok, rejected, unavailable).',
+      labelNames: ['result'],
+      registers: [registry],
+    }),
+    sessionsIssued: new Counter({
+      name: 'oidc_authz_sessions_issued_total',
+      help: 'Session cookies issued (login or refresh), by the number of cookies the session needed.',
+      labelNames: ['chunks'],
+      registers: [registry],
+    }),
+    signOuts: new Counter({
+      name: 'oidc_authz_sign_outs_total',
+      help: 'Sign-outs (/oauth2/sign_out and /authservice/logout).',
+      registers: [registry],
+    }),
+    sessionCacheEntries: new Gauge({
+      name: 'oidc_authz_session_cache_entries',
+      help: 'Opened session cookies currently cached.',
+      registers: [registry],
+      collect() {
+        this.set(metrics.sessionCacheSize());
+      },
+    }),
     registry,
     checks: new Counter({
       name: 'oidc_authz_checks_total',

@@ -1,17 +1,19 @@
 /**
- * The authenticator chain: `Authorization: Bearer <JWT>` first, then (with browser login) the
- * session cookie. "Not mine" (no credentials of that kind) passes on to the next; a credential that
- * is present but bad is reported as invalid, never silently ignored.
+ * The authenticator chain: `Authorization: Bearer <JWT>` first, then the session cookie. A request
+ * that carries a Bearer token is judged by that token alone (API clients should hear why their token
+ * fails, not be logged in by a stray cookie); other Authorization schemes (Basic, an app's own token)
+ * are not ours and fall through to the cookie.
  */
 import type { CheckRequest } from '../check/request.js';
 import type { BearerVerifier, TokenFailure } from './bearer.js';
 import type { Identity } from './identity.js';
+import type { SessionAuthenticator, SessionFailure } from './session.js';
 
 export type AuthResult =
-  | { readonly kind: 'identity'; readonly identity: Identity }
+  | { readonly kind: 'identity'; readonly identity: Identity; readonly setCookie?: readonly string[] }
   | { readonly kind: 'none' }
-  | { readonly kind: 'invalid'; readonly reason: TokenFailure }
-  | { readonly kind: 'unavailable'; readonly reason: 'jwks_unavailable' };
+  | { readonly kind: 'invalid'; readonly reason: TokenFailure | SessionFailure; readonly credential?: 'cookie'; readonly setCookie?: readonly string[] }
+  | { readonly kind: 'unavailable'; readonly reason: 'jwks_unavailable' | 'idp_unavailable' };
 
 export interface Authenticator {
   authenticate(request: CheckRequest): AuthResult | Promise<AuthResult>;
@@ -32,14 +34,17 @@ export function bearerTokenOf(header: string | string[] | undefined): string | n
   return token.length === 0 || token.includes(' ') ? '' : token;
 }
 
-export function createAuthenticator(bearer: BearerVerifier | null): Authenticator {
+export function createAuthenticator(bearer: BearerVerifier | null, session: SessionAuthenticator | null = null): Authenticator {
   return {
     authenticate(request) {
       const token = bearerTokenOf(request.headers.authorization);
-      if (token === null) return NONE;
-      if (token === '') return MALFORMED;
-      if (bearer === null) return NO_ISSUER;
-      return bearer.verify(token);
+      if (token !== null) {
+        if (token === '') return MALFORMED;
+        if (bearer === null) return NO_ISSUER;
+        return bearer.verify(token);
+      }
+      if (session === null) return NONE;
+      return session.authenticate(request.headers.cookie);
     },
   };
 }

@@ -54,7 +54,8 @@ const MAX_GROUPS = 1000;
 
 export function buildIdentity(claims: Claims, mapping: IdentityMapping, via: Identity['via']): IdentityResult {
   const emailClaim = typeof claims.email === 'string' ? claims.email : null;
-  const emailTrusted = claims.email_verified !== false || mapping.allowUnverifiedEmail;
+  // Some IdPs (e.g. Cognito) send email_verified as the string "false".
+  const emailTrusted = (claims.email_verified !== false && claims.email_verified !== 'false') || mapping.allowUnverifiedEmail;
   const email = emailClaim !== null && emailTrusted ? emailClaim : null;
 
   const rawUserId = lookupClaim(claims, mapping.userIdClaim);

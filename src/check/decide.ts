@@ -5,27 +5,35 @@
  */
 import type { AuthResult, Authenticator } from '../authn/authenticate.js';
 import type { TokenFailure } from '../authn/bearer.js';
+import type { SessionFailure } from '../authn/session.js';
 import type { Identity } from '../authn/identity.js';
 import { evaluateRequirement, type UnmetRequirement } from '../policy/requirement.js';
 import type { CompiledRule, Policy } from '../policy/rules.js';
 import { pathSegments, type PathParams } from '../policy/template.js';
 import { normalizeHost, normalizePath, type BadRequestReason } from './normalize.js';
-import type { CheckRequest } from './request.js';
+import { isBrowserNavigation, originalUrl, type CheckRequest } from './request.js';
 
-export type UnauthorizedReason = 'no_credentials' | TokenFailure;
+export type UnauthorizedReason = 'no_credentials' | TokenFailure | SessionFailure;
 export type ForbiddenReason = 'rule_deny' | 'default_deny' | 'requirement_not_met';
 
+/** Cookies that must go back to the client with the answer (a refreshed or a cleared session). */
+type WithCookies = { readonly setCookie?: readonly string[] | undefined };
+
 export type Decision =
-  | { readonly kind: 'allow'; readonly rule: CompiledRule; readonly identity: Identity | null; readonly reason: 'anonymous' | 'bearer' | 'cookie' }
-  | { readonly kind: 'unauthorized'; readonly rule: CompiledRule; readonly reason: UnauthorizedReason }
+  | ({ readonly kind: 'allow'; readonly rule: CompiledRule; readonly identity: Identity | null; readonly reason: 'anonymous' | 'bearer' | 'cookie' } & WithCookies)
+  | ({ readonly kind: 'login'; readonly rule: CompiledRule; readonly reason: 'no_credentials' | SessionFailure; readonly location: string } & WithCookies)
+  | ({ readonly kind: 'unauthorized'; readonly rule: CompiledRule; readonly reason: UnauthorizedReason; readonly invalidToken: boolean } & WithCookies)
   | { readonly kind: 'forbidden'; readonly rule: CompiledRule; readonly reason: ForbiddenReason; readonly unmet: UnmetRequirement | null; readonly identity: Identity | null }
   | { readonly kind: 'bad_request'; readonly rule: null; readonly reason: BadRequestReason }
-  | { readonly kind: 'unavailable'; readonly rule: CompiledRule; readonly reason: 'jwks_unavailable' };
+  | { readonly kind: 'unavailable'; readonly rule: CompiledRule; readonly reason: 'jwks_unavailable' | 'idp_unavailable' };
 
 export interface DecideDeps {
   readonly policy: Policy;
   readonly authenticator: Authenticator;
+  /** Where a browser without a valid session is sent (…/oauth2/start?rd=…); null without browser login. */
+  readonly loginUrl: ((originalUrl: string) => string) | null;
 }
+
 
 export function decide(request: CheckRequest, deps: DecideDeps): Decision | Promise<Decision> {
   const path = normalizePath(request.rawPath);
@@ -41,15 +49,30 @@ export function decide(request: CheckRequest, deps: DecideDeps): Decision | Prom
       return { kind: 'forbidden', rule, reason: rule.index === -1 ? 'default_deny' : 'rule_deny', unmet: null, identity: null };
   }
   const auth = deps.authenticator.authenticate(request);
-  return auth instanceof Promise ? auth.then((a) => authorize(rule, params, a)) : authorize(rule, params, auth);
+  return auth instanceof Promise
+    ? auth.then((a) => authorize(rule, params, a, request, deps.loginUrl))
+    : authorize(rule, params, auth, request, deps.loginUrl);
 }
 
-export function authorize(rule: CompiledRule, params: PathParams, auth: AuthResult): Decision {
+export function authorize(
+  rule: CompiledRule,
+  params: PathParams,
+  auth: AuthResult,
+  request: CheckRequest | null = null,
+  loginUrl: DecideDeps['loginUrl'] = null,
+): Decision {
   switch (auth.kind) {
     case 'none':
-      return { kind: 'unauthorized', rule, reason: 'no_credentials' };
-    case 'invalid':
-      return { kind: 'unauthorized', rule, reason: auth.reason };
+    case 'invalid': {
+      const invalidToken = auth.kind === 'invalid' && auth.credential !== 'cookie';
+      const setCookie = auth.kind === 'invalid' ? auth.setCookie : undefined;
+      // A browser without a usable session logs in; a bad bearer token or an API call gets 401.
+      if (!invalidToken && loginUrl !== null && request !== null && isBrowserNavigation(request)) {
+        const reason = auth.kind === 'none' ? 'no_credentials' : (auth.reason as SessionFailure);
+        return { kind: 'login', rule, reason, location: loginUrl(originalUrl(request)), setCookie };
+      }
+      return { kind: 'unauthorized', rule, reason: auth.kind === 'none' ? 'no_credentials' : auth.reason, invalidToken, setCookie };
+    }
     case 'unavailable':
       return { kind: 'unavailable', rule, reason: auth.reason };
   }
@@ -58,5 +81,5 @@ export function authorize(rule: CompiledRule, params: PathParams, auth: AuthResu
     const unmet = evaluateRequirement(rule.access.requirement, identity, params);
     if (unmet !== null) return { kind: 'forbidden', rule, reason: 'requirement_not_met', unmet, identity };
   }
-  return { kind: 'allow', rule, identity, reason: identity.via };
+  return { kind: 'allow', rule, identity, reason: identity.via, setCookie: auth.setCookie };
 }

@@ -103,12 +103,15 @@ function decodeEscapes(raw: string): NormalizedPath {
 }
 
 const NON_ASCII = /[^\x00-\x7f]/;
+/** C1 control characters (U+0080–U+009F), refused like their ASCII counterparts. */
+const C1_CONTROL = /[\u0080-\u009f]/;
 const DOT_SEGMENT = /(?:^|\/)\.{1,2}(?:\/|$)/;
 
 /** Checks made after decoding: escaped dots may now form dot segments; some Unicode folds to `/`, `.`. */
 function checkDecoded(path: string): NormalizedPath {
   if (DOT_SEGMENT.test(path)) return { ok: false, reason: 'dot_segment' };
   if (NON_ASCII.test(path)) {
+    if (C1_CONTROL.test(path)) return { ok: false, reason: 'control_character' };
     // Upstreams that apply Unicode compatibility folding (NFKC) read U+FF0F as "/" and U+FF0E as ".".
     const folded = path.normalize('NFKC');
     if (
@@ -146,15 +149,19 @@ export function normalizeHost(header: string | undefined): NormalizedHost {
     const end = host.indexOf(']');
     if (end === -1) return { ok: false, reason: 'bad_host' };
     const rest = host.slice(end + 1);
-    if (rest !== '' && !/^:\d{1,5}$/.test(rest)) return { ok: false, reason: 'bad_host' };
+    if (rest !== '' && (!rest.startsWith(':') || !validPort(rest.slice(1)))) return { ok: false, reason: 'bad_host' };
     host = host.slice(0, end + 1);
     return IPV6_LITERAL.test(host) ? { ok: true, host } : { ok: false, reason: 'bad_host' };
   }
   const colon = host.indexOf(':');
   if (colon !== -1) {
-    if (!/^\d{1,5}$/.test(host.slice(colon + 1))) return { ok: false, reason: 'bad_host' };
+    if (!validPort(host.slice(colon + 1))) return { ok: false, reason: 'bad_host' };
     host = host.slice(0, colon);
   }
   if (host.endsWith('.')) host = host.slice(0, -1);
   return HOST_NAME.test(host) ? { ok: true, host } : { ok: false, reason: 'bad_host' };
+}
+
+function validPort(text: string): boolean {
+  return /^\d{1,5}$/.test(text) && Number(text) <= 65535;
 }

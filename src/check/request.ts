@@ -46,3 +46,21 @@ export function schemeOf(headers: IncomingHttpHeaders, trustForwardedProto: bool
   const first = forwarded.split(',', 1)[0]!.trim().toLowerCase();
   return first === 'https' ? 'https' : first === 'http' ? 'http' : fallback;
 }
+
+/**
+ * A top-level page load by a browser: GET/HEAD that accepts HTML, not marked as XHR/fetch. Those are
+ * sent to log in; everything else (APIs, XHR, fetch, non-GET) gets 401, since a redirect to the IdP
+ * is useless to a script and each one would start a login.
+ */
+export function isBrowserNavigation(request: CheckRequest): boolean {
+  if (request.method !== 'GET' && request.method !== 'HEAD') return false;
+  const { accept, 'x-requested-with': requestedWith, 'sec-fetch-mode': fetchMode } = request.headers;
+  if (requestedWith !== undefined) return false;
+  if (fetchMode !== undefined && fetchMode !== 'navigate' && fetchMode !== 'nested-navigate') return false;
+  return typeof accept === 'string' && accept.includes('text/html');
+}
+
+/** The URL the client asked for, to come back to after login. */
+export function originalUrl(request: CheckRequest): string {
+  return `${request.scheme}://${request.authority}${request.rawPath}${request.query}`;
+}

@@ -44,15 +44,25 @@ export function createResponder(options: ResponderOptions): Responder {
           headers.push('x-auth-request-user', identity.userId, 'x-auth-request-groups', identity.groupsHeaderValue);
           headers.push('x-auth-request-email', identity.email ?? '');
         }
+        if (decision.setCookie) for (const cookie of decision.setCookie) headers.push('set-cookie', cookie);
         res.writeHead(200, headers);
         res.end();
         return;
       }
+      case 'login': {
+        const headers = ['location', decision.location, 'cache-control', 'no-store', 'content-length', '0'];
+        if (decision.setCookie) for (const cookie of decision.setCookie) headers.push('set-cookie', cookie);
+        res.writeHead(302, headers);
+        res.end();
+        return;
+      }
       case 'unauthorized': {
-        const challenge = decision.reason === 'no_credentials'
+        const challenge = !decision.invalidToken
           ? wwwAuthenticate
           : `${wwwAuthenticate}, error="invalid_token", error_description="${decision.reason}"`;
-        sendJson(res, 401, { error: 'unauthorized', reason: decision.reason }, ['www-authenticate', challenge]);
+        const extra = ['www-authenticate', challenge];
+        if (decision.setCookie) for (const cookie of decision.setCookie) extra.push('set-cookie', cookie);
+        sendJson(res, 401, { error: 'unauthorized', reason: decision.reason }, extra);
         return;
       }
       case 'forbidden':

@@ -28,10 +28,13 @@ const httpUrl = z.string().refine((value) => {
   }
 }, 'must be an absolute http(s) URL without credentials or fragment');
 
-/** HTTP header names as RFC 9110 tokens, lower-cased (Node delivers them lower-cased). */
+/**
+ * Identity header names: lower case letters, digits and "-". No "_": upstreams behind WSGI/CGI read
+ * "a_b" and "a-b" as one header, and the removal of forged spellings relies on "-" being canonical.
+ */
 const headerName = z
   .string()
-  .regex(/^[a-z0-9!#$%&'*+.^_`|~-]+$/, 'must be a lower-case HTTP header name');
+  .regex(/^[a-z0-9]+(-[a-z0-9]+)*$/, 'must be a lower-case header name of letters, digits and "-" (no "_")');
 
 /** Only asymmetric algorithms: a shared-secret (HS*) token could be forged with the public key. */
 export const ASYMMETRIC_ALGORITHMS = [
@@ -132,6 +135,14 @@ export const configSchema = z
         audiences: z.array(z.string().min(1)).default([]),
         jwksUri: httpUrl.optional(),
         algorithms,
+        /** Where sign-out lands (passed to the IdP as post_logout_redirect_uri); default publicUrl + "/". */
+        afterLogoutUrl: httpUrl.optional(),
+        /** Optional `prompt` for the authorization request (e.g. "login", "consent", "select_account"). */
+        prompt: z.string().regex(/^[a-z_ ]+$/).optional(),
+        /** How long a started login may take before its transaction cookie expires. */
+        loginTimeout: duration('10m'),
+        /** Timeout of each request to the IdP (discovery, code exchange, refresh). */
+        timeout: duration('5s'),
       })
       .optional(),
     issuers: z.array(issuerSchema).default([]),
@@ -194,6 +205,10 @@ export const configSchema = z
       if (issuers.has(entry.issuer)) ctx.addIssue({ code: 'custom', path: ['issuers', index, 'issuer'], message: `issuer "${entry.issuer}" is configured twice` });
       issuers.add(entry.issuer);
     });
+    if (config.oidc) {
+      if (!config.publicUrl) ctx.addIssue({ code: 'custom', path: ['publicUrl'], message: 'is required with oidc (the callback is publicUrl + /oauth2/callback)' });
+      if (!config.session.secretsFile) ctx.addIssue({ code: 'custom', path: ['session', 'secretsFile'], message: 'is required with oidc (cookie secrets, one per line)' });
+    }
     if (config.identity.userIdHeader === config.identity.groupsHeader) {
       ctx.addIssue({ code: 'custom', path: ['identity', 'groupsHeader'], message: 'must differ from identity.userIdHeader' });
     }

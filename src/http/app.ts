@@ -2,7 +2,7 @@
  * The Express app for everything that is not a check: health, readiness and (with browser login)
  * the /oauth2/* endpoints. Human-facing and rare, so a framework's cost does not matter here.
  */
-import express, { type Express, type NextFunction, type Request, type Response } from 'express';
+import express, { type Express, type NextFunction, type Request, type Response, type Router } from 'express';
 import type { Logger } from '../log.js';
 
 export interface AppState {
@@ -10,7 +10,7 @@ export interface AppState {
   ready: boolean;
 }
 
-export function createApp(state: AppState, logger: Logger): Express {
+export function createApp(state: AppState, logger: Logger, loginRoutes: Router | null = null): Express {
   const app = express();
   app.disable('x-powered-by');
   app.set('etag', false);
@@ -21,6 +21,8 @@ export function createApp(state: AppState, logger: Logger): Express {
   app.get('/readyz', (_req, res) => {
     res.set('cache-control', 'no-store').status(state.ready ? 200 : 503).json({ status: state.ready ? 'ready' : 'draining' });
   });
+
+  if (loginRoutes) app.use(loginRoutes);
 
   app.use((_req: Request, res: Response) => {
     res.status(404).json({ error: 'not_found' });

@@ -8,6 +8,8 @@ import type { Config } from '../config/schema.js';
 import { createAuthenticator, type Authenticator } from '../authn/authenticate.js';
 import type { BearerVerifier } from '../authn/bearer.js';
 import { createBearerVerifier } from '../authn/issuers.js';
+import type { SessionAuthenticator } from '../authn/session.js';
+import { createBrowserLogin } from '../oidc/setup.js';
 import { createResponder } from '../check/respond.js';
 import { identityHeaderPlan } from '../envoy-contract.js';
 import type { Logger } from '../log.js';
@@ -20,6 +22,7 @@ export interface Service {
   readonly config: Config;
   readonly policy: Policy;
   readonly bearer: BearerVerifier | null;
+  readonly sessions: SessionAuthenticator | null;
   readonly appServer: Server;
   readonly metricsServer: Server | null;
   /** The node:http request listener (also usable with supertest). */
@@ -40,8 +43,10 @@ export interface ServiceDeps {
 export function createService(config: Config, deps: ServiceDeps): Service {
   const { logger, metrics } = deps;
   const policy = compilePolicy(config);
-  const bearer = createBearerVerifier(config, metrics, logger, deps.now);
-  const authenticator = deps.authenticator ?? createAuthenticator(bearer);
+  const now = deps.now ?? Date.now;
+  const bearer = createBearerVerifier(config, metrics, logger, now);
+  const login = createBrowserLogin(config, { metrics, logger, bearer, now });
+  const authenticator = deps.authenticator ?? createAuthenticator(bearer, login?.sessions ?? null);
   const plan = identityHeaderPlan(config);
   const state: AppState = { ready: true };
 
@@ -53,7 +58,7 @@ export function createService(config: Config, deps: ServiceDeps): Service {
     prefixLength: config.checkPathPrefix.length,
     trustForwardedProto: config.trustForwardedProto,
     fallbackScheme: config.publicUrl?.startsWith('https:') ? 'https' : 'http',
-    deps: { policy, authenticator },
+    deps: { policy, authenticator, loginUrl: login ? login.loginUrl : null },
     respond: createResponder({
       userIdHeader: config.identity.userIdHeader,
       groupsHeader: config.identity.groupsHeader,
@@ -64,7 +69,7 @@ export function createService(config: Config, deps: ServiceDeps): Service {
     metrics,
     logger,
   });
-  const app = createApp(state, logger);
+  const app = createApp(state, logger, login?.routes ?? null);
 
   let inFlight = 0;
   let draining = false;
@@ -117,6 +122,7 @@ export function createService(config: Config, deps: ServiceDeps): Service {
     config,
     policy,
     bearer,
+    sessions: login?.sessions ?? null,
     appServer,
     metricsServer,
     handle,

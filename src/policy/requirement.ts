@@ -20,7 +20,8 @@ const PLACEHOLDER = /\{([A-Za-z_][A-Za-z0-9_]*)\}/g;
 export function compileStringTemplate(text: string): StringTemplate {
   const params = [...text.matchAll(PLACEHOLDER)].map((m) => m[1]!);
   if (params.length === 0) return { params, render: () => text };
-  return { params, render: (values) => text.replace(PLACEHOLDER, (_, name: string) => values[name] ?? '') };
+  // Own properties only: a placeholder must never render from Object.prototype ("{constructor}").
+  return { params, render: (values) => text.replace(PLACEHOLDER, (_, name: string) => (Object.hasOwn(values, name) ? values[name]! : '')) };
 }
 
 type ClaimScalar = string | number | boolean;
@@ -64,7 +65,7 @@ export function compileRequirement(input: RequirementInput): CompiledRequirement
         }))
       : null,
     emailDomains: input.emailDomains?.map((d) => d.toLowerCase()) ?? null,
-    users: input.users?.map((u) => template(u.toLowerCase())) ?? null,
+    users: input.users?.map(template) ?? null,
     anyOf,
     params,
   };
@@ -77,7 +78,7 @@ export function evaluateRequirement(requirement: CompiledRequirement, identity: 
   if (requirement.emailDomains && !emailDomainMatches(identity.email, requirement.emailDomains)) return 'emailDomains';
   if (requirement.users) {
     const userId = identity.userId.toLowerCase();
-    if (!requirement.users.some((u) => u.render(params) === userId)) return 'users';
+    if (!requirement.users.some((u) => u.render(params).toLowerCase() === userId)) return 'users';
   }
   if (requirement.anyOf && !requirement.anyOf.some((r) => evaluateRequirement(r, identity, params) === null)) return 'anyOf';
   return null;

@@ -71,7 +71,8 @@ export function compileTemplate(source: string): PathTemplate {
         if (matcher.kind === 'literal') {
           if (matcher.value !== segment) return null;
         } else if (matcher.kind === 'param') {
-          (params ??= {})[matcher.name] = segment;
+          // A null-prototype object: a parameter named "__proto__" is data, not the prototype setter.
+          (params ??= Object.create(null) as Record<string, string>)[matcher.name] = segment;
         }
       }
       return hasParams ? params! : NO_PARAMS;

@@ -33,8 +33,10 @@ beforeAll(async () => {
   idp = await startIssuer([rsa, ec], '/dex');
   cluster = await startIssuer([ed], '/k8s');
   svc = await startService({
-    oidc: { issuer: idp.issuer, clientId: CLIENT_ID },
-    issuers: [{ issuer: cluster.issuer, audiences: [M2M_AUDIENCE], jwksUri: cluster.jwksUri, userIdClaim: 'sub' }],
+    issuers: [
+      { issuer: idp.issuer, audiences: [CLIENT_ID] },
+      { issuer: cluster.issuer, audiences: [M2M_AUDIENCE], jwksUri: cluster.jwksUri, userIdClaim: 'sub' },
+    ],
     identity: { userIdTransformers: [{ match: '^(.*)@users\\.example\\.com$', replace: '$1' }] },
     jwks: { cooldown: '0s' },
     rules,
@@ -213,7 +215,7 @@ describe('JWKS unavailable', () => {
     const key = await createSigningKey('RS256', 'down-1');
     const down = await startIssuer([key], '/down');
     await down.stop();
-    const local = await startService({ oidc: { issuer: down.issuer, clientId: CLIENT_ID, jwksUri: down.jwksUri }, rules: [{ name: 'all', paths: ['/**'], allow: 'authenticated' }] });
+    const local = await startService({ issuers: [{ issuer: down.issuer, audiences: [CLIENT_ID], jwksUri: down.jwksUri }], rules: [{ name: 'all', paths: ['/**'], allow: 'authenticated' }] });
     try {
       const token = await down.sign({ aud: CLIENT_ID, email: 'a@example.com' });
       const res = await request(local.url).get('/authz/x').set('host', 'h').set('authorization', `Bearer ${token}`);
@@ -230,7 +232,7 @@ describe('JWKS unavailable', () => {
   test('cached keys keep working while the JWKS server is down', async () => {
     const key = await createSigningKey('ES256', 'cached-1');
     const flaky = await startIssuer([key], '/flaky');
-    const local = await startService({ oidc: { issuer: flaky.issuer, clientId: CLIENT_ID }, rules: [{ name: 'all', paths: ['/**'], allow: 'authenticated' }] });
+    const local = await startService({ issuers: [{ issuer: flaky.issuer, audiences: [CLIENT_ID] }], rules: [{ name: 'all', paths: ['/**'], allow: 'authenticated' }] });
     try {
       const first = await flaky.sign({ aud: CLIENT_ID, email: 'a@example.com', jti: '1' });
       await request(local.url).get('/authz/x').set('host', 'h').set('authorization', `Bearer ${first}`).expect(200);
@@ -249,7 +251,7 @@ describe('JWKS unavailable', () => {
     const key = await createSigningKey('RS256', 'cool-1');
     const other = await createSigningKey('RS256', 'cool-2');
     const iss = await startIssuer([key], '/cool');
-    const local = await startService({ oidc: { issuer: iss.issuer, clientId: CLIENT_ID }, jwks: { cooldown: '1h' }, rules: [{ name: 'all', paths: ['/**'], allow: 'authenticated' }] });
+    const local = await startService({ issuers: [{ issuer: iss.issuer, audiences: [CLIENT_ID] }], jwks: { cooldown: '1h' }, rules: [{ name: 'all', paths: ['/**'], allow: 'authenticated' }] });
     try {
       await request(local.url).get('/authz/x').set('host', 'h').set('authorization', `Bearer ${await iss.sign({ aud: CLIENT_ID, email: 'a@example.com' })}`).expect(200);
       const fetches = iss.hitsOf('/jwks');

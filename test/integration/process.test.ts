@@ -12,7 +12,7 @@ describe('serve', () => {
     const issuer = await startIssuer([key], '/idp');
     const configFile = writeTempConfig({
       listen: { host: '127.0.0.1', port: 0, metricsPort: 0 },
-      oidc: { issuer: issuer.issuer, clientId: 'app' },
+      issuers: [{ issuer: issuer.issuer, audiences: ['app'] }],
       rules: [{ name: 'all', paths: ['/**'], allow: 'authenticated' }],
     });
     const proc = startServeProcess(configFile);

@@ -1,0 +1,159 @@
+/**
+ * Session-cookie authentication. The cookie is the only source of truth; unsealing costs ~300 µs, so
+ * opened sessions are cached by a hash of the cookie value, never past the tokens' expiry or the
+ * session's absolute end. Expired tokens are refreshed through the IdP once per session at a time
+ * (concurrent checks share the refresh), re-sealed, and the new cookie goes back with the answer.
+ */
+import { hash } from 'node:crypto';
+import { decodeJwt } from 'jose';
+import { ExpiringLru } from '../cache.js';
+import type { RefreshOutcome } from '../oidc/client.js';
+import type { SessionData, SessionStore } from '../session/store.js';
+import type { Claims } from './claims.js';
+import { buildIdentity, type Identity, type IdentityFailure, type IdentityMapping } from './identity.js';
+
+export type SessionFailure = 'session_invalid' | 'session_expired' | 'refresh_failed' | IdentityFailure;
+
+export type SessionResult =
+  | { readonly kind: 'none' }
+  | { readonly kind: 'identity'; readonly identity: Identity; readonly session: SessionData; readonly setCookie?: readonly string[] }
+  | { readonly kind: 'invalid'; readonly reason: SessionFailure; readonly credential: 'cookie'; readonly setCookie: readonly string[] }
+  | { readonly kind: 'unavailable'; readonly reason: 'idp_unavailable' };
+
+export interface TokenRefresher {
+  refresh(refreshToken: string, previousIdToken: string): Promise<RefreshOutcome>;
+}
+
+export interface SessionEvents {
+  refreshed(result: 'ok' | 'rejected' | 'unavailable'): void;
+  issued(chunks: number): void;
+}
+
+const NONE: SessionResult = { kind: 'none' };
+const FAILURE_CACHE_MS = 60_000;
+/** After a refresh, checks still carrying the old cookie get the new one for this long. */
+const OLD_COOKIE_GRACE_MS = 60_000;
+
+export class SessionAuthenticator {
+  private readonly cache: ExpiringLru<SessionResult>;
+  private readonly refreshing = new Map<string, Promise<SessionResult>>();
+
+  constructor(
+    private readonly store: SessionStore,
+    private readonly mapping: IdentityMapping,
+    private readonly refresher: TokenRefresher | null,
+    private readonly events: SessionEvents,
+    cacheMaxEntries: number,
+    private readonly now: () => number = Date.now,
+  ) {
+    this.cache = new ExpiringLru(cacheMaxEntries);
+  }
+
+  get cacheSize(): number {
+    return this.cache.size;
+  }
+
+  authenticate(cookieHeader: string | undefined): SessionResult | Promise<SessionResult> {
+    const cookie = this.store.read(cookieHeader);
+    if (cookie.kind === 'none') return NONE;
+    if (cookie.kind === 'invalid') return { kind: 'invalid', credential: 'cookie', reason: 'session_invalid', setCookie: this.store.clear(cookie.names) };
+    const key = hash('sha256', cookie.value, 'base64url');
+    const cached = this.cache.get(key, this.now());
+    if (cached !== undefined) return cached;
+    return this.refreshing.get(key) ?? this.open(cookie.value, key, cookie.names);
+  }
+
+  /** Seals a new session (after login) and primes the cache with it. */
+  async issue(data: SessionData, previousNames: readonly string[] = []): Promise<{ setCookies: string[]; identity: Identity } | { failure: IdentityFailure }> {
+    const built = buildIdentity(decodeJwt(data.idToken) as Claims, this.mapping, 'cookie');
+    if (!built.ok) return { failure: built.reason };
+    const issued = await this.store.issue(data, previousNames);
+    this.events.issued(issued.chunks);
+    this.cache.set(hash('sha256', issued.sealed, 'base64url'), { kind: 'identity', identity: built.identity, session: data }, this.validUntil(data));
+    return { setCookies: issued.setCookies, identity: built.identity };
+  }
+
+  /** The session in a request's cookies, without refreshing (sign-out, userinfo). */
+  async peek(cookieHeader: string | undefined): Promise<{ session: SessionData | null; names: readonly string[] }> {
+    const cookie = this.store.read(cookieHeader);
+    if (cookie.kind !== 'present') return { session: null, names: cookie.kind === 'none' ? [] : cookie.names };
+    return { session: await this.store.open(cookie.value), names: cookie.names };
+  }
+
+  /** Names of this service's session cookies in a Cookie header (to expire the ones a new session does not overwrite). */
+  namesIn(cookieHeader: string | undefined): string[] {
+    const cookie = this.store.read(cookieHeader);
+    return cookie.kind === 'none' ? [] : [...cookie.names];
+  }
+
+  clear(names: readonly string[]): string[] {
+    return this.store.clear(names);
+  }
+
+  private async open(value: string, key: string, names: readonly string[]): Promise<SessionResult> {
+    const session = await this.store.open(value);
+    const now = this.now();
+    if (session === null) return this.remember(key, { kind: 'invalid', credential: 'cookie', reason: 'session_invalid', setCookie: this.store.clear(names) });
+    if (now >= this.store.endOf(session.createdAt)) return this.remember(key, { kind: 'invalid', credential: 'cookie', reason: 'session_expired', setCookie: this.store.clear(names) });
+    if (now < session.expiresAt) {
+      const result = this.identityResult(session, names);
+      if (result.kind === 'identity') this.cache.set(key, result, this.validUntil(session));
+      else this.remember(key, result);
+      return result;
+    }
+    if (session.refreshToken === null || this.refresher === null) {
+      return { kind: 'invalid', credential: 'cookie', reason: 'session_expired', setCookie: this.store.clear(names) };
+    }
+    // Single flight: concurrent checks with this cookie share one refresh (refresh tokens may rotate).
+    let pending = this.refreshing.get(key);
+    if (pending === undefined) {
+      pending = this.refresh(session, names, key).finally(() => this.refreshing.delete(key));
+      this.refreshing.set(key, pending);
+    }
+    return pending;
+  }
+
+  private async refresh(session: SessionData, names: readonly string[], key: string): Promise<SessionResult> {
+    const outcome = await this.refresher!.refresh(session.refreshToken!, session.idToken);
+    if (outcome.kind === 'unavailable') {
+      this.events.refreshed('unavailable');
+      return { kind: 'unavailable', reason: 'idp_unavailable' };
+    }
+    if (outcome.kind === 'rejected') {
+      this.events.refreshed('rejected');
+      return this.remember(key, { kind: 'invalid', credential: 'cookie', reason: 'refresh_failed', setCookie: this.store.clear(names) });
+    }
+    this.events.refreshed('ok');
+    const renewed: SessionData = {
+      idToken: outcome.idToken,
+      refreshToken: outcome.refreshToken ?? session.refreshToken,
+      createdAt: session.createdAt,
+      expiresAt: outcome.expiresAt,
+    };
+    const issued = await this.issue(renewed, names);
+    if ('failure' in issued) return this.remember(key, { kind: 'invalid', credential: 'cookie', reason: issued.failure, setCookie: this.store.clear(names) });
+    const result: SessionResult = { kind: 'identity', identity: issued.identity, session: renewed, setCookie: issued.setCookies };
+    this.cache.set(key, result, Math.min(this.validUntil(renewed), this.now() + OLD_COOKIE_GRACE_MS));
+    return result;
+  }
+
+  private identityResult(session: SessionData, names: readonly string[]): SessionResult {
+    let claims: Claims;
+    try {
+      claims = decodeJwt(session.idToken) as Claims;
+    } catch {
+      return { kind: 'invalid', credential: 'cookie', reason: 'session_invalid', setCookie: this.store.clear(names) };
+    }
+    const built = buildIdentity(claims, this.mapping, 'cookie');
+    return built.ok ? { kind: 'identity', identity: built.identity, session } : { kind: 'invalid', credential: 'cookie', reason: built.reason, setCookie: this.store.clear(names) };
+  }
+
+  private validUntil(session: SessionData): number {
+    return Math.min(session.expiresAt, this.store.endOf(session.createdAt));
+  }
+
+  private remember(key: string, result: SessionResult): SessionResult {
+    this.cache.set(key, result, this.now() + FAILURE_CACHE_MS);
+    return result;
+  }
+}

@@ -1,0 +1,50 @@
+/**
+ * The login transaction: PKCE verifier, state, nonce and return URL, sealed into a short-lived cookie
+ * of its own per `state` (so logins in several tabs do not overwrite each other), scoped to the
+ * callback path, and cleared when the callback uses it.
+ */
+import { hash } from 'node:crypto';
+import { clearCookieHeader, setCookieHeader, type CookieAttributes } from '../session/cookies.js';
+import type { Sealer } from '../session/seal.js';
+
+export const CALLBACK_PATH = '/oauth2/callback';
+
+export interface LoginTransaction {
+  readonly state: string;
+  readonly nonce: string;
+  readonly codeVerifier: string;
+  readonly returnTo: string;
+}
+
+export class TransactionCookies {
+  constructor(
+    private readonly sealer: Sealer,
+    private readonly baseName: string,
+    private readonly attributes: CookieAttributes,
+    private readonly ttlSeconds: number,
+  ) {}
+
+  nameFor(state: string): string {
+    return `${this.baseName}_login_${hash('sha256', state, 'base64url').slice(0, 16)}`;
+  }
+
+  async create(tx: LoginTransaction): Promise<string> {
+    const sealed = await this.sealer.seal({ ...tx }, this.ttlSeconds);
+    return setCookieHeader(this.nameFor(tx.state), sealed, this.ttlSeconds, this.attributes, CALLBACK_PATH);
+  }
+
+  /** The transaction for `state` from the request's cookies, or null (unknown, expired, tampered). */
+  async find(cookies: Record<string, string | undefined>, state: string): Promise<LoginTransaction | null> {
+    const sealed = cookies[this.nameFor(state)];
+    if (sealed === undefined) return null;
+    const data = await this.sealer.unseal(sealed, this.ttlSeconds);
+    if (data === null || data.state !== state) return null;
+    const { nonce, codeVerifier, returnTo } = data;
+    if (typeof nonce !== 'string' || typeof codeVerifier !== 'string' || typeof returnTo !== 'string') return null;
+    return { state, nonce, codeVerifier, returnTo };
+  }
+
+  clear(state: string): string {
+    return clearCookieHeader(this.nameFor(state), this.attributes, CALLBACK_PATH);
+  }
+}

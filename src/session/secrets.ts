@@ -1,0 +1,46 @@
+/**
+ * Cookie secrets: one per line in `session.secretsFile`. The first line seals, every line unseals,
+ * so rotation is "add a new first line, roll the pods, later drop the old line". Each secret's id in
+ * the seal is derived from the secret itself, so ids stay stable when lines are added or removed.
+ */
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+
+export const MIN_SECRET_LENGTH = 32;
+
+export interface SealingSecrets {
+  /** Only the newest secret: iron-session seals with the highest id it is given. */
+  readonly seal: Readonly<Record<string, string>>;
+  /** Every secret, by id. */
+  readonly unseal: Readonly<Record<string, string>>;
+}
+
+export class SecretsError extends Error {}
+
+export function secretsFromLines(lines: readonly string[]): SealingSecrets {
+  const secrets = lines.map((l) => l.trim()).filter((l) => l.length > 0 && !l.startsWith('#'));
+  if (secrets.length === 0) throw new SecretsError('holds no secret (one per line, the first seals)');
+  secrets.forEach((secret, index) => {
+    if (secret.length < MIN_SECRET_LENGTH) {
+      throw new SecretsError(`secret on line ${index + 1} of the non-empty lines is shorter than ${MIN_SECRET_LENGTH} characters`);
+    }
+  });
+  const unseal: Record<string, string> = {};
+  for (const secret of secrets) unseal[idOf(secret)] = secret;
+  return { seal: { [idOf(secrets[0]!)]: secrets[0]! }, unseal };
+}
+
+export function readSecretsFile(file: string): SealingSecrets {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (error) {
+    throw new SecretsError(`cannot read ${file}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`);
+  }
+  return secretsFromLines(text.split('\n'));
+}
+
+/** A stable numeric id (iron-session ids are numbers) from the secret's hash; reveals nothing useful. */
+function idOf(secret: string): string {
+  return String(parseInt(createHash('sha256').update(secret).digest('hex').slice(0, 8), 16) + 1);
+}

@@ -1,0 +1,71 @@
+/**
+ * The session: what a login leaves in the browser, sealed. Holds the ID token (its claims are the
+ * identity; it is also the id_token_hint at sign-out), the refresh token, when the session began
+ * (for the absolute maximum age) and when the tokens expire (for refresh).
+ */
+import { readSessionCookie, sessionSetCookies, clearCookieHeader, chunkSessionValue, type CookieAttributes, type SessionCookie } from './cookies.js';
+import type { Sealer } from './seal.js';
+
+export interface SessionData {
+  readonly idToken: string;
+  readonly refreshToken: string | null;
+  /** ms since epoch */
+  readonly createdAt: number;
+  /** ms since epoch: the tokens' expiry, after which a refresh is due. */
+  readonly expiresAt: number;
+}
+
+export interface IssuedSession {
+  readonly setCookies: string[];
+  /** The joined sealed value, as a later request will present it. */
+  readonly sealed: string;
+  readonly chunks: number;
+}
+
+export interface SessionStoreOptions {
+  readonly cookieName: string;
+  readonly attributes: CookieAttributes;
+  readonly maxAgeMs: number;
+}
+
+export class SessionStore {
+  constructor(
+    private readonly sealer: Sealer,
+    readonly options: SessionStoreOptions,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  read(cookieHeader: string | undefined): SessionCookie {
+    return readSessionCookie(cookieHeader, this.options.cookieName);
+  }
+
+  /** When a session that began at `createdAt` must end, whatever refreshes happened. */
+  endOf(createdAt: number): number {
+    return createdAt + this.options.maxAgeMs;
+  }
+
+  async issue(data: SessionData, previousNames: readonly string[] = []): Promise<IssuedSession> {
+    const remainingSeconds = Math.max(1, Math.floor((this.endOf(data.createdAt) - this.now()) / 1000));
+    const sealed = await this.sealer.seal({ ...data }, remainingSeconds);
+    return {
+      setCookies: sessionSetCookies(this.options.cookieName, sealed, remainingSeconds, this.options.attributes, previousNames),
+      sealed,
+      chunks: chunkSessionValue(this.options.cookieName, sealed).length,
+    };
+  }
+
+  /** The session in a sealed value, or null when forged, tampered, expired or malformed. */
+  async open(sealed: string): Promise<SessionData | null> {
+    const data = await this.sealer.unseal(sealed, Math.ceil(this.options.maxAgeMs / 1000));
+    if (data === null) return null;
+    const { idToken, refreshToken, createdAt, expiresAt } = data;
+    if (typeof idToken !== 'string' || typeof createdAt !== 'number' || typeof expiresAt !== 'number') return null;
+    if (refreshToken !== null && typeof refreshToken !== 'string') return null;
+    return { idToken, refreshToken, createdAt, expiresAt };
+  }
+
+  /** Set-Cookie headers that expire every named cookie. */
+  clear(names: readonly string[]): string[] {
+    return names.map((name) => clearCookieHeader(name, this.options.attributes));
+  }
+}

@@ -1,0 +1,365 @@
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseDurationMs } from '../../src/config/duration.js';
+import { applyEnvOverrides, ConfigError, formatIssuePath, loadConfigFile, parseConfig } from '../../src/config/load.js';
+import type { Config } from '../../src/config/schema.js';
+
+/** Reads `a.b.0.c` out of a value, for table rows. */
+function at(value: unknown, path: string): unknown {
+  return path.split('.').reduce<unknown>((current, key) => (current as Record<string, unknown> | undefined)?.[key], value);
+}
+
+/** The problems of the ConfigError `run` throws; fails the test if it throws anything else or nothing. */
+/** What browser login needs besides the oidc section itself. */
+const OIDC = { publicUrl: 'https://kubeflow.example.com', session: { secretsFile: '/secrets/cookie-secrets' } };
+
+function problemsOf(run: () => unknown): readonly string[] {
+  try {
+    run();
+  } catch (error) {
+    if (error instanceof ConfigError) return error.problems;
+    throw error;
+  }
+  throw new Error('expected a ConfigError, but nothing was thrown');
+}
+
+describe('parseConfig: defaults of an empty config', () => {
+  const config = parseConfig({});
+
+  test.each<{ path: string; expected: unknown }>([
+    { path: 'listen.host', expected: '0.0.0.0' },
+    { path: 'listen.port', expected: 8080 },
+    { path: 'listen.metricsPort', expected: 9090 },
+    { path: 'listen.maxHeaderBytes', expected: 65_536 },
+    { path: 'listen.shutdownTimeout', expected: 20_000 },
+    { path: 'checkPathPrefix', expected: '/authz' },
+    { path: 'trustForwardedProto', expected: false },
+    { path: 'publicUrl', expected: undefined },
+    { path: 'oidc', expected: undefined },
+    { path: 'issuers', expected: [] },
+    { path: 'jwks.maxAge', expected: 600_000 },
+    { path: 'jwks.cooldown', expected: 30_000 },
+    { path: 'jwks.timeout', expected: 5_000 },
+    { path: 'bearer.clockSkew', expected: 30_000 },
+    { path: 'bearer.maxTokenBytes', expected: 16_384 },
+    { path: 'bearer.cacheMaxEntries', expected: 10_000 },
+    { path: 'session.cookieName', expected: 'oidc_authz' },
+    { path: 'session.maxAge', expected: 7 * 86_400_000 },
+    { path: 'session.secure', expected: true },
+    { path: 'identity.userIdHeader', expected: 'kubeflow-userid' },
+    { path: 'identity.userIdClaim', expected: 'email' },
+    { path: 'identity.userIdPrefix', expected: '' },
+    { path: 'identity.userIdTransformers', expected: [] },
+    { path: 'identity.groupsHeader', expected: 'kubeflow-groups' },
+    { path: 'identity.groupsClaim', expected: 'groups' },
+    { path: 'identity.allowUnverifiedEmail', expected: false },
+    { path: 'identity.authRequestHeaders', expected: false },
+    { path: 'redirectAllowList', expected: [] },
+    { path: 'defaultRule', expected: 'deny' },
+    { path: 'rules', expected: [] },
+    { path: 'log.level', expected: 'info' },
+  ])('$path defaults to $expected', ({ path, expected }) => {
+    expect(at(config, path)).toEqual(expected);
+  });
+
+  test.each<{ path: string; expected: unknown }>([
+    { path: 'oidc.scopes', expected: ['openid', 'email', 'profile', 'groups', 'offline_access'] },
+    { path: 'oidc.audiences', expected: [] },
+  ])('$path defaults to $expected once the oidc section is present', ({ path, expected }) => {
+    const withOidc = parseConfig({ ...OIDC, oidc: { issuer: 'https://dex.example.com/dex', clientId: 'kubeflow' } });
+    expect(at(withOidc, path)).toEqual(expected);
+  });
+});
+
+describe('durations', () => {
+  test.each<{ input: string | number; expected: number | undefined }>([
+    { input: '30s', expected: 30_000 },
+    { input: '10m', expected: 600_000 },
+    { input: '12h', expected: 43_200_000 },
+    { input: '7d', expected: 604_800_000 },
+    { input: '1h30m', expected: 5_400_000 },
+    { input: '1m30s500ms', expected: 90_500 },
+    { input: '500ms', expected: 500 },
+    { input: '0s', expected: 0 },
+    { input: '90', expected: 90_000 },
+    { input: ' 30s ', expected: 30_000 },
+    { input: 45, expected: 45_000 },
+    { input: 0, expected: 0 },
+    { input: 1.5, expected: 1_500 },
+    { input: '', expected: undefined },
+    { input: 'abc', expected: undefined },
+    { input: 's', expected: undefined },
+    { input: '1.5h', expected: undefined },
+    { input: '-5s', expected: undefined },
+    { input: '30S', expected: undefined },
+    { input: '30 s', expected: undefined },
+    { input: '1h 30m', expected: undefined },
+    { input: '1w', expected: undefined },
+    { input: '30s!', expected: undefined },
+    { input: -1, expected: undefined },
+    { input: Number.NaN, expected: undefined },
+    { input: Number.POSITIVE_INFINITY, expected: undefined },
+  ])('parseDurationMs($input) is $expected', ({ input, expected }) => {
+    expect(parseDurationMs(input)).toBe(expected);
+  });
+
+  test.each<{ what: string; input: Record<string, unknown>; path: string; expected: number }>([
+    { what: '"30s" for jwks.cooldown', input: { jwks: { cooldown: '30s' } }, path: 'jwks.cooldown', expected: 30_000 },
+    { what: '"1h30m" for jwks.maxAge', input: { jwks: { maxAge: '1h30m' } }, path: 'jwks.maxAge', expected: 5_400_000 },
+    { what: '"7d" for session.maxAge', input: { session: { maxAge: '7d' } }, path: 'session.maxAge', expected: 604_800_000 },
+    { what: 'a number of seconds for listen.shutdownTimeout', input: { listen: { shutdownTimeout: 5 } }, path: 'listen.shutdownTimeout', expected: 5_000 },
+  ])('config reads $what in milliseconds', ({ input, path, expected }) => {
+    expect(at(parseConfig(input), path)).toBe(expected);
+  });
+
+  test.each<{ what: string; input: Record<string, unknown>; expected: string[] }>([
+    { what: 'a word', input: { session: { maxAge: 'forever' } }, expected: ['session.maxAge: "forever" is not a duration (examples: 30s, 10m, 12h, 7d)'] },
+    { what: 'a fraction', input: { bearer: { clockSkew: '1.5s' } }, expected: ['bearer.clockSkew: "1.5s" is not a duration (examples: 30s, 10m, 12h, 7d)'] },
+    { what: 'a negative number', input: { jwks: { timeout: -1 } }, expected: ['jwks.timeout: "-1" is not a duration (examples: 30s, 10m, 12h, 7d)'] },
+  ])('a bad duration ($what) is an error naming the field', ({ input, expected }) => {
+    expect(problemsOf(() => parseConfig(input))).toEqual(expected);
+  });
+});
+
+describe('parseConfig: validation', () => {
+  test.each<{ what: string; input: unknown; expected: string[] }>([
+    { what: 'an unknown top-level field', input: { lisen: {} }, expected: ['(root): unknown field(s) "lisen"'] },
+    { what: 'an unknown nested field', input: { listen: { prot: 1 } }, expected: ['listen: unknown field(s) "prot"'] },
+    { what: 'several unknown fields in one place', input: { session: { name: 'x', ttl: 1 } }, expected: ['session: unknown field(s) "name", "ttl"'] },
+    { what: 'an unknown field in a rule', input: { rules: [{ name: 'a', paths: ['/'], allow: 'deny', extra: 1 }] }, expected: ['rules.0: unknown field(s) "extra"'] },
+    { what: 'an unknown field in an issuer', input: { issuers: [{ issuer: 'https://k8s.example.com', audiences: ['a'], jwks: 'x' }] }, expected: ['issuers.0: unknown field(s) "jwks"'] },
+    { what: 'duplicate rule names', input: { rules: [{ name: 'a', paths: ['/x'], allow: 'deny' }, { name: 'b', paths: ['/y'], allow: 'deny' }, { name: 'a', paths: ['/z'], allow: 'deny' }] }, expected: ['rules.2.name: duplicate rule name "a"'] },
+    { what: 'an issuer listed twice', input: { ...OIDC, oidc: { issuer: 'https://dex.example.com', clientId: 'c' }, issuers: [{ issuer: 'https://dex.example.com', audiences: ['a'] }] }, expected: ['issuers.0.issuer: issuer "https://dex.example.com" is configured twice'] },
+    { what: 'the same header for user id and groups', input: { identity: { userIdHeader: 'x-user', groupsHeader: 'x-user' } }, expected: ['identity.groupsHeader: must differ from identity.userIdHeader'] },
+  ])('$what', ({ input, expected }) => {
+    expect(problemsOf(() => parseConfig(input))).toEqual(expected);
+  });
+
+  test.each<{ what: string; input: unknown; path: string }>([
+    { what: 'HS256 for a bearer issuer', input: { issuers: [{ issuer: 'https://k8s.example.com', audiences: ['a'], algorithms: ['HS256'] }] }, path: 'issuers.0.algorithms.0' },
+    { what: 'HS512 among asymmetric algorithms for the oidc issuer', input: { ...OIDC, oidc: { issuer: 'https://dex.example.com', clientId: 'c', algorithms: ['RS256', 'HS512'] } }, path: 'oidc.algorithms.1' },
+    { what: '"none" as an algorithm', input: { issuers: [{ issuer: 'https://k8s.example.com', audiences: ['a'], algorithms: ['none'] }] }, path: 'issuers.0.algorithms.0' },
+    { what: 'an empty algorithm list', input: { issuers: [{ issuer: 'https://k8s.example.com', audiences: ['a'], algorithms: [] }] }, path: 'issuers.0.algorithms' },
+    { what: 'an issuer URL with credentials', input: { issuers: [{ issuer: 'https://u:p@k8s.example.com', audiences: ['a'] }] }, path: 'issuers.0.issuer' },
+    { what: 'a non-http issuer URL', input: { ...OIDC, oidc: { issuer: 'ftp://dex.example.com', clientId: 'c' } }, path: 'oidc.issuer' },
+    { what: 'a port out of range', input: { listen: { port: 70_000 } }, path: 'listen.port' },
+    { what: 'a port given as a string', input: { listen: { port: '8080' } }, path: 'listen.port' },
+    { what: 'a check path prefix with a trailing slash', input: { checkPathPrefix: '/authz/' }, path: 'checkPathPrefix' },
+    { what: 'an upper-case header name', input: { identity: { userIdHeader: 'Kubeflow-UserId' } }, path: 'identity.userIdHeader' },
+    { what: 'a transformer that is not a regular expression', input: { identity: { userIdTransformers: [{ match: '(', replace: '' }] } }, path: 'identity.userIdTransformers.0.match' },
+    { what: 'an unknown default rule', input: { defaultRule: 'allow' }, path: 'defaultRule' },
+    { what: 'an unknown method', input: { rules: [{ name: 'a', paths: ['/'], methods: ['FETCH'], allow: 'deny' }] }, path: 'rules.0.methods.0' },
+    { what: 'a rule name with a space', input: { rules: [{ name: 'my rule', paths: ['/'], allow: 'deny' }] }, path: 'rules.0.name' },
+    { what: 'an upper-case host glob', input: { rules: [{ name: 'a', hosts: ['Example.com'], paths: ['/'], allow: 'deny' }] }, path: 'rules.0.hosts.0' },
+    { what: 'an email domain with "@"', input: { rules: [{ name: 'a', paths: ['/'], allow: { emailDomains: ['@example.com'] } }] }, path: 'rules.0.allow.emailDomains.0' },
+  ])('refuses $what, naming $path', ({ input, path }) => {
+    const problems = problemsOf(() => parseConfig(input));
+    expect(problems.map((problem) => problem.slice(0, problem.indexOf(': ')))).toEqual([path]);
+  });
+
+  test('several problems are reported at once, each with its path', () => {
+    const problems = problemsOf(() => parseConfig({ listen: { port: 'x', prot: 1 }, defaultRule: 'maybe', foo: 1, session: { maxAge: 'soon' } }));
+    expect(problems.map((problem) => problem.slice(0, problem.indexOf(': '))).sort()).toEqual(['(root)', 'defaultRule', 'listen', 'listen.port', 'session.maxAge']);
+    expect(problems).toEqual(expect.arrayContaining(['listen: unknown field(s) "prot"', '(root): unknown field(s) "foo"']));
+  });
+
+  test('the ConfigError message names the source and lists every problem', () => {
+    let message = '';
+    try {
+      parseConfig({ foo: 1, bar: 2 }, 'my.yaml');
+    } catch (error) {
+      message = (error as Error).message;
+    }
+    expect(message).toBe('invalid configuration (my.yaml):\n  - (root): unknown field(s) "foo", "bar"');
+  });
+
+  test.each<{ path: PropertyKey[]; expected: string }>([
+    { path: [], expected: '(root)' },
+    { path: ['rules', 2, 'allow', 'groups', 0], expected: 'rules.2.allow.groups.0' },
+  ])('formatIssuePath($path) is $expected', ({ path, expected }) => {
+    expect(formatIssuePath(path)).toBe(expected);
+  });
+});
+
+describe('parseConfig: the result is frozen', () => {
+  const config = parseConfig({
+    identity: { userIdTransformers: [{ match: '^(.*)$', replace: '$1' }] },
+    rules: [{ name: 'all', paths: ['/**'], allow: { groups: ['a'] } }],
+  });
+
+  test.each<{ what: string; value: unknown }>([
+    { what: 'the config', value: config },
+    { what: 'a section', value: config.listen },
+    { what: 'the rules list', value: config.rules },
+    { what: 'a rule', value: config.rules[0] },
+    { what: 'a rule\'s paths', value: config.rules[0]?.paths },
+    { what: 'a rule\'s requirement', value: config.rules[0]?.allow },
+    { what: 'a transformer', value: config.identity.userIdTransformers[0] },
+  ])('$what is frozen', ({ value }) => {
+    expect(value !== undefined && Object.isFrozen(value)).toBe(true);
+  });
+
+  test('assigning to a field throws', () => {
+    expect(() => {
+      (config.listen as { port: number }).port = 1;
+    }).toThrow(TypeError);
+    expect(config.listen.port).toBe(8080);
+  });
+});
+
+describe('applyEnvOverrides', () => {
+  test.each<{ what: string; raw: Record<string, unknown>; env: Record<string, string>; expected: Record<string, unknown> }>([
+    { what: '"__" separates levels, a number stays a number', raw: {}, env: { OIDC_AUTHZ_LISTEN__PORT: '9000' }, expected: { listen: { port: 9000 } } },
+    { what: '"_" separates words of a camelCase field', raw: {}, env: { OIDC_AUTHZ_IDENTITY__USER_ID_PREFIX: 'x' }, expected: { identity: { userIdPrefix: 'x' } } },
+    { what: 'a JSON list becomes a list', raw: {}, env: { OIDC_AUTHZ_REDIRECT_ALLOW_LIST: '[".example.com","kubeflow.example.org"]' }, expected: { redirectAllowList: ['.example.com', 'kubeflow.example.org'] } },
+    { what: 'a JSON boolean becomes a boolean', raw: {}, env: { OIDC_AUTHZ_SESSION__SECURE: 'false' }, expected: { session: { secure: false } } },
+    { what: 'a JSON string keeps digits a string', raw: {}, env: { OIDC_AUTHZ_IDENTITY__USER_ID_PREFIX: '"123"' }, expected: { identity: { userIdPrefix: '123' } } },
+    { what: 'a value that is not JSON stays a string', raw: {}, env: { OIDC_AUTHZ_OIDC__ISSUER: 'https://dex.example.com' }, expected: { oidc: { issuer: 'https://dex.example.com' } } },
+    { what: 'it merges into a section from the file', raw: { listen: { host: '127.0.0.1', port: 8080 } }, env: { OIDC_AUTHZ_LISTEN__PORT: '9000' }, expected: { listen: { host: '127.0.0.1', port: 9000 } } },
+    { what: 'it replaces a scalar where a section is needed', raw: { listen: 'x' }, env: { OIDC_AUTHZ_LISTEN__PORT: '9000' }, expected: { listen: { port: 9000 } } },
+    { what: 'it replaces a whole top-level field', raw: { defaultRule: 'deny' }, env: { OIDC_AUTHZ_DEFAULT_RULE: 'authenticated' }, expected: { defaultRule: 'authenticated' } },
+    { what: 'other variables are ignored', raw: {}, env: { HOME: '/root', OIDC_AUTHZX_LISTEN__PORT: '1', oidc_authz_listen__port: '2' }, expected: {} },
+    { what: 'a "__proto__" spelling is ignored', raw: {}, env: { OIDC_AUTHZ___PROTO____POLLUTED: 'yes' }, expected: {} },
+    { what: 'a "constructor.prototype" path is ignored', raw: {}, env: { OIDC_AUTHZ_CONSTRUCTOR__PROTOTYPE__POLLUTED: 'yes' }, expected: {} },
+    { what: 'a nested "constructor" segment is ignored', raw: { listen: {} }, env: { OIDC_AUTHZ_LISTEN__CONSTRUCTOR: '1' }, expected: { listen: {} } },
+    { what: 'a "prototype" segment is ignored', raw: {}, env: { OIDC_AUTHZ_PROTOTYPE: '1' }, expected: {} },
+    { what: 'an empty level is ignored', raw: {}, env: { OIDC_AUTHZ_LISTEN____PORT: '1', OIDC_AUTHZ_: '1' }, expected: {} },
+  ])('$what', ({ raw, env, expected }) => {
+    const result = applyEnvOverrides(raw, env);
+    expect(result).toEqual(expected);
+    // structuredClone may build the result in another realm: check that realm's prototype too.
+    expect([Object.hasOwn(Object.getPrototypeOf(result) as object, 'polluted'), Object.hasOwn(Object.prototype, 'polluted')]).toEqual([false, false]);
+  });
+
+  test('the input object is not changed', () => {
+    const raw = { listen: { port: 8080 } };
+    applyEnvOverrides(raw, { OIDC_AUTHZ_LISTEN__PORT: '9000' });
+    expect(raw).toEqual({ listen: { port: 8080 } });
+  });
+
+  test('overrides go through the schema: OIDC_AUTHZ_LISTEN__PORT=9000 is listen.port 9000', () => {
+    expect(parseConfig(applyEnvOverrides({}, { OIDC_AUTHZ_LISTEN__PORT: '9000' })).listen.port).toBe(9000);
+  });
+});
+
+describe('loadConfigFile', () => {
+  let dir = '';
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'oidc-authz-config-'));
+  });
+  afterAll(async () => {
+    if (dir) await rm(dir, { recursive: true, force: true });
+  });
+
+  async function file(name: string, text: string): Promise<string> {
+    const path = join(dir, name);
+    await writeFile(path, text);
+    return path;
+  }
+
+  const DESIGN_EXAMPLE = `
+listen: { host: 0.0.0.0, port: 8080, metricsPort: 9090 }
+checkPathPrefix: /authz              # Istio pathPrefix
+trustForwardedProto: true
+publicUrl: https://kubeflow.example.com
+oidc:
+  issuer: https://dex.example.com/dex
+  clientId: kubeflow-oidc-authservice
+  clientSecretFile: /secrets/client-secret
+  scopes: [openid, email, profile, groups, offline_access]
+issuers:
+  - issuer: https://kubernetes.default.svc.cluster.local
+    audiences: [istio-ingressgateway.istio-system.svc.cluster.local]
+    jwksUri: https://kubernetes.default.svc/openid/v1/jwks
+    userIdClaim: sub
+session: { cookieName: oidc_authz, secretsFile: /secrets/cookie-secrets, maxAge: 7d, secure: true }
+identity:
+  userIdHeader: kubeflow-userid
+  userIdClaim: email
+  userIdPrefix: ""
+  userIdTransformers: [{ match: "^(.*)@example\\\\.com$", replace: "$1" }]
+  groupsHeader: kubeflow-groups
+  groupsClaim: groups
+redirectAllowList: [".example.com"]
+defaultRule: deny
+rules:
+  - { name: static, paths: ["/static/**", "/favicon.ico"], allow: anonymous }
+  - { name: workspace-read, paths: ["/workspaces/{ws}/**"], methods: [GET, HEAD],
+      allow: { groups: ["{ws}"] } }
+  - { name: workspace-write, paths: ["/workspaces/{ws}/**"],
+      allow: { claims: { "resource_access.{ws}.roles": ws_access } } }
+  - { name: everything-else, paths: ["/**"], allow: authenticated }
+`;
+
+  test('the DESIGN §5 example loads', async () => {
+    const config: Config = loadConfigFile(await file('design.yaml', DESIGN_EXAMPLE), {});
+    expect({
+      port: config.listen.port,
+      trustForwardedProto: config.trustForwardedProto,
+      issuerUserIdClaim: config.issuers[0]?.userIdClaim,
+      maxAge: config.session.maxAge,
+      transformer: config.identity.userIdTransformers[0],
+      rules: config.rules.map((rule) => rule.name),
+      write: config.rules[2]?.allow,
+    }).toEqual({
+      port: 8080,
+      trustForwardedProto: true,
+      issuerUserIdClaim: 'sub',
+      maxAge: 604_800_000,
+      transformer: { match: '^(.*)@example\\.com$', replace: '$1' },
+      rules: ['static', 'workspace-read', 'workspace-write', 'everything-else'],
+      write: { claims: { 'resource_access.{ws}.roles': 'ws_access' } },
+    });
+  });
+
+  test.each<{ what: string; name: string; text: string; env: Record<string, string>; path: string; expected: unknown }>([
+    { what: 'a JSON file', name: 'c.json', text: '{"listen":{"port":8081},"defaultRule":"authenticated"}', env: {}, path: 'defaultRule', expected: 'authenticated' },
+    { what: 'an empty file gives the defaults', name: 'empty.yaml', text: '', env: {}, path: 'listen.port', expected: 8080 },
+    { what: 'a file of comments gives the defaults', name: 'comments.yaml', text: '# nothing here\n', env: {}, path: 'defaultRule', expected: 'deny' },
+    { what: 'an env override wins over the file', name: 'port.yaml', text: 'listen:\n  port: 8081\n', env: { OIDC_AUTHZ_LISTEN__PORT: '9000' }, path: 'listen.port', expected: 9000 },
+    { what: 'an env override of a string field', name: 'prefix.yaml', text: 'identity: {}\n', env: { OIDC_AUTHZ_IDENTITY__USER_ID_PREFIX: 'x' }, path: 'identity.userIdPrefix', expected: 'x' },
+    { what: 'an env override with a JSON list', name: 'list.yaml', text: 'redirectAllowList: [a.example.com]\n', env: { OIDC_AUTHZ_REDIRECT_ALLOW_LIST: '["b.example.com"]' }, path: 'redirectAllowList', expected: ['b.example.com'] },
+  ])('reads $what', async ({ name, text, env, path, expected }) => {
+    expect(at(loadConfigFile(await file(name, text), env), path)).toEqual(expected);
+  });
+
+  test('a file that does not exist is a ConfigError naming the file', () => {
+    const missing = join(dir, 'missing.yaml');
+    let caught: unknown;
+    try {
+      loadConfigFile(missing, {});
+    } catch (error) {
+      caught = error;
+    }
+    expect(caught).toBeInstanceOf(ConfigError);
+    expect({ problems: (caught as ConfigError).problems, named: (caught as Error).message.includes(missing) }).toEqual({
+      problems: ['(file): cannot read: ENOENT'],
+      named: true,
+    });
+  });
+
+  test('a directory is a ConfigError', async () => {
+    const sub = join(dir, 'a-directory');
+    await mkdir(sub);
+    expect(problemsOf(() => loadConfigFile(sub, {}))).toEqual(['(file): cannot read: EISDIR']);
+  });
+
+  test.each<{ what: string; name: string; text: string; expected: RegExp }>([
+    { what: 'invalid YAML', name: 'bad.yaml', text: 'listen: {port: 8080\n', expected: /^\(file\): not valid YAML\/JSON: / },
+    { what: 'a tab-indented mapping', name: 'tabs.yaml', text: 'listen:\n\tport: 1\n', expected: /^\(file\): not valid YAML\/JSON: / },
+    { what: 'a list at the root', name: 'list.yaml', text: '- a\n- b\n', expected: /^\(root\): must be a mapping of fields$/ },
+    { what: 'a scalar at the root', name: 'scalar.yaml', text: 'hello\n', expected: /^\(root\): must be a mapping of fields$/ },
+    { what: 'a schema problem', name: 'schema.yaml', text: 'listen:\n  prot: 1\n', expected: /^listen: unknown field\(s\) "prot"$/ },
+  ])('$what is a ConfigError', async ({ name, text, expected }) => {
+    const path = await file(name, text);
+    const problems = problemsOf(() => loadConfigFile(path, {}));
+    expect(problems).toHaveLength(1);
+    expect(problems[0]).toMatch(expected);
+  });
+
+  test('an env override that breaks the schema is reported with its field', async () => {
+    const path = await file('ok.yaml', 'listen: {}\n');
+    expect(problemsOf(() => loadConfigFile(path, { OIDC_AUTHZ_LISTEN__PROT: '1' }))).toEqual(['listen: unknown field(s) "prot"']);
+  });
+});

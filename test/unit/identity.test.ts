@@ -1,0 +1,174 @@
+import { buildIdentity, compileIdentityMapping, type IdentityFailure, type IdentityMapping } from '../../src/authn/identity.js';
+import { parseConfig } from '../../src/config/load.js';
+import type { ConfigInput } from '../../src/config/schema.js';
+
+function mappingOf(identity: ConfigInput['identity'] = {}, overrides: { userIdClaim?: string; groupsClaim?: string } = {}): IdentityMapping {
+  return compileIdentityMapping(parseConfig({ identity }).identity, overrides);
+}
+
+type Summary =
+  | { userId: string; email: string | null; groups: string[]; groupsHeaderValue: string }
+  | { reason: IdentityFailure };
+
+function summarize(claims: Record<string, unknown>, mapping: IdentityMapping): Summary {
+  const result = buildIdentity(claims, mapping, 'cookie');
+  if (!result.ok) return { reason: result.reason };
+  const { userId, email, groups, groupsHeaderValue } = result.identity;
+  return { userId, email, groups: [...groups], groupsHeaderValue };
+}
+
+const ALICE = { iss: 'https://dex.example.com/dex', sub: 'CgVhbGljZQ', email: 'alice@example.com' };
+const allowed = (userId: string, email: string | null = null, groups: string[] = []): Summary => ({ userId, email, groups, groupsHeaderValue: groups.join(',') });
+const refused = (reason: IdentityFailure): Summary => ({ reason });
+
+describe('buildIdentity: the user id', () => {
+  const defaults = mappingOf();
+  const byUsername = mappingOf({ userIdClaim: 'preferred_username' });
+  const unverifiedAllowed = mappingOf({ allowUnverifiedEmail: true });
+  const serviceAccounts = mappingOf({}, { userIdClaim: 'sub' });
+  const nested = mappingOf({ userIdClaim: 'profile.login' });
+  const firstMatchOnly = mappingOf({
+    userIdTransformers: [
+      { match: '^(.*)@example\\.com$', replace: '$1' },
+      { match: '^(.*)$', replace: 'external-$1' },
+    ],
+  });
+  const unanchored = mappingOf({ userIdTransformers: [{ match: '[@.]', replace: '-' }] });
+  const named = mappingOf({ userIdTransformers: [{ match: '^(?<user>[^@]+)@(?<domain>.+)$', replace: '$<domain>/$<user>' }] });
+  const prefixAfterTransform = mappingOf({ userIdPrefix: 'kf:', userIdTransformers: [{ match: '^(.*)@example\\.com$', replace: '$1' }] });
+  const prefixNotTransformed = mappingOf({ userIdPrefix: 'kf:', userIdTransformers: [{ match: '^kf:', replace: 'double:' }] });
+  const emptying = mappingOf({ userIdTransformers: [{ match: '^.*$', replace: '' }] });
+  const newlineInjecting = mappingOf({ userIdTransformers: [{ match: '@', replace: '\r\nx-admin: true\r\n' }] });
+  const spacePrefix = mappingOf({ userIdPrefix: ' ' });
+  const longPrefix = mappingOf({ userIdPrefix: 'p'.repeat(500) });
+
+  test.each<{ what: string; claims: Record<string, unknown>; mapping: IdentityMapping; expected: Summary }>([
+    { what: 'comes from the email claim by default', claims: ALICE, mapping: defaults, expected: allowed('alice@example.com', 'alice@example.com') },
+    { what: 'keeps a verified email', claims: { ...ALICE, email_verified: true }, mapping: defaults, expected: allowed('alice@example.com', 'alice@example.com') },
+    { what: 'is refused when the email is marked unverified', claims: { ...ALICE, email_verified: false }, mapping: defaults, expected: refused('unverified_email') },
+    { what: 'takes an unverified email when allowUnverifiedEmail is on', claims: { ...ALICE, email_verified: false }, mapping: unverifiedAllowed, expected: allowed('alice@example.com', 'alice@example.com') },
+    { what: 'is missing without an email claim', claims: { iss: ALICE.iss, sub: ALICE.sub }, mapping: defaults, expected: refused('missing_user_id') },
+    { what: 'is missing when the email claim is empty', claims: { ...ALICE, email: '' }, mapping: defaults, expected: refused('missing_user_id') },
+    { what: 'is missing when the email claim is not a string', claims: { ...ALICE, email: ['alice@example.com'] }, mapping: defaults, expected: refused('missing_user_id') },
+    { what: 'comes from another configured claim', claims: { ...ALICE, preferred_username: 'alice' }, mapping: byUsername, expected: allowed('alice', 'alice@example.com') },
+    { what: 'from another claim ignores an unverified email but keeps the user', claims: { ...ALICE, preferred_username: 'alice', email_verified: false }, mapping: byUsername, expected: allowed('alice') },
+    { what: 'from another claim is missing when that claim is absent', claims: ALICE, mapping: byUsername, expected: refused('missing_user_id') },
+    { what: 'from another claim is missing when that claim is a number', claims: { ...ALICE, preferred_username: 42 }, mapping: byUsername, expected: refused('missing_user_id') },
+    { what: 'comes from a nested claim path', claims: { ...ALICE, profile: { login: 'alice' } }, mapping: nested, expected: allowed('alice', 'alice@example.com') },
+    {
+      what: 'comes from sub with a per-issuer override (Kubernetes service-account token)',
+      claims: { iss: 'https://kubernetes.default.svc.cluster.local', sub: 'system:serviceaccount:kubeflow:pipeline-runner', aud: ['istio-ingressgateway.istio-system.svc.cluster.local'] },
+      mapping: serviceAccounts,
+      expected: allowed('system:serviceaccount:kubeflow:pipeline-runner'),
+    },
+    // Transformers and prefix.
+    { what: 'is rewritten by the first matching transformer ($1)', claims: ALICE, mapping: firstMatchOnly, expected: allowed('alice', 'alice@example.com') },
+    { what: 'is rewritten by a later transformer when the first does not match', claims: { ...ALICE, email: 'bob@example.org' }, mapping: firstMatchOnly, expected: allowed('external-bob@example.org', 'bob@example.org') },
+    { what: 'is rewritten only at the first occurrence of an unanchored match', claims: ALICE, mapping: unanchored, expected: allowed('alice-example.com', 'alice@example.com') },
+    { what: 'can be rewritten with named groups', claims: ALICE, mapping: named, expected: allowed('example.com/alice', 'alice@example.com') },
+    { what: 'gets the prefix after the transform', claims: ALICE, mapping: prefixAfterTransform, expected: allowed('kf:alice', 'alice@example.com') },
+    { what: 'gets a prefix that transformers never see', claims: ALICE, mapping: prefixNotTransformed, expected: allowed('kf:alice@example.com', 'alice@example.com') },
+    // Header safety.
+    { what: 'keeps inner spaces', claims: { ...ALICE, preferred_username: 'alice smith' }, mapping: byUsername, expected: allowed('alice smith', 'alice@example.com') },
+    { what: 'is refused with CR/LF', claims: { ...ALICE, email: 'alice\r\nx-admin: true@example.com' }, mapping: defaults, expected: refused('invalid_user_id') },
+    { what: 'is refused with a lone LF', claims: { ...ALICE, email: 'alice\n@example.com' }, mapping: defaults, expected: refused('invalid_user_id') },
+    { what: 'is refused with a NUL', claims: { ...ALICE, email: 'alice\u0000@example.com' }, mapping: defaults, expected: refused('invalid_user_id') },
+    { what: 'is refused with a tab', claims: { ...ALICE, email: 'alice\t@example.com' }, mapping: defaults, expected: refused('invalid_user_id') },
+    { what: 'is refused with DEL', claims: { ...ALICE, email: 'alice\u007f@example.com' }, mapping: defaults, expected: refused('invalid_user_id') },
+    { what: 'is refused with non-ASCII characters', claims: { ...ALICE, email: 'jösé@example.com' }, mapping: defaults, expected: refused('invalid_user_id') },
+    { what: 'is refused with a leading space', claims: { ...ALICE, email: ' alice@example.com' }, mapping: defaults, expected: refused('invalid_user_id') },
+    { what: 'is refused with a trailing space', claims: { ...ALICE, email: 'alice@example.com ' }, mapping: defaults, expected: refused('invalid_user_id') },
+    { what: 'is refused when only spaces', claims: { ...ALICE, preferred_username: '   ' }, mapping: byUsername, expected: refused('invalid_user_id') },
+    { what: 'is accepted at exactly 512 characters', claims: { ...ALICE, preferred_username: 'a'.repeat(512) }, mapping: byUsername, expected: allowed('a'.repeat(512), 'alice@example.com') },
+    { what: 'is refused over 512 characters', claims: { ...ALICE, preferred_username: 'a'.repeat(513) }, mapping: byUsername, expected: refused('invalid_user_id') },
+    { what: 'is refused when the prefix takes it over 512 characters', claims: { ...ALICE, email: `${'a'.repeat(12)}@example.com` }, mapping: longPrefix, expected: refused('invalid_user_id') },
+    { what: 'is refused when a transformer empties it', claims: ALICE, mapping: emptying, expected: refused('invalid_user_id') },
+    { what: 'is refused when a transformer injects CR/LF', claims: ALICE, mapping: newlineInjecting, expected: refused('invalid_user_id') },
+    { what: 'is refused when the prefix starts with a space', claims: ALICE, mapping: spacePrefix, expected: refused('invalid_user_id') },
+  ])('$what', ({ claims, mapping, expected }) => {
+    expect(summarize(claims, mapping)).toEqual(expected);
+  });
+});
+
+describe('buildIdentity: the email', () => {
+  const byUsername = mappingOf({ userIdClaim: 'preferred_username' });
+  test.each<{ what: string; claims: Record<string, unknown>; expected: string | null }>([
+    { what: 'kept without email_verified', claims: { preferred_username: 'a', email: 'a@example.com' }, expected: 'a@example.com' },
+    { what: 'kept when email_verified is true', claims: { preferred_username: 'a', email: 'a@example.com', email_verified: true }, expected: 'a@example.com' },
+    { what: 'dropped when email_verified is false', claims: { preferred_username: 'a', email: 'a@example.com', email_verified: false }, expected: null },
+    { what: 'null without an email claim', claims: { preferred_username: 'a' }, expected: null },
+    { what: 'null when the email claim is not a string', claims: { preferred_username: 'a', email: 7 }, expected: null },
+  ])('is $what', ({ claims, expected }) => {
+    const result = buildIdentity(claims, byUsername, 'bearer');
+    expect(result.ok ? result.identity.email : result.reason).toBe(expected);
+  });
+});
+
+describe('buildIdentity: the groups', () => {
+  const defaults = mappingOf();
+  const realmRoles = mappingOf({ groupsClaim: 'realm_access.roles' });
+  const namespaced = mappingOf({ groupsClaim: 'https://example.com/groups' });
+  const perIssuer = mappingOf({}, { groupsClaim: 'roles' });
+
+  test.each<{ what: string; claims: Record<string, unknown>; mapping?: IdentityMapping; expected: { groups: string[]; header: string } }>([
+    { what: 'a list, joined by ","', claims: { ...ALICE, groups: ['admins', 'ml-team'] }, expected: { groups: ['admins', 'ml-team'], header: 'admins,ml-team' } },
+    { what: 'a single string', claims: { ...ALICE, groups: 'admins' }, expected: { groups: ['admins'], header: 'admins' } },
+    { what: 'none without the claim', claims: ALICE, expected: { groups: [], header: '' } },
+    { what: 'none from an object claim', claims: { ...ALICE, groups: { admins: true } }, expected: { groups: [], header: '' } },
+    { what: 'none from a number claim', claims: { ...ALICE, groups: 7 }, expected: { groups: [], header: '' } },
+    { what: 'non-strings dropped', claims: { ...ALICE, groups: [1, null, 'a', { b: 1 }, ['c'], true, 'd'] }, expected: { groups: ['a', 'd'], header: 'a,d' } },
+    { what: 'names with "," dropped (they would smuggle a second group)', claims: { ...ALICE, groups: ['users,admins', 'users'] }, expected: { groups: ['users'], header: 'users' } },
+    { what: 'names with control characters dropped', claims: { ...ALICE, groups: ['a\r\nb', 'c\u0000', 'd\te', 'f\u007f', 'g'] }, expected: { groups: ['g'], header: 'g' } },
+    { what: 'names with leading or trailing blanks dropped', claims: { ...ALICE, groups: [' a', 'b ', 'c'] }, expected: { groups: ['c'], header: 'c' } },
+    { what: 'empty names dropped', claims: { ...ALICE, groups: ['', 'a'] }, expected: { groups: ['a'], header: 'a' } },
+    { what: 'non-ASCII names dropped', claims: { ...ALICE, groups: ['équipe', 'team'] }, expected: { groups: ['team'], header: 'team' } },
+    { what: 'inner spaces and punctuation kept', claims: { ...ALICE, groups: ['ML Team', '/org/team-a', 'role:edit'] }, expected: { groups: ['ML Team', '/org/team-a', 'role:edit'], header: 'ML Team,/org/team-a,role:edit' } },
+    { what: 'duplicates removed, first order kept', claims: { ...ALICE, groups: ['b', 'a', 'b', 'a', 'c'] }, expected: { groups: ['b', 'a', 'c'], header: 'b,a,c' } },
+    { what: 'from a nested claim', claims: { ...ALICE, realm_access: { roles: ['r1', 'r2'] } }, mapping: realmRoles, expected: { groups: ['r1', 'r2'], header: 'r1,r2' } },
+    { what: 'from a namespaced top-level claim', claims: { ...ALICE, 'https://example.com/groups': ['g1'] }, mapping: namespaced, expected: { groups: ['g1'], header: 'g1' } },
+    { what: 'from a per-issuer groups claim', claims: { ...ALICE, groups: ['ignored'], roles: ['r'] }, mapping: perIssuer, expected: { groups: ['r'], header: 'r' } },
+  ])('$what', ({ claims, mapping, expected }) => {
+    const result = buildIdentity(claims, mapping ?? defaults, 'bearer');
+    expect(result.ok ? { groups: [...result.identity.groups], header: result.identity.groupsHeaderValue } : result.reason).toEqual(expected);
+  });
+
+  test('at most 1000 groups are kept', () => {
+    const many = Array.from({ length: 1500 }, (_, i) => `g${i}`);
+    const result = buildIdentity({ ...ALICE, groups: many }, defaults, 'bearer');
+    expect(result.ok ? result.identity.groups : result.reason).toEqual(many.slice(0, 1000));
+  });
+
+  test('groupSet holds exactly the kept groups', () => {
+    const result = buildIdentity({ ...ALICE, groups: ['a', 'a,b', 'b'] }, defaults, 'bearer');
+    expect(result.ok ? [...result.identity.groupSet] : result.reason).toEqual(['a', 'b']);
+  });
+});
+
+describe('buildIdentity: the rest of the identity', () => {
+  test.each<{ what: string; claims: Record<string, unknown>; via: 'bearer' | 'cookie'; expected: { subject: string; issuer: string; via: string } }>([
+    { what: 'subject, issuer and origin are kept', claims: ALICE, via: 'bearer', expected: { subject: 'CgVhbGljZQ', issuer: 'https://dex.example.com/dex', via: 'bearer' } },
+    { what: 'missing sub and iss become empty strings', claims: { email: 'a@example.com' }, via: 'cookie', expected: { subject: '', issuer: '', via: 'cookie' } },
+    { what: 'non-string sub and iss become empty strings', claims: { email: 'a@example.com', sub: 1, iss: ['x'] }, via: 'cookie', expected: { subject: '', issuer: '', via: 'cookie' } },
+  ])('$what', ({ claims, via, expected }) => {
+    const result = buildIdentity(claims, mappingOf(), via);
+    expect(result.ok ? { subject: result.identity.subject, issuer: result.identity.issuer, via: result.identity.via } : result.reason).toEqual(expected);
+  });
+
+  test('the verified claims are kept as given', () => {
+    const claims = { ...ALICE, custom: { a: 1 } };
+    const result = buildIdentity(claims, mappingOf(), 'bearer');
+    expect(result.ok && result.identity.claims).toBe(claims);
+  });
+});
+
+describe('compileIdentityMapping', () => {
+  test.each<{ what: string; identity: ConfigInput['identity']; overrides: { userIdClaim?: string; groupsClaim?: string }; expected: { userIdClaim: string[]; groupsClaim: string[] } }>([
+    { what: 'defaults: email and groups', identity: {}, overrides: {}, expected: { userIdClaim: ['email'], groupsClaim: ['groups'] } },
+    { what: 'configured dotted paths', identity: { userIdClaim: 'profile.login', groupsClaim: 'realm_access.roles' }, overrides: {}, expected: { userIdClaim: ['profile', 'login'], groupsClaim: ['realm_access', 'roles'] } },
+    { what: 'per-issuer overrides win', identity: { userIdClaim: 'email' }, overrides: { userIdClaim: 'sub', groupsClaim: 'roles' }, expected: { userIdClaim: ['sub'], groupsClaim: ['roles'] } },
+    { what: 'undefined overrides fall back to the config', identity: { groupsClaim: 'teams' }, overrides: { userIdClaim: undefined, groupsClaim: undefined }, expected: { userIdClaim: ['email'], groupsClaim: ['teams'] } },
+  ])('$what', ({ identity, overrides, expected }) => {
+    const mapping = mappingOf(identity, overrides);
+    expect({ userIdClaim: [...mapping.userIdClaim.segments], groupsClaim: [...mapping.groupsClaim.segments] }).toEqual(expected);
+  });
+});

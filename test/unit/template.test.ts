@@ -1,0 +1,128 @@
+import { compileHostGlob, compileTemplate, NO_PARAMS, pathSegments, TemplateError, type PathParams } from '../../src/policy/template.js';
+
+describe('pathSegments', () => {
+  test.each<{ what: string; path: string; expected: string[] }>([
+    { what: 'the root has no segments', path: '/', expected: [] },
+    { what: 'one segment', path: '/a', expected: ['a'] },
+    { what: 'several segments', path: '/a/b/c', expected: ['a', 'b', 'c'] },
+    { what: 'a trailing slash adds no empty segment', path: '/a/b/', expected: ['a', 'b'] },
+    { what: 'segments are not decoded or lowered', path: '/A%41/b c', expected: ['A%41', 'b c'] },
+  ])('$what', ({ path, expected }) => {
+    expect(pathSegments(path)).toEqual(expected);
+  });
+});
+
+describe('compileTemplate matches normalized paths', () => {
+  test.each<{ what: string; template: string; path: string; expected: PathParams | null }>([
+    // Literals.
+    { what: 'a literal matches itself', template: '/favicon.ico', path: '/favicon.ico', expected: {} },
+    { what: 'a literal does not match another literal', template: '/favicon.ico', path: '/favicon.png', expected: null },
+    { what: 'a literal is case-sensitive', template: '/static/x', path: '/STATIC/x', expected: null },
+    { what: 'a literal does not match a prefix of itself', template: '/admin', path: '/adm', expected: null },
+    { what: 'a literal does not match a longer segment', template: '/admin', path: '/administrator', expected: null },
+    { what: 'a literal does not match deeper paths', template: '/admin', path: '/admin/x', expected: null },
+    { what: 'a literal does not match a shorter path', template: '/a/b', path: '/a', expected: null },
+    { what: 'a decoded literal with a space matches', template: '/a b', path: '/a b', expected: {} },
+    // Trailing slash, both sides.
+    { what: 'a template without trailing slash matches a path with one', template: '/admin', path: '/admin/', expected: {} },
+    { what: 'a template with trailing slash matches a path without one', template: '/admin/', path: '/admin', expected: {} },
+    { what: 'a template with trailing slash matches a path with one', template: '/admin/', path: '/admin/', expected: {} },
+    // Root.
+    { what: 'the root template matches the root', template: '/', path: '/', expected: {} },
+    { what: 'the root template does not match anything deeper', template: '/', path: '/a', expected: null },
+    // {name} captures.
+    { what: 'a parameter captures one segment', template: '/workspaces/{ws}', path: '/workspaces/alice', expected: { ws: 'alice' } },
+    { what: 'a parameter keeps the segment as is (case, dots)', template: '/workspaces/{ws}', path: '/workspaces/Al.ice', expected: { ws: 'Al.ice' } },
+    { what: 'a parameter does not match a missing segment', template: '/workspaces/{ws}', path: '/workspaces', expected: null },
+    { what: 'a parameter does not match two segments', template: '/workspaces/{ws}', path: '/workspaces/a/b', expected: null },
+    { what: 'several parameters are captured', template: '/{ns}/{app}/x', path: '/kubeflow/jupyter/x', expected: { ns: 'kubeflow', app: 'jupyter' } },
+    { what: 'a parameter named like an Object.prototype member is an own capture', template: '/{constructor}', path: '/x', expected: { constructor: 'x' } },
+    // * (one segment).
+    { what: '"*" matches any one segment', template: '/a/*/c', path: '/a/anything/c', expected: {} },
+    { what: '"*" does not match zero segments', template: '/a/*', path: '/a', expected: null },
+    { what: '"*" does not match two segments', template: '/a/*', path: '/a/b/c', expected: null },
+    { what: '"*" captures nothing', template: '/*', path: '/x', expected: {} },
+    // ** (zero or more, last only).
+    { what: '"**" matches zero segments', template: '/static/**', path: '/static', expected: {} },
+    { what: '"**" matches zero segments with a trailing slash', template: '/static/**', path: '/static/', expected: {} },
+    { what: '"**" matches one segment', template: '/static/**', path: '/static/app.js', expected: {} },
+    { what: '"**" matches many segments', template: '/static/**', path: '/static/a/b/c.js', expected: {} },
+    { what: '"**" does not match another prefix', template: '/static/**', path: '/staticx/a', expected: null },
+    { what: '"**" does not match a shorter path', template: '/a/b/**', path: '/a', expected: null },
+    { what: '"/**" matches the root', template: '/**', path: '/', expected: {} },
+    { what: '"/**" matches any path', template: '/**', path: '/a/b/c', expected: {} },
+    { what: '"**" after a parameter captures the parameter', template: '/workspaces/{ws}/**', path: '/workspaces/alice/files/x', expected: { ws: 'alice' } },
+    { what: '"**" after a parameter matches when nothing follows', template: '/workspaces/{ws}/**', path: '/workspaces/alice', expected: { ws: 'alice' } },
+    { what: '"**" after a parameter still needs the parameter', template: '/workspaces/{ws}/**', path: '/workspaces', expected: null },
+  ])('$what', ({ template, path, expected }) => {
+    expect(compileTemplate(template).match(pathSegments(path))).toEqual(expected);
+  });
+
+  test('a parameter named "__proto__" is captured as an own property, not swallowed by the prototype setter', () => {
+    const params = compileTemplate('/t/{__proto__}').match(['t', 'admins']);
+    expect(params === null ? undefined : Object.getOwnPropertyDescriptor(params, '__proto__')?.value).toBe('admins');
+  });
+
+  test('a template without parameters returns the shared frozen NO_PARAMS', () => {
+    expect(compileTemplate('/a/*/**').match(['a', 'b'])).toBe(NO_PARAMS);
+    expect(Object.isFrozen(NO_PARAMS)).toBe(true);
+  });
+
+  test.each<{ what: string; template: string; expected: string[] }>([
+    { what: 'no parameters', template: '/a/*/**', expected: [] },
+    { what: 'parameters in order', template: '/{ns}/x/{app}/**', expected: ['ns', 'app'] },
+  ])('paramNames lists $what', ({ template, expected }) => {
+    expect(compileTemplate(template).paramNames).toEqual(expected);
+  });
+
+  test('the source is kept as written', () => {
+    expect(compileTemplate('/admin/').source).toBe('/admin/');
+  });
+});
+
+describe('compileTemplate refuses templates that could not mean one thing', () => {
+  test.each<{ what: string; template: string; message: RegExp }>([
+    { what: '"**" before another segment', template: '/a/**/b', message: /"\*\*" may only be the last segment/ },
+    { what: '"**" twice', template: '/**/**', message: /"\*\*" may only be the last segment/ },
+    { what: 'the same parameter twice', template: '/{ws}/x/{ws}', message: /parameter \{ws\} appears twice/ },
+    { what: 'an empty segment ("//")', template: '/a//b', message: /empty segment/ },
+    { what: 'only "//"', template: '//', message: /empty segment/ },
+    { what: 'a "." segment', template: '/a/./b', message: /"\." and "\.\." segments/ },
+    { what: 'a ".." segment', template: '/a/../b', message: /"\." and "\.\." segments/ },
+    { what: 'a partial wildcard "a*"', template: '/a*', message: /only as a whole segment/ },
+    { what: 'a partial wildcard "*.js"', template: '/static/*.js', message: /only as a whole segment/ },
+    { what: 'a partial double wildcard "a**"', template: '/a**', message: /only as a whole segment/ },
+    { what: 'a parameter inside a segment', template: '/user-{id}', message: /only as a whole segment/ },
+    { what: 'a parameter name starting with a digit', template: '/{1ws}', message: /only as a whole segment/ },
+    { what: 'an empty parameter name', template: '/{}', message: /only as a whole segment/ },
+    { what: 'a "%" escape', template: '/a%2fb', message: /write it decoded/ },
+    { what: 'a ";" parameter', template: '/a;x=1', message: /write it decoded/ },
+    { what: 'a backslash', template: '/a\\b', message: /write it decoded/ },
+    { what: 'a control character', template: '/a\nb', message: /write it decoded/ },
+    { what: 'no leading slash', template: 'admin/**', message: /must start with "\/"/ },
+    { what: 'an empty template', template: '', message: /must start with "\/"/ },
+  ])('$what', ({ template, message }) => {
+    expect(() => compileTemplate(template)).toThrow(TemplateError);
+    expect(() => compileTemplate(template)).toThrow(message);
+  });
+});
+
+describe('compileHostGlob', () => {
+  test.each<{ what: string; glob: string; host: string; expected: boolean }>([
+    { what: 'an exact host matches itself', glob: 'kubeflow.example.com', host: 'kubeflow.example.com', expected: true },
+    { what: 'an exact host does not match a sub-domain', glob: 'example.com', host: 'a.example.com', expected: false },
+    { what: 'an exact host does not match a longer name', glob: 'example.com', host: 'example.com.evil.net', expected: false },
+    { what: 'an exact host does not match a suffix of itself', glob: 'kubeflow.example.com', host: 'example.com', expected: false },
+    { what: '"*.example.com" matches a sub-domain', glob: '*.example.com', host: 'kubeflow.example.com', expected: true },
+    { what: '"*.example.com" matches a deeper sub-domain', glob: '*.example.com', host: 'a.b.example.com', expected: true },
+    { what: '"*.example.com" does not match the apex', glob: '*.example.com', host: 'example.com', expected: false },
+    { what: '"*.example.com" does not match "evil-example.com"', glob: '*.example.com', host: 'evil-example.com', expected: false },
+    { what: '"*.example.com" does not match "evilexample.com"', glob: '*.example.com', host: 'evilexample.com', expected: false },
+    { what: '"*.example.com" does not match ".example.com" (empty label)', glob: '*.example.com', host: '.example.com', expected: false },
+    { what: '"*.example.com" does not match a host that only contains it', glob: '*.example.com', host: 'a.example.com.evil.net', expected: false },
+    { what: '"*" matches any host', glob: '*', host: 'anything.example.org', expected: true },
+    { what: '"*" matches an IPv6 literal', glob: '*', host: '[::1]', expected: true },
+  ])('$what', ({ glob, host, expected }) => {
+    expect(compileHostGlob(glob)(host)).toBe(expected);
+  });
+});
