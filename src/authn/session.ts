@@ -36,7 +36,8 @@ const OLD_COOKIE_GRACE_MS = 60_000;
 
 export class SessionAuthenticator {
   private readonly cache: ExpiringLru<SessionResult>;
-  private readonly refreshing = new Map<string, Promise<SessionResult>>();
+  /** Opens in progress, by cookie hash: concurrent checks with one cookie share one unseal and refresh. */
+  private readonly opening = new Map<string, Promise<SessionResult>>();
 
   constructor(
     private readonly store: SessionStore,
@@ -60,7 +61,12 @@ export class SessionAuthenticator {
     const key = hash('sha256', cookie.value, 'base64url');
     const cached = this.cache.get(key, this.now());
     if (cached !== undefined) return cached;
-    return this.refreshing.get(key) ?? this.open(cookie.value, key, cookie.names);
+    let pending = this.opening.get(key);
+    if (pending === undefined) {
+      pending = this.open(cookie.value, key, cookie.names).finally(() => this.opening.delete(key));
+      this.opening.set(key, pending);
+    }
+    return pending;
   }
 
   /** Seals a new session (after login) and primes the cache with it. */
@@ -104,13 +110,9 @@ export class SessionAuthenticator {
     if (session.refreshToken === null || this.refresher === null) {
       return { kind: 'invalid', credential: 'cookie', reason: 'session_expired', setCookie: this.store.clear(names) };
     }
-    // Single flight: concurrent checks with this cookie share one refresh (refresh tokens may rotate).
-    let pending = this.refreshing.get(key);
-    if (pending === undefined) {
-      pending = this.refresh(session, names, key).finally(() => this.refreshing.delete(key));
-      this.refreshing.set(key, pending);
-    }
-    return pending;
+    // Refresh tokens may rotate: a second refresh with the same token would end the session, which
+    // is why opens are single-flight per cookie (authenticate) and the result is cached for the old cookie.
+    return this.refresh(session, names, key);
   }
 
   private async refresh(session: SessionData, names: readonly string[], key: string): Promise<SessionResult> {

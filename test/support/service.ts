@@ -1,4 +1,9 @@
 /** Starts the real service (config → createService → listen on 127.0.0.1:0) for integration tests. */
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { parseConfig } from '../../src/config/load.js';
 import type { ConfigInput } from '../../src/config/schema.js';
 import { createService, type Service } from '../../src/http/server.js';
@@ -15,7 +20,33 @@ export interface RunningService {
   close(): Promise<void>;
 }
 
-export async function startService(input: ConfigInput): Promise<RunningService> {
+/** A port that was free a moment ago (for configs that must name their own URL before listening). */
+export async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
+}
+
+/** A clock tests move forward instead of sleeping. */
+export class TestClock {
+  offsetMs = 0;
+  readonly now = (): number => Date.now() + this.offsetMs;
+  advance(ms: number): void {
+    this.offsetMs += ms;
+  }
+}
+
+/** A temporary file with these lines (cookie secrets, client secret). */
+export function tempFile(content: string): string {
+  const dir = mkdtempSync(join(tmpdir(), 'oidc-authz-'));
+  const file = join(dir, 'file');
+  writeFileSync(file, content);
+  return file;
+}
+
+export async function startService(input: ConfigInput, options: { now?: () => number } = {}): Promise<RunningService> {
   const config = parseConfig({
     ...input,
     listen: { host: '127.0.0.1', port: 0, metricsPort: 0, shutdownTimeout: '5s', ...input.listen },
@@ -24,7 +55,7 @@ export async function startService(input: ConfigInput): Promise<RunningService> 
   const logs: Array<Record<string, unknown>> = [];
   const logger = createLogger(config.log.level, (line) => void logs.push(JSON.parse(line) as Record<string, unknown>));
   const metrics = createMetrics({ defaultMetrics: false });
-  const service = createService(config, { logger, metrics });
+  const service = createService(config, { logger, metrics, ...(options.now ? { now: options.now } : {}) });
   const { port, metricsPort } = await service.listen();
   return {
     url: `http://127.0.0.1:${port}`,
