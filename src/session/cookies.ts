@@ -25,19 +25,40 @@ export type SessionCookie =
 
 const NONE: SessionCookie = { kind: 'none' };
 
-/** All cookies whose name is `name` or `name.<digits>`, from a Cookie header. */
+/**
+ * All cookies whose name is `name` or `name.<digits>`, from a Cookie header. Scans for the name
+ * instead of splitting the whole header: this runs on every cookie check.
+ */
 export function findSessionCookies(header: string | undefined, name: string): Map<string, string> | null {
-  if (header === undefined || !header.includes(name)) return null;
+  if (header === undefined) return null;
   let found: Map<string, string> | null = null;
-  for (const pair of header.split(/[;,]/)) {
-    const eq = pair.indexOf('=');
-    if (eq === -1) continue;
-    const key = pair.slice(0, eq).trim();
-    if (key === name || (key.startsWith(name) && /^\.\d{1,2}$/.test(key.slice(name.length)))) {
-      (found ??= new Map()).set(key, pair.slice(eq + 1).trim());
+  for (let at = header.indexOf(name); at !== -1; at = header.indexOf(name, at + name.length)) {
+    if (at > 0 && !isSeparatorBefore(header.charCodeAt(at - 1))) continue;
+    let end = at + name.length;
+    if (header.charCodeAt(end) === 0x2e) {
+      // "name.<1–2 digits>"
+      let digits = 0;
+      while (digits < 3 && isDigit(header.charCodeAt(end + 1 + digits))) digits++;
+      if (digits === 0 || digits > 2) continue;
+      end += 1 + digits;
     }
+    let eq = end;
+    while (header.charCodeAt(eq) === 0x20) eq++;
+    if (header.charCodeAt(eq) !== 0x3d) continue;
+    let valueEnd = eq + 1;
+    while (valueEnd < header.length && header.charCodeAt(valueEnd) !== 0x3b && header.charCodeAt(valueEnd) !== 0x2c) valueEnd++;
+    (found ??= new Map()).set(header.slice(at, end), header.slice(eq + 1, valueEnd).trim());
   }
   return found;
+}
+
+/** Cookie pairs are separated by ";" (RFC 6265) or "," (Envoy joining two Cookie lines), plus spaces. */
+function isSeparatorBefore(code: number): boolean {
+  return code === 0x20 || code === 0x3b || code === 0x2c || code === 0x09;
+}
+
+function isDigit(code: number): boolean {
+  return code >= 0x30 && code <= 0x39;
 }
 
 export function readSessionCookie(header: string | undefined, name: string): SessionCookie {
