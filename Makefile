@@ -12,6 +12,7 @@ CHROMIUM := /usr/bin/chromium
 .PHONY: help install build typecheck lint test bench demo clean
 
 help:
+	@echo "make demo     run it: dev IdP + oidc-authz + echo app + Envoy on 127.0.0.1 (Ctrl-C stops)"
 	@echo "make test     install what is missing, type-check, lint, run every test"
 	@echo "make bench    load benchmark of the check endpoint (writes bench/RESULTS.md)"
 	@echo "make build    compile TypeScript to dist/"
@@ -48,5 +49,10 @@ test: install typecheck lint build
 bench: build
 	bash bench/run.sh
 
+# The dev IdP, oidc-authz (demo/config.yaml), the echo app and Envoy on 127.0.0.1; Ctrl-C stops it.
+demo: install build
+	npx tsc -p tsconfig.demo.json
+	node .build/demo/run.js
+
 clean:
-	rm -rf dist coverage test-artifacts bench/.work
+	rm -rf dist .build coverage test-artifacts bench/.work

@@ -2,7 +2,7 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['dist/', 'node_modules/', '.tools/', 'coverage/', 'test-artifacts/', 'bench/.work/', 'charts/', 'manifests/'] },
+  { ignores: ['dist/', 'node_modules/', '.tools/', 'coverage/', 'test-artifacts/', 'bench/.work/', '.build/', '.demo/', 'charts/', 'manifests/'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

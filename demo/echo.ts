@@ -18,7 +18,7 @@ export interface Echo {
   stop(): Promise<void>;
 }
 
-export async function startEcho(): Promise<Echo> {
+export async function startEcho(options: { port?: number } = {}): Promise<Echo> {
   const received: EchoRequest[] = [];
   const server: Server = createServer((req, res) => {
     const names: string[] = [];
@@ -36,7 +36,10 @@ export async function startEcho(): Promise<Echo> {
       res.end(html ? echoPage(seen) : body);
     });
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(options.port ?? 0, '127.0.0.1', resolve);
+  });
   const { port } = server.address() as AddressInfo;
   return {
     port,
