@@ -20,7 +20,8 @@ export interface Echo {
 
 export async function startEcho(options: { port?: number } = {}): Promise<Echo> {
   const received: EchoRequest[] = [];
-  const server: Server = createServer((req, res) => {
+  // Large enough for a session cookie of several chunks plus a long kubeflow-groups header.
+  const server: Server = createServer({ maxHeaderSize: 256 * 1024 }, (req, res) => {
     const names: string[] = [];
     for (let i = 0; i < req.rawHeaders.length; i += 2) names.push(req.rawHeaders[i]!);
     const seen: EchoRequest = { method: req.method ?? '', path: req.url ?? '', headers: req.headers, rawHeaderNames: names };

@@ -88,6 +88,9 @@ export function gatewayConfig(options: GatewayOptions) {
       listeners: [{
         name: 'ingress',
         address: { socket_address: { address: '127.0.0.1', port_value: options.listenPort } },
+        // One socket bound by the main thread before the workers start, so the port accepts connections
+        // as soon as Envoy logs "starting workers" (with reuse_port each worker binds later).
+        enable_reuse_port: false,
         filter_chains: [{
           filters: [{
             name: 'envoy.filters.network.http_connection_manager',
