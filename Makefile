@@ -8,14 +8,20 @@ ENVOY_VERSION := 1.40.0
 ENVOY := $(TOOLS)/envoy/envoy/_bin/envoy
 # Chromium for the headless-browser test: Debian's package (playwright-core drives it).
 CHROMIUM := /usr/bin/chromium
+# helm and kustomize for the chart tests, built from the Go module proxy (pinned; each builds in minutes).
+HELM_VERSION := v3.22.0
+KUSTOMIZE_VERSION := v5.7.1
+HELM := $(TOOLS)/bin/helm
+KUSTOMIZE := $(TOOLS)/bin/kustomize
 
-.PHONY: help install build typecheck lint test bench demo clean
+.PHONY: help install build typecheck lint test bench demo manifests clean
 
 help:
 	@echo "make demo     run it: dev IdP + oidc-authz + echo app + Envoy on 127.0.0.1 (Ctrl-C stops)"
 	@echo "make test     install what is missing, type-check, lint, run every test"
 	@echo "make bench    load benchmark of the check endpoint (writes bench/RESULTS.md)"
 	@echo "make build    compile TypeScript to dist/"
+	@echo "make manifests  regenerate the chart's generated files and manifests/ from the code and the chart"
 	@echo "make install  npm ci and every tool the tests need (idempotent)"
 
 $(NODE_MODULES_STAMP): package.json package-lock.json
@@ -32,7 +38,13 @@ $(CHROMIUM):
 	@if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium
 
-install: $(NODE_MODULES_STAMP) $(ENVOY) $(CHROMIUM)
+$(HELM):
+	GOBIN=$(CURDIR)/$(TOOLS)/bin GOTOOLCHAIN=local go install helm.sh/helm/v3/cmd/helm@$(HELM_VERSION)
+
+$(KUSTOMIZE):
+	GOBIN=$(CURDIR)/$(TOOLS)/bin GOTOOLCHAIN=local go install sigs.k8s.io/kustomize/kustomize/v5@$(KUSTOMIZE_VERSION)
+
+install: $(NODE_MODULES_STAMP) $(ENVOY) $(CHROMIUM) $(HELM) $(KUSTOMIZE)
 
 build: install
 	npx tsc -p tsconfig.build.json
@@ -48,6 +60,10 @@ test: install typecheck lint build
 
 bench: build
 	bash bench/run.sh
+
+# The chart's generated files (header lists, values schema) from the code, then manifests/ from the chart.
+manifests: build $(HELM)
+	HELM=$(HELM) bash scripts/render-manifests.sh
 
 # The dev IdP, oidc-authz (demo/config.yaml), the echo app and Envoy on 127.0.0.1; Ctrl-C stops it.
 demo: install build

@@ -1,0 +1,103 @@
+{{/* Names and labels (Kubernetes recommended labels). */}}
+{{- define "oidc-authz.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "oidc-authz.fullname" -}}
+{{- if .Values.fullnameOverride -}}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" -}}
+{{- else if contains (include "oidc-authz.name" .) .Release.Name -}}
+{{- .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name (include "oidc-authz.name" .) | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "oidc-authz.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "oidc-authz.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end -}}
+
+{{- define "oidc-authz.labels" -}}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
+{{ include "oidc-authz.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/component: authz
+app.kubernetes.io/part-of: oidc-authz
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end -}}
+
+{{- define "oidc-authz.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create -}}
+{{- default (include "oidc-authz.fullname" .) .Values.serviceAccount.name -}}
+{{- else -}}
+{{- default "default" .Values.serviceAccount.name -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "oidc-authz.secretName" -}}
+{{- default (printf "%s-secrets" (include "oidc-authz.fullname" .)) .Values.secrets.existingSecret -}}
+{{- end -}}
+
+{{- define "oidc-authz.image" -}}
+{{- if .Values.image.digest -}}
+{{- printf "%s@%s" .Values.image.repository .Values.image.digest -}}
+{{- else -}}
+{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) -}}
+{{- end -}}
+{{- end -}}
+
+{{/* The service's config.yaml: values.config plus what the chart owns (ports, secret file paths). */}}
+{{- define "oidc-authz.config" -}}
+{{- $config := deepCopy .Values.config -}}
+{{- $listen := dict "host" "0.0.0.0" "port" (int .Values.service.port) "metricsPort" (int .Values.service.metricsPort) -}}
+{{- $_ := set $config "listen" (merge $listen (default (dict) $config.listen)) -}}
+{{- $session := default (dict) $config.session -}}
+{{- $_ := set $session "secretsFile" "/etc/oidc-authz/secrets/cookie-secrets" -}}
+{{- $_ := set $config "session" $session -}}
+{{- if $config.oidc -}}
+{{- $oidc := $config.oidc -}}
+{{- if .Values.secrets.publicClient -}}
+{{- $_ := unset $oidc "clientSecretFile" -}}
+{{- else -}}
+{{- $_ := set $oidc "clientSecretFile" "/etc/oidc-authz/secrets/client-secret" -}}
+{{- end -}}
+{{- end -}}
+{{- toYaml $config -}}
+{{- end -}}
+
+{{/* The Istio extension provider, from files/envoy-contract.json (generated from src/envoy-contract.ts). */}}
+{{- define "oidc-authz.extensionProvider" -}}
+{{- $contract := .Files.Get "files/envoy-contract.json" | fromJson -}}
+{{- $identity := default (dict) .Values.config.identity -}}
+{{- $upstream := list (default "kubeflow-userid" $identity.userIdHeader) (default "kubeflow-groups" $identity.groupsHeader) -}}
+{{- range $contract.authRequestHeaders }}{{ $upstream = append $upstream . }}{{ end -}}
+name: {{ .Values.istio.providerName }}
+envoyExtAuthzHttp:
+  service: {{ printf "%s.%s.svc.cluster.local" (include "oidc-authz.fullname" .) .Release.Namespace }}
+  port: {{ .Values.service.port }}
+  pathPrefix: {{ default "/authz" .Values.config.checkPathPrefix }}
+  timeout: {{ .Values.istio.providerTimeout }}
+  failOpen: {{ $contract.failOpen }}
+  statusOnError: {{ $contract.statusOnError | quote }}
+  includeRequestHeadersInCheck: {{ toJson $contract.includeRequestHeadersInCheck }}
+  headersToUpstreamOnAllow: {{ toJson $upstream }}
+  headersToDownstreamOnAllow: {{ toJson $contract.headersToDownstreamOnAllow }}
+  headersToDownstreamOnDeny: {{ toJson $contract.headersToDownstreamOnDeny }}
+{{- end -}}
+
+{{/* RequestAuthentication rules: explicit, or one covering every configured issuer. */}}
+{{- define "oidc-authz.jwtRules" -}}
+{{- $rules := list -}}
+{{- if .Values.config.oidc -}}
+{{- $rule := dict "issuer" .Values.config.oidc.issuer "forwardOriginalToken" true -}}
+{{- if .Values.config.oidc.jwksUri }}{{ $_ := set $rule "jwksUri" .Values.config.oidc.jwksUri }}{{ end -}}
+{{- $rules = append $rules $rule -}}
+{{- end -}}
+{{- range .Values.config.issuers -}}
+{{- $rule := dict "issuer" .issuer "audiences" .audiences "forwardOriginalToken" true -}}
+{{- if .jwksUri }}{{ $_ := set $rule "jwksUri" .jwksUri }}{{ end -}}
+{{- $rules = append $rules $rule -}}
+{{- end -}}
+{{- toJson $rules -}}
+{{- end -}}

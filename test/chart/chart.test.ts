@@ -1,0 +1,204 @@
+/* eslint-disable @typescript-eslint/no-explicit-any -- rendered YAML is walked by path; expect() checks each shape */
+/**
+ * The Helm chart and the kustomize manifests, with the real helm and kustomize (built from the Go
+ * module proxy into .tools/bin by `make install`): lint, render, validate every object against the
+ * Kubernetes, Istio and Prometheus-operator schemas, and prove the chart cannot drift from the code.
+ */
+import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { parseAllDocuments, parse as parseYaml } from 'yaml';
+import { chartContract, chartValuesSchema } from '../../src/chart-files.js';
+import { parseConfig } from '../../src/config/load.js';
+import { extAuthzProvider, identityHeaderPlan } from '../../src/envoy-contract.js';
+
+const ROOT = process.cwd();
+const HELM = process.env.HELM ?? join(ROOT, '.tools/bin/helm');
+const KUSTOMIZE = process.env.KUSTOMIZE ?? join(ROOT, '.tools/bin/kustomize');
+const CHART = join(ROOT, 'charts/oidc-authz');
+const CI_VALUES = ['bearer-only-values.yaml', 'kubeflow-dex-values.yaml', 'workspaces-values.yaml'];
+
+type K8sObject = { apiVersion: string; kind: string; metadata: { name: string; namespace?: string; annotations?: Record<string, string> }; spec?: Record<string, unknown>; data?: Record<string, string> };
+
+function run(command: string, args: string[]): { status: number | null; stdout: string; stderr: string } {
+  const result = spawnSync(command, args, { encoding: 'utf8', cwd: ROOT });
+  if (result.error) throw result.error;
+  return { status: result.status, stdout: result.stdout, stderr: result.stderr };
+}
+
+function helmTemplate(args: string[], namespace = 'oidc-authz'): K8sObject[] {
+  const result = run(HELM, ['template', 'oidc-authz', CHART, '--namespace', namespace, ...args]);
+  if (result.status !== 0) throw new Error(`helm template failed: ${result.stderr}`);
+  return parseObjects(result.stdout);
+}
+
+function parseObjects(text: string): K8sObject[] {
+  return parseAllDocuments(text).map((d) => d.toJS() as K8sObject).filter((o) => o !== null && typeof o === 'object');
+}
+
+/** The model class of an object's apiVersion/kind from kubernetes-models and its Istio / Prometheus-operator packages. */
+async function validateObject(object: K8sObject): Promise<void> {
+  const slash = object.apiVersion.indexOf('/');
+  const group = slash === -1 ? '' : object.apiVersion.slice(0, slash);
+  const version = object.apiVersion.slice(slash + 1);
+  let module: string;
+  if (group === '') module = `kubernetes-models/${version}/${object.kind}`;
+  else if (group.endsWith('.istio.io')) module = `@kubernetes-models/istio/${group}/${version}/${object.kind}`;
+  else if (group === 'monitoring.coreos.com') module = `@kubernetes-models/prometheus-operator/${group}/${version}/${object.kind}`;
+  else module = `kubernetes-models/${group}/${version}/${object.kind}`;
+  const exported = (await import(module)) as Record<string, new (data: unknown) => { validate(): void }>;
+  const Model = exported[object.kind] ?? exported.default;
+  if (Model === undefined) throw new Error(`no model for ${object.apiVersion} ${object.kind}`);
+  new Model(object).validate();
+}
+
+const find = (objects: K8sObject[], kind: string, name?: string) => {
+  const found = objects.find((o) => o.kind === kind && (name === undefined || o.metadata.name === name));
+  if (!found) throw new Error(`no ${kind} ${name ?? ''} rendered`);
+  return found;
+};
+const dataOf = (object: K8sObject, key: string): string => {
+  const value = object.data?.[key];
+  if (value === undefined) throw new Error(`${object.kind} ${object.metadata.name} has no data.${key}`);
+  return value;
+};
+const renderedConfig = (objects: K8sObject[]) => parseConfig(parseYaml(dataOf(find(objects, 'ConfigMap', 'oidc-authz'), 'config.yaml')));
+const renderedProvider = (objects: K8sObject[]) => {
+  const mesh = parseYaml(dataOf(find(objects, 'ConfigMap', 'oidc-authz-istio-mesh-config'), 'istiod-values.yaml')) as {
+    meshConfig: { extensionProviders: Array<{ name: string; envoyExtAuthzHttp: Record<string, unknown> }> };
+  };
+  return mesh.meshConfig.extensionProviders[0]!;
+};
+
+describe.each([['default values', [] as string[]], ...CI_VALUES.map((file) => [file, ['-f', join(CHART, 'ci', file)]] as [string, string[]])])('%s', (_name, args) => {
+  const objects = () => helmTemplate(['--set', 'fullnameOverride=oidc-authz', ...args]);
+
+  test('helm lint passes', () => {
+    const result = run(HELM, ['lint', CHART, '--strict', ...args]);
+    expect(result.stderr + result.stdout).not.toMatch(/\[ERROR\]/);
+    expect(result.status).toBe(0);
+  });
+
+  test('every rendered object is valid for its Kubernetes / Istio / Prometheus-operator schema', async () => {
+    const rendered = objects();
+    expect(rendered.length).toBeGreaterThanOrEqual(7);
+    for (const object of rendered) await expect(validateObject(object)).resolves.toBeUndefined();
+  });
+
+  test('the rendered config is accepted by the service and the provider matches the code', () => {
+    const rendered = objects();
+    const config = renderedConfig(rendered);
+    expect(config.listen.port).toBe(8080);
+    expect(config.session.secretsFile).toBe('/etc/oidc-authz/secrets/cookie-secrets');
+    const provider = renderedProvider(rendered);
+    expect(provider.envoyExtAuthzHttp).toEqual(
+      extAuthzProvider(config, { service: 'oidc-authz.oidc-authz.svc.cluster.local', port: 8080, timeout: '3s' }),
+    );
+    expect(provider.envoyExtAuthzHttp.headersToUpstreamOnAllow).toEqual(identityHeaderPlan(config).upstreamOnAllow);
+  });
+
+  test('hardened pods: non-root, read-only root, no capabilities, seccomp, probes, config checksums', () => {
+    const deployment = find(objects(), 'Deployment') as unknown as {
+      spec: { template: { metadata: { annotations: Record<string, string> }; spec: { securityContext: Record<string, unknown>; containers: Array<Record<string, any>> } } };
+    };
+    const pod = deployment.spec.template.spec;
+    expect(pod.securityContext).toMatchObject({ runAsNonRoot: true, seccompProfile: { type: 'RuntimeDefault' } });
+    const container = pod.containers[0]!;
+    expect(container.securityContext).toMatchObject({ readOnlyRootFilesystem: true, allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'] } });
+    expect(container.livenessProbe.httpGet.path).toBe('/healthz');
+    expect(container.readinessProbe.httpGet.path).toBe('/readyz');
+    expect(deployment.spec.template.metadata.annotations['checksum/config']).toMatch(/^[0-9a-f]{64}$/);
+  });
+});
+
+describe('Istio wiring', () => {
+  const kubeflow = () => helmTemplate(['-f', join(CHART, 'ci', 'kubeflow-dex-values.yaml')]);
+
+  test('the CUSTOM policy checks everything except /oauth2/* and /authservice/* (and only the documented extra exclusions)', () => {
+    const policy = find(helmTemplate([]), 'AuthorizationPolicy') as unknown as { spec: Record<string, any> };
+    expect(policy.spec.action).toBe('CUSTOM');
+    expect(policy.spec.provider.name).toBe('oidc-authz');
+    expect(policy.spec.rules).toEqual([{ to: [{ operation: { notPaths: ['/oauth2/*', '/authservice/*'] } }] }]);
+    const kf = find(kubeflow(), 'AuthorizationPolicy') as unknown as { metadata: { name: string; namespace: string }; spec: Record<string, any> };
+    expect(kf.metadata).toMatchObject({ name: 'istio-ingressgateway-oauth2-proxy', namespace: 'istio-system' });
+    expect(kf.spec.rules[0].to[0].operation.notPaths).toEqual(['/oauth2/*', '/authservice/*', '/dex/*']);
+  });
+
+  test('RequestAuthentications verify tokens only: never outputClaimToHeaders', () => {
+    const all = [...helmTemplate(['-f', join(CHART, 'ci', 'bearer-only-values.yaml')]), ...kubeflow()].filter((o) => o.kind === 'RequestAuthentication');
+    expect(all.length).toBeGreaterThanOrEqual(3);
+    for (const ra of all) {
+      for (const rule of (ra.spec as { jwtRules: Array<Record<string, unknown>> }).jwtRules) expect(rule.outputClaimToHeaders).toBeUndefined();
+    }
+    expect(all.filter((o) => o.metadata.namespace === 'istio-system').map((o) => o.metadata.name)).toEqual(expect.arrayContaining(['dex-jwt', 'm2m-token-issuer']));
+  });
+
+  test('the VirtualService routes /oauth2/ and /authservice/ to the service', () => {
+    const vs = find(kubeflow(), 'VirtualService') as unknown as { spec: Record<string, any> };
+    expect(vs.spec.gateways).toEqual(['kubeflow/kubeflow-gateway']);
+    expect(vs.spec.http[0].match).toEqual([{ uri: { prefix: '/oauth2/' } }, { uri: { prefix: '/authservice/' } }]);
+    expect(vs.spec.http[0].route[0].destination).toEqual({ host: 'oidc-authz.oidc-authz.svc.cluster.local', port: { number: 8080 } });
+  });
+
+  test('changing the config rolls the pods (checksum annotation changes)', () => {
+    const checksum = (args: string[]) =>
+      (find(helmTemplate(args), 'Deployment') as unknown as { spec: { template: { metadata: { annotations: Record<string, string> } } } }).spec.template.metadata.annotations['checksum/config'];
+    expect(checksum(['--set', 'config.defaultRule=authenticated'])).not.toBe(checksum(['--set', 'config.defaultRule=deny']));
+  });
+});
+
+describe('no drift between code, chart and manifests', () => {
+  test('files/envoy-contract.json is what src/envoy-contract.ts says', () => {
+    expect(JSON.parse(readFileSync(join(CHART, 'files/envoy-contract.json'), 'utf8'))).toEqual(chartContract());
+  });
+
+  test('values.schema.json holds the service config schema of src/config/schema.ts', () => {
+    const base = JSON.parse(readFileSync(join(ROOT, 'scripts/values.base.schema.json'), 'utf8')) as Record<string, unknown>;
+    expect(JSON.parse(readFileSync(join(CHART, 'values.schema.json'), 'utf8'))).toEqual(chartValuesSchema(base));
+  });
+
+  test.each([
+    ['manifests/base/oidc-authz.yaml', 'oidc-authz', 'manifests/values/base.yaml'],
+    ['manifests/overlays/kubeflow/oidc-authz.yaml', 'oauth2-proxy', 'manifests/values/kubeflow.yaml'],
+  ])('%s is what the chart renders (make manifests)', (file, namespace, values) => {
+    const result = run(HELM, ['template', 'oidc-authz', CHART, '--namespace', namespace, '-f', join(ROOT, values)]);
+    expect(result.status).toBe(0);
+    expect(readFileSync(join(ROOT, file), 'utf8')).toBe(result.stdout);
+  });
+
+  test.each(['manifests/base', 'manifests/overlays/kubeflow'])('kustomize build %s: every object valid', async (dir) => {
+    const result = run(KUSTOMIZE, ['build', join(ROOT, dir)]);
+    expect(result.stderr).toBe('');
+    const objects = parseObjects(result.stdout);
+    expect(objects.some((o) => o.kind === 'Deployment')).toBe(true);
+    for (const object of objects) await expect(validateObject(object)).resolves.toBeUndefined();
+  });
+
+  test('the Kubeflow overlay replaces the oauth2-proxy wiring: provider oauth2-proxy, Dex issuer, sub for service accounts', () => {
+    const objects = parseObjects(run(KUSTOMIZE, ['build', join(ROOT, 'manifests/overlays/kubeflow')]).stdout);
+    const config = renderedConfig(objects);
+    expect(config.oidc?.issuer).toBe('http://dex.auth.svc.cluster.local:5556/dex');
+    expect(config.issuers[0]).toMatchObject({ issuer: 'https://kubernetes.default.svc.cluster.local', userIdClaim: 'sub' });
+    expect(config.identity).toMatchObject({ userIdHeader: 'kubeflow-userid', groupsHeader: 'kubeflow-groups' });
+    const provider = renderedProvider(objects);
+    expect(provider.name).toBe('oauth2-proxy');
+    expect(provider.envoyExtAuthzHttp).toEqual(extAuthzProvider(config, { service: 'oidc-authz.oauth2-proxy.svc.cluster.local', port: 8080, timeout: '3s' }));
+  });
+});
+
+describe('bad values are refused at install time, naming the field', () => {
+  test.each<[string, string[], RegExp]>([
+    ['a string replica count', ['--set-string', 'replicaCount=two'], /replicaCount/],
+    ['an unknown top-level value', ['--set', 'replicas=3'], /replicas/],
+    ['a bad pull policy', ['--set', 'image.pullPolicy=Sometimes'], /pullPolicy/],
+    ['a short cookie secret', ['--set', 'secrets.cookieSecrets[0]=short'], /cookieSecrets/],
+    ['an unknown defaultRule', ['--set', 'config.defaultRule=allow'], /defaultRule/],
+    ['an unknown config field', ['--set', 'config.listenPort=1'], /listenPort/],
+    ['a rule with an unknown allow', ['--set', 'config.rules[0].name=x', '--set', 'config.rules[0].paths[0]=/x', '--set', 'config.rules[0].allow=maybe'], /allow/],
+    ['oidc without a client secret', ['--set', 'config.oidc.issuer=https://idp.example.com', '--set', 'config.oidc.clientId=x', '--set', 'config.publicUrl=https://k.example.com'], /secrets\.clientSecret/],
+  ])('%s', (_name, args, field) => {
+    const result = run(HELM, ['template', 'oidc-authz', CHART, ...args]);
+    expect(result.status).not.toBe(0);
+    expect(result.stderr).toMatch(field);
+  });
+});
