@@ -52,14 +52,15 @@ export interface IdentityHeaderPlan {
 }
 
 export function identityHeaderPlan(config: Pick<Config, 'identity'>): IdentityHeaderPlan {
-  const { userIdHeader, groupsHeader, authRequestHeaders } = config.identity;
+  const { userIdHeader, groupsHeader, authRequestHeaders, forwardIdToken } = config.identity;
   const primary = [userIdHeader, groupsHeader];
   const all = [...primary, ...AUTH_REQUEST_HEADERS];
   const set = authRequestHeaders ? all : primary;
   const notSet = all.filter((h) => !set.includes(h));
   const spellings = all.flatMap(underscoreSpellings);
   return {
-    upstreamOnAllow: all,
+    // `authorization` is never removed: a bearer request's own token must still reach the upstream.
+    upstreamOnAllow: forwardIdToken ? [...all, 'authorization'] : all,
     removeOnAnonymousAllow: [...all, ...spellings].join(','),
     removeOnAuthenticatedAllow: [...notSet, ...spellings].join(','),
   };

@@ -19,6 +19,8 @@ export interface Identity {
   readonly groupsHeaderValue: string;
   readonly claims: Claims;
   readonly via: 'bearer' | 'cookie';
+  /** The session's ID token (cookie sessions only), for identity.forwardIdToken. */
+  readonly idToken?: string | undefined;
 }
 
 export type IdentityFailure = 'missing_user_id' | 'unverified_email' | 'invalid_user_id';

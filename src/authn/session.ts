@@ -75,8 +75,9 @@ export class SessionAuthenticator {
     if (!built.ok) return { failure: built.reason };
     const issued = await this.store.issue(data, previousNames);
     this.events.issued(issued.chunks);
-    this.cache.set(hash('sha256', issued.sealed, 'base64url'), { kind: 'identity', identity: built.identity, session: data }, this.validUntil(data));
-    return { setCookies: issued.setCookies, identity: built.identity };
+    const identity: Identity = { ...built.identity, idToken: data.idToken };
+    this.cache.set(hash('sha256', issued.sealed, 'base64url'), { kind: 'identity', identity, session: data }, this.validUntil(data));
+    return { setCookies: issued.setCookies, identity };
   }
 
   /** The session in a request's cookies, without refreshing (sign-out, userinfo). */
@@ -147,7 +148,7 @@ export class SessionAuthenticator {
       return { kind: 'invalid', credential: 'cookie', reason: 'session_invalid', setCookie: this.store.clear(names) };
     }
     const built = buildIdentity(claims, this.mapping, 'cookie');
-    return built.ok ? { kind: 'identity', identity: built.identity, session } : { kind: 'invalid', credential: 'cookie', reason: built.reason, setCookie: this.store.clear(names) };
+    return built.ok ? { kind: 'identity', identity: { ...built.identity, idToken: session.idToken }, session } : { kind: 'invalid', credential: 'cookie', reason: built.reason, setCookie: this.store.clear(names) };
   }
 
   private validUntil(session: SessionData): number {

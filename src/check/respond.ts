@@ -11,6 +11,8 @@ export interface ResponderOptions {
   readonly userIdHeader: string;
   readonly groupsHeader: string;
   readonly authRequestHeaders: boolean;
+  /** Send the session's ID token upstream as `authorization: Bearer …` (identity.forwardIdToken). */
+  readonly forwardIdToken: boolean;
   readonly plan: IdentityHeaderPlan;
   /** Seconds a client should wait after a 503. */
   readonly retryAfterSeconds: number;
@@ -21,7 +23,7 @@ export type Responder = (res: ServerResponse, decision: Decision) => void;
 const JSON_HEADERS = ['content-type', 'application/json', 'cache-control', 'no-store'] as const;
 
 export function createResponder(options: ResponderOptions): Responder {
-  const { userIdHeader, groupsHeader, authRequestHeaders, plan } = options;
+  const { userIdHeader, groupsHeader, authRequestHeaders, forwardIdToken, plan } = options;
   const anonymousAllow = [REMOVE_HEADERS_HEADER, plan.removeOnAnonymousAllow, 'content-length', '0'];
   const wwwAuthenticate = 'Bearer realm="oidc-authz"';
 
@@ -44,6 +46,7 @@ export function createResponder(options: ResponderOptions): Responder {
           headers.push('x-auth-request-user', identity.userId, 'x-auth-request-groups', identity.groupsHeaderValue);
           headers.push('x-auth-request-email', identity.email ?? '');
         }
+        if (forwardIdToken && identity.idToken !== undefined) headers.push('authorization', `Bearer ${identity.idToken}`);
         if (decision.setCookie) for (const cookie of decision.setCookie) headers.push('set-cookie', cookie);
         res.writeHead(200, headers);
         res.end();

@@ -185,6 +185,11 @@ export const configSchema = z
         allowUnverifiedEmail: z.boolean().default(false),
         /** Also send x-auth-request-user/-email/-groups (oauth2-proxy's names) upstream. */
         authRequestHeaders: z.boolean().default(false),
+        /**
+         * Kubeflow's own model: for cookie sessions also send `authorization: Bearer <ID token>` upstream,
+         * so an Istio RequestAuthentication can map its claims. Bearer requests keep their own header.
+         */
+        forwardIdToken: z.boolean().default(false),
       })
       .prefault({}),
     redirectAllowList: z.array(z.string().min(1)).default([]),

@@ -63,6 +63,7 @@ export function createService(config: Config, deps: ServiceDeps): Service {
       userIdHeader: config.identity.userIdHeader,
       groupsHeader: config.identity.groupsHeader,
       authRequestHeaders: config.identity.authRequestHeaders,
+      forwardIdToken: config.identity.forwardIdToken,
       plan,
       retryAfterSeconds: 5,
     }),

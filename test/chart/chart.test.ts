@@ -133,6 +133,27 @@ describe('Istio wiring', () => {
     expect(all.filter((o) => o.metadata.namespace === 'istio-system').map((o) => o.metadata.name)).toEqual(expect.arrayContaining(['dex-jwt', 'm2m-token-issuer']));
   });
 
+  test("Kubeflow's model: forwardIdToken adds authorization to the provider; claim mapping only with it", () => {
+    const mapping = [
+      '--set', 'istio.requestAuthentication.rules[0].name=dex-jwt',
+      '--set', 'istio.requestAuthentication.rules[0].issuer=http://dex.auth.svc.cluster.local:5556/dex',
+      '--set', 'istio.requestAuthentication.rules[0].outputClaimToHeaders[0].header=kubeflow-userid',
+      '--set', 'istio.requestAuthentication.rules[0].outputClaimToHeaders[0].claim=email',
+    ];
+    const refused = run(HELM, ['template', 'oidc-authz', CHART, '-f', join(CHART, 'ci', 'kubeflow-dex-values.yaml'), ...mapping]);
+    expect(refused.status).not.toBe(0);
+    expect(refused.stderr).toContain('istio.requestAuthentication.rules[0].outputClaimToHeaders: needs config.identity.forwardIdToken');
+
+    const objects = helmTemplate(['-f', join(CHART, 'ci', 'kubeflow-dex-values.yaml'), '--set', 'config.identity.forwardIdToken=true', ...mapping]);
+    const config = renderedConfig(objects);
+    expect(config.identity.forwardIdToken).toBe(true);
+    const provider = renderedProvider(objects);
+    expect(provider.envoyExtAuthzHttp.headersToUpstreamOnAllow).toContain('authorization');
+    expect(provider.envoyExtAuthzHttp).toEqual(extAuthzProvider(config, { service: 'oidc-authz.oidc-authz.svc.cluster.local', port: 8080, timeout: '3s' }));
+    const ra = find(objects, 'RequestAuthentication', 'dex-jwt') as unknown as { spec: { jwtRules: Array<Record<string, unknown>> } };
+    expect(ra.spec.jwtRules[0]!.outputClaimToHeaders).toEqual([{ header: 'kubeflow-userid', claim: 'email' }]);
+  });
+
   test('the VirtualService routes /oauth2/ and /authservice/ to the service', () => {
     const vs = find(kubeflow(), 'VirtualService') as unknown as { spec: Record<string, any> };
     expect(vs.spec.gateways).toEqual(['kubeflow/kubeflow-gateway']);

@@ -176,6 +176,22 @@ describe('the login through Envoy', () => {
   });
 });
 
+test("Kubeflow's model (identity.forwardIdToken): the upstream receives the session's ID token, replacing the client's", async () => {
+  const stack = await startStack({ identity: { forwardIdToken: true } });
+  try {
+    const browser = new Browser();
+    await logIn(stack, browser);
+    const res = await browser.get(`${stack.url}/x`, { ...JSON_ACCEPT, authorization: 'Basic bWFsbG9yeTp4' });
+    expect(res.status).toBe(200);
+    const authorization = String(echoed(res).headers.authorization);
+    expect(authorization.startsWith('Bearer ey')).toBe(true);
+    const claims = JSON.parse(Buffer.from(authorization.split('.')[1]!, 'base64url').toString()) as Record<string, unknown>;
+    expect(claims).toMatchObject({ email: 'alice@example.com', iss: stack.idp.issuer });
+  } finally {
+    await stack.stop();
+  }
+});
+
 describe('refresh through Envoy', () => {
   const clock = new TestClock();
   let stack: Stack;

@@ -167,6 +167,24 @@ describe('the whole flow', () => {
     expect((await check(browser, '/x')).status).toBe(302);
   });
 
+  test('identity.forwardIdToken: the allow also carries the session ID token as authorization (Kubeflow model)', async () => {
+    const forwarding = await startService({ ...loginConfig(), listen: { port: 0 }, identity: { forwardIdToken: true } });
+    try {
+      const browser = new Browser();
+      await login(browser, 'alice', 'alice-pw');
+      for (const cookie of sessionCookies(browser)) browser.jar.set(forwarding.url, cookie.name, cookie.value);
+      const res = await browser.get(`${forwarding.url}/authz/x`, { accept: 'application/json' });
+      expect(res.status).toBe(200);
+      const [scheme, token] = (res.headers.get('authorization') ?? '').split(' ');
+      expect(scheme).toBe('Bearer');
+      const claims = JSON.parse(Buffer.from(token!.split('.')[1]!, 'base64url').toString()) as Record<string, unknown>;
+      expect(claims).toMatchObject({ email: 'alice@example.com', iss: idp.issuer, aud: CLIENT.clientId });
+      expect((await check(browser, '/x', { accept: 'application/json' })).headers.get('authorization')).toBeNull();
+    } finally {
+      await forwarding.close();
+    }
+  });
+
   test('two tabs logging in at once both complete', async () => {
     const browser = new Browser();
     const tab1 = await check(browser, '/one');

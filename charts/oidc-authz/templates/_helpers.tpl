@@ -72,6 +72,7 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- $identity := default (dict) .Values.config.identity -}}
 {{- $upstream := list (default "kubeflow-userid" $identity.userIdHeader) (default "kubeflow-groups" $identity.groupsHeader) -}}
 {{- range $contract.authRequestHeaders }}{{ $upstream = append $upstream . }}{{ end -}}
+{{- if $identity.forwardIdToken }}{{ $upstream = append $upstream "authorization" }}{{ end -}}
 name: {{ .Values.istio.providerName }}
 envoyExtAuthzHttp:
   service: {{ printf "%s.%s.svc.cluster.local" (include "oidc-authz.fullname" .) .Release.Namespace }}
