@@ -4,6 +4,7 @@
  * (src/envoy-config.ts). Used by the e2e tests and by `make demo`.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { connect } from 'node:net';
 import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -25,8 +26,29 @@ export function envoyInstalled(): boolean {
 }
 
 /**
- * Starts Envoy and resolves once its workers are running (Envoy logs "starting workers" when the
- * listeners accept connections), or rejects with Envoy's own output if it exits first.
+ * Resolves when something accepts TCP connections on 127.0.0.1:port. Envoy logs "starting workers"
+ * before its workers have called listen() on the listener socket, so a connection right after that
+ * line can still be refused; this probes until one is accepted (bounded by `attempts`).
+ */
+async function acceptingConnections(port: number, attempts = 500): Promise<void> {
+  for (let attempt = 0; attempt < attempts; attempt++) {
+    const accepted = await new Promise<boolean>((resolvePromise) => {
+      const socket = connect(port, '127.0.0.1');
+      socket.once('connect', () => {
+        socket.destroy();
+        resolvePromise(true);
+      });
+      socket.once('error', () => resolvePromise(false));
+    });
+    if (accepted) return;
+    await new Promise((resolvePromise) => setTimeout(resolvePromise, 10));
+  }
+  throw new Error(`nothing accepts connections on 127.0.0.1:${port}`);
+}
+
+/**
+ * Starts Envoy and resolves once its listener accepts connections, or rejects with Envoy's own output
+ * if it exits first.
  */
 export async function startEnvoy(options: GatewayOptions): Promise<RunningEnvoy> {
   if (!envoyInstalled()) throw new Error(`Envoy not found at ${ENVOY_BIN}: run "make install"`);
@@ -51,6 +73,12 @@ export async function startEnvoy(options: GatewayOptions): Promise<RunningEnvoy>
     child.stderr!.on('data', onData);
     child.once('exit', onExit);
   });
+  try {
+    await acceptingConnections(options.listenPort);
+  } catch (error) {
+    child.kill('SIGKILL');
+    throw new Error(`${(error as Error).message}; envoy said:\n${output.slice(-4000)}`);
+  }
   return {
     url: `http://127.0.0.1:${options.listenPort}`,
     port: options.listenPort,

@@ -88,8 +88,8 @@ export function gatewayConfig(options: GatewayOptions) {
       listeners: [{
         name: 'ingress',
         address: { socket_address: { address: '127.0.0.1', port_value: options.listenPort } },
-        // One socket bound by the main thread before the workers start, so the port accepts connections
-        // as soon as Envoy logs "starting workers" (with reuse_port each worker binds later).
+        // One listening socket (tests and the demo run one worker; the port is bound at start-up, so a
+        // second Envoy on the same port fails instead of sharing it through SO_REUSEPORT).
         enable_reuse_port: false,
         filter_chains: [{
           filters: [{
