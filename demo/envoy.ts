@@ -77,7 +77,7 @@ export async function startEnvoy(options: GatewayOptions): Promise<RunningEnvoy>
     await acceptingConnections(options.listenPort);
   } catch (error) {
     child.kill('SIGKILL');
-    throw new Error(`${(error as Error).message}; envoy said:\n${output.slice(-4000)}`);
+    throw new Error(`${(error as Error).message}; envoy said:\n${output.slice(-4000)}`, { cause: error });
   }
   return {
     url: `http://127.0.0.1:${options.listenPort}`,
