@@ -11,10 +11,18 @@ export interface Sealer {
   unseal(sealed: string, ttlSeconds: number): Promise<Record<string, unknown> | null>;
 }
 
+/**
+ * Exactly what iron-session writes: an Iron seal plus its "~2" version suffix. iron-session ignores
+ * anything after the version digit, so without this check "<seal>~2junk" would open like the seal and
+ * let one session take endless spellings (each a cache miss and an unseal).
+ */
+const SEAL_SHAPE = /^Fe26\.2\*[A-Za-z0-9_*-]+~2$/;
+
 export function createSealer(secrets: SealingSecrets): Sealer {
   return {
     seal: (data, ttlSeconds) => sealData(data, { password: secrets.seal, ttl: ttlSeconds }),
     async unseal(sealed, ttlSeconds) {
+      if (sealed.length > 64 * 1024 || !SEAL_SHAPE.test(sealed)) return null;
       try {
         const data = await unsealData<Record<string, unknown>>(sealed, { password: secrets.unseal, ttl: ttlSeconds });
         return typeof data === 'object' && data !== null && Object.keys(data).length > 0 ? data : null;
