@@ -33,12 +33,4 @@ export class ExpiringLru<V> {
       this.entries.delete(oldest);
     }
   }
-
-  delete(key: string): void {
-    this.entries.delete(key);
-  }
-
-  clear(): void {
-    this.entries.clear();
-  }
 }

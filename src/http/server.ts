@@ -5,7 +5,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Config } from '../config/schema.js';
-import { createAuthenticator, type Authenticator } from '../authn/authenticate.js';
+import { createAuthenticator } from '../authn/authenticate.js';
 import type { BearerVerifier } from '../authn/bearer.js';
 import { createBearerVerifier } from '../authn/issuers.js';
 import type { SessionAuthenticator } from '../authn/session.js';
@@ -14,19 +14,16 @@ import { createResponder } from '../check/respond.js';
 import { identityHeaderPlan } from '../envoy-contract.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
-import { compilePolicy, type Policy } from '../policy/rules.js';
+import { compilePolicy } from '../policy/rules.js';
 import { createApp, type AppState } from './app.js';
 import { createCheckHandler } from './check-handler.js';
 
 export interface Service {
   readonly config: Config;
-  readonly policy: Policy;
   readonly bearer: BearerVerifier | null;
   readonly sessions: SessionAuthenticator | null;
   readonly appServer: Server;
   readonly metricsServer: Server | null;
-  /** The node:http request listener (also usable with supertest). */
-  readonly handle: (req: IncomingMessage, res: ServerResponse) => void;
   listen(): Promise<{ port: number; metricsPort: number | null }>;
   /** Stops accepting, waits for in-flight requests (at most shutdownTimeout), closes everything. */
   shutdown(): Promise<void>;
@@ -36,8 +33,6 @@ export interface ServiceDeps {
   readonly logger: Logger;
   readonly metrics: Metrics;
   readonly now?: () => number;
-  /** Replaces the default authenticator chain (bearer JWTs). */
-  readonly authenticator?: Authenticator;
 }
 
 export function createService(config: Config, deps: ServiceDeps): Service {
@@ -46,7 +41,7 @@ export function createService(config: Config, deps: ServiceDeps): Service {
   const now = deps.now ?? Date.now;
   const bearer = createBearerVerifier(config, metrics, logger, now);
   const login = createBrowserLogin(config, { metrics, logger, bearer, now });
-  const authenticator = deps.authenticator ?? createAuthenticator(bearer, login?.sessions ?? null);
+  const authenticator = createAuthenticator(bearer, login?.sessions ?? null);
   const plan = identityHeaderPlan(config);
   const state: AppState = { ready: true };
 
@@ -121,12 +116,10 @@ export function createService(config: Config, deps: ServiceDeps): Service {
 
   return {
     config,
-    policy,
     bearer,
     sessions: login?.sessions ?? null,
     appServer,
     metricsServer,
-    handle,
     async listen() {
       const port = await listenOn(appServer, config.listen.port, config.listen.host);
       const metricsPort = metricsServer ? await listenOn(metricsServer, config.listen.metricsPort, config.listen.metricsHost ?? config.listen.host) : null;
