@@ -22,7 +22,7 @@ help:
 	@echo "make bench    load benchmark of the check endpoint (writes bench/RESULTS.md)"
 	@echo "make build    compile TypeScript to dist/"
 	@echo "make manifests  regenerate the chart's generated files and manifests/ from the code and the chart"
-	@echo "make install  npm ci and every tool the tests need (idempotent)"
+	@echo "make install  npm packages, Envoy, Chromium, helm, kustomize: every tool the tests need (idempotent)"
 
 $(NODE_MODULES_STAMP): package.json package-lock.json
 	# The registry mirror here serves no macOS/Windows builds of optional native packages, so the lock
