@@ -9,10 +9,14 @@ ENVOY := $(TOOLS)/envoy/envoy/_bin/envoy
 # Chromium for the headless-browser test: Debian's package (playwright-core drives it).
 CHROMIUM := /usr/bin/chromium
 # helm and kustomize for the chart tests, built from the Go module proxy (pinned; each builds in minutes).
+# Newest the proxy serves that the local Go 1.26 builds: helm v3.22.0; kustomize v5.8.3 needs Go >= 1.27, so v5.8.2.
 HELM_VERSION := v3.22.0
-KUSTOMIZE_VERSION := v5.7.1
+KUSTOMIZE_VERSION := v5.8.2
 HELM := $(TOOLS)/bin/helm
 KUSTOMIZE := $(TOOLS)/bin/kustomize
+# One stamp per pinned version: changing HELM_VERSION / KUSTOMIZE_VERSION rebuilds the binary, nothing else does.
+HELM_STAMP := $(TOOLS)/bin/.helm-$(HELM_VERSION)
+KUSTOMIZE_STAMP := $(TOOLS)/bin/.kustomize-$(KUSTOMIZE_VERSION)
 
 .PHONY: help install build typecheck lint test bench demo manifests clean
 
@@ -38,13 +42,15 @@ $(CHROMIUM):
 	@if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium
 
-$(HELM):
+$(HELM_STAMP):
 	GOBIN=$(CURDIR)/$(TOOLS)/bin GOTOOLCHAIN=local go install helm.sh/helm/v3/cmd/helm@$(HELM_VERSION)
+	@$(HELM) version --short && touch $@
 
-$(KUSTOMIZE):
+$(KUSTOMIZE_STAMP):
 	GOBIN=$(CURDIR)/$(TOOLS)/bin GOTOOLCHAIN=local go install sigs.k8s.io/kustomize/kustomize/v5@$(KUSTOMIZE_VERSION)
+	@$(KUSTOMIZE) version && touch $@
 
-install: $(NODE_MODULES_STAMP) $(ENVOY) $(CHROMIUM) $(HELM) $(KUSTOMIZE)
+install: $(NODE_MODULES_STAMP) $(ENVOY) $(CHROMIUM) $(HELM_STAMP) $(KUSTOMIZE_STAMP)
 
 build: install
 	npx tsc -p tsconfig.build.json
@@ -62,7 +68,7 @@ bench: build
 	bash bench/run.sh
 
 # The chart's generated files (header lists, values schema) from the code, then manifests/ from the chart.
-manifests: build $(HELM)
+manifests: build $(HELM_STAMP)
 	HELM=$(HELM) bash scripts/render-manifests.sh
 
 # The dev IdP, oidc-authz (demo/config.yaml), the echo app and Envoy on 127.0.0.1; Ctrl-C stops it.

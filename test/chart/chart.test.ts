@@ -5,7 +5,8 @@
  * Kubernetes, Istio and Prometheus-operator schemas, and prove the chart cannot drift from the code.
  */
 import { spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseAllDocuments, parse as parseYaml } from 'yaml';
 import { chartContract, chartValuesSchema } from '../../src/chart-files.js';
@@ -161,6 +162,68 @@ describe('Istio wiring', () => {
     expect(vs.spec.http[0].route[0].destination).toEqual({ host: 'oidc-authz.oidc-authz.svc.cluster.local', port: { number: 8080 } });
   });
 
+  test.each<[string, string[]]>([
+    ['custom header names', ['--set', 'config.identity.userIdHeader=x-user', '--set', 'config.identity.groupsHeader=x-groups']],
+    ['custom header names with the x-auth-request-* headers on', ['--set', 'config.identity.userIdHeader=x-forwarded-user', '--set', 'config.identity.groupsHeader=x-forwarded-groups', '--set', 'config.identity.authRequestHeaders=true']],
+  ])('%s: headersToUpstreamOnAllow is what identityHeaderPlan says', (_name, args) => {
+    const objects = helmTemplate(['--set', 'fullnameOverride=oidc-authz', ...args]);
+    const config = renderedConfig(objects);
+    const provider = renderedProvider(objects).envoyExtAuthzHttp;
+    expect(provider.headersToUpstreamOnAllow).toEqual(identityHeaderPlan(config).upstreamOnAllow);
+    expect(provider.headersToUpstreamOnAllow).toEqual(expect.arrayContaining([config.identity.userIdHeader, config.identity.groupsHeader, 'x-auth-request-user']));
+    expect(provider.headersToUpstreamOnAllow).not.toContain('kubeflow-userid');
+    expect(provider).toEqual(extAuthzProvider(config, { service: 'oidc-authz.oidc-authz.svc.cluster.local', port: 8080, timeout: '3s' }));
+  });
+
+  test('NOTES.txt shows the same provider as the code (and the mesh config step)', () => {
+    // helm template does not print NOTES.txt: render it through a throw-away copy of the chart.
+    const dir = mkdtempSync(join(tmpdir(), 'oidc-authz-notes-'));
+    try {
+      cpSync(CHART, join(dir, 'chart'), { recursive: true });
+      writeFileSync(join(dir, 'chart/templates/zz-notes.yaml'),
+        'apiVersion: v1\nkind: ConfigMap\nmetadata: { name: notes }\ndata:\n  notes: {{ include (print $.Template.BasePath "/NOTES.txt") . | toJson }}\n');
+      const args = ['-f', join(CHART, 'ci', 'kubeflow-dex-values.yaml'), '--set', 'config.identity.userIdHeader=x-user'];
+      const result = run(HELM, ['template', 'oidc-authz', join(dir, 'chart'), '--namespace', 'oidc-authz', '--show-only', 'templates/zz-notes.yaml', ...args]);
+      expect(result.stderr).toBe('');
+      const notes = dataOf(parseObjects(result.stdout)[0]!, 'notes');
+      const block = /^meshConfig:\n(?: .*\n)+/m.exec(notes);
+      expect(block).not.toBeNull();
+      const mesh = parseYaml(block![0]) as { meshConfig: { extensionProviders: Array<{ name: string; envoyExtAuthzHttp: unknown }> } };
+      const config = renderedConfig(helmTemplate(args));
+      expect(mesh.meshConfig.extensionProviders).toEqual([
+        { name: 'oauth2-proxy', envoyExtAuthzHttp: extAuthzProvider(config, { service: 'oidc-authz.oidc-authz.svc.cluster.local', port: 8080, timeout: '3s' }) },
+      ]);
+      expect(notes).toContain('helm upgrade istiod istio/istiod -n istio-system --reuse-values -f istiod-values.yaml');
+      expect(notes).toContain('register https://kubeflow.example.com/oauth2/callback');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('terminationGracePeriodSeconds must outlast config.listen.shutdownTimeout', () => {
+    const grace = (args: string[]) =>
+      (find(helmTemplate(args), 'Deployment') as unknown as { spec: { template: { spec: { terminationGracePeriodSeconds: number } } } }).spec.template.spec.terminationGracePeriodSeconds;
+    expect(grace([])).toBeGreaterThan(20);
+    expect(grace(['--set-string', 'config.listen.shutdownTimeout=1m30s', '--set', 'terminationGracePeriodSeconds=91'])).toBe(91);
+    for (const args of [['--set-string', 'config.listen.shutdownTimeout=45s'], ['--set', 'config.listen.shutdownTimeout=30'], ['--set-string', 'config.listen.shutdownTimeout=1h']]) {
+      const result = run(HELM, ['template', 'oidc-authz', CHART, ...args]);
+      expect(result.status).not.toBe(0);
+      expect(result.stderr).toContain('terminationGracePeriodSeconds: 30 must be longer than config.listen.shutdownTimeout');
+    }
+  });
+
+  test('the cluster CA is trusted for HTTPS JWKS on the API server (and can be switched off)', () => {
+    const pod = (args: string[]) =>
+      (find(helmTemplate(args), 'Deployment') as unknown as { spec: { template: { spec: { automountServiceAccountToken: boolean; containers: Array<Record<string, any>>; volumes: Array<Record<string, any>> } } } }).spec.template.spec;
+    const on = pod([]);
+    expect(on.automountServiceAccountToken).toBe(false);
+    expect(on.containers[0]!.env).toEqual([{ name: 'NODE_EXTRA_CA_CERTS', value: '/etc/oidc-authz/cluster-ca/ca.crt' }]);
+    expect(on.volumes).toContainEqual({ name: 'cluster-ca', configMap: { name: 'kube-root-ca.crt', optional: true, items: [{ key: 'ca.crt', path: 'ca.crt' }] } });
+    const off = pod(['--set', 'trustClusterCA=false']);
+    expect(off.containers[0]!.env).toBeUndefined();
+    expect(off.volumes.map((v) => v.name)).not.toContain('cluster-ca');
+  });
+
   test('changing the config rolls the pods (checksum annotation changes)', () => {
     const checksum = (args: string[]) =>
       (find(helmTemplate(args), 'Deployment') as unknown as { spec: { template: { metadata: { annotations: Record<string, string> } } } }).spec.template.metadata.annotations['checksum/config'];
@@ -187,6 +250,21 @@ describe('no drift between code, chart and manifests', () => {
     expect(readFileSync(join(ROOT, file), 'utf8')).toBe(result.stdout);
   });
 
+  test.each([
+    ['charts/oidc-authz/istiod-values.yaml', 'oidc-authz', undefined, 'oidc-authz'],
+    ['manifests/overlays/kubeflow/istiod-values.yaml', 'oauth2-proxy', 'manifests/values/kubeflow.yaml', 'oauth2-proxy'],
+  ])('%s (values for istiod\'s chart) is what the chart renders, and its provider is the code\'s', (file, namespace, values, providerName) => {
+    const valuesArgs = values === undefined ? [] : ['-f', join(ROOT, values)];
+    const objects = helmTemplate(valuesArgs, namespace);
+    const committed = readFileSync(join(ROOT, file), 'utf8');
+    const rendered = dataOf(find(objects, 'ConfigMap', 'oidc-authz-istio-mesh-config'), 'istiod-values.yaml');
+    expect(committed).toBe(`# Generated by \`make manifests\` from charts/oidc-authz (release oidc-authz, namespace ${namespace}); do not edit.\n${rendered}`);
+    const config = renderedConfig(objects);
+    expect(parseYaml(committed)).toEqual({
+      meshConfig: { extensionProviders: [{ name: providerName, envoyExtAuthzHttp: extAuthzProvider(config, { service: `oidc-authz.${namespace}.svc.cluster.local`, port: 8080, timeout: '3s' }) }] },
+    });
+  });
+
   test.each(['manifests/base', 'manifests/overlays/kubeflow'])('kustomize build %s: every object valid', async (dir) => {
     const result = run(KUSTOMIZE, ['build', join(ROOT, dir)]);
     expect(result.stderr).toBe('');
@@ -201,6 +279,26 @@ describe('no drift between code, chart and manifests', () => {
     expect(config.oidc?.issuer).toBe('http://dex.auth.svc.cluster.local:5556/dex');
     expect(config.issuers[0]).toMatchObject({ issuer: 'https://kubernetes.default.svc.cluster.local', userIdClaim: 'sub' });
     expect(config.identity).toMatchObject({ userIdHeader: 'kubeflow-userid', groupsHeader: 'kubeflow-groups' });
+    expect(objects.map((o) => `${o.kind}/${o.metadata.name}/${o.metadata.namespace ?? ''}`).sort()).toEqual([
+      'AuthorizationPolicy/istio-ingressgateway-oauth2-proxy/istio-system',
+      'ConfigMap/oidc-authz-istio-mesh-config/oauth2-proxy',
+      'ConfigMap/oidc-authz/oauth2-proxy',
+      'Deployment/oidc-authz/oauth2-proxy',
+      'Namespace/oauth2-proxy/',
+      'PodDisruptionBudget/oidc-authz/oauth2-proxy',
+      'RequestAuthentication/dex-jwt/istio-system',
+      'RequestAuthentication/m2m-token-issuer/istio-system',
+      'Service/oidc-authz/oauth2-proxy',
+      'ServiceAccount/oidc-authz/oauth2-proxy',
+      'VirtualService/oidc-authz/oauth2-proxy',
+    ]);
+    // Kubeflow's own objects select the gateway by app: istio-ingressgateway; ours replace them by name and
+    // verify tokens only (Kubeflow's map claims to kubeflow-userid, which would strip ours).
+    for (const object of objects.filter((o) => o.metadata.namespace === 'istio-system')) {
+      expect(object.spec?.selector).toEqual({ matchLabels: { app: 'istio-ingressgateway' } });
+      for (const rule of (object.spec?.jwtRules as Array<Record<string, unknown>> | undefined) ?? []) expect(rule.outputClaimToHeaders).toBeUndefined();
+    }
+    expect(objects.some((o) => o.kind === 'Secret')).toBe(false);
     const provider = renderedProvider(objects);
     expect(provider.name).toBe('oauth2-proxy');
     expect(provider.envoyExtAuthzHttp).toEqual(extAuthzProvider(config, { service: 'oidc-authz.oauth2-proxy.svc.cluster.local', port: 8080, timeout: '3s' }));
@@ -216,6 +314,11 @@ describe('bad values are refused at install time, naming the field', () => {
     ['an unknown defaultRule', ['--set', 'config.defaultRule=allow'], /defaultRule/],
     ['an unknown config field', ['--set', 'config.listenPort=1'], /listenPort/],
     ['a rule with an unknown allow', ['--set', 'config.rules[0].name=x', '--set', 'config.rules[0].paths[0]=/x', '--set', 'config.rules[0].allow=maybe'], /allow/],
+    ['an identity header with "_"', ['--set', 'config.identity.userIdHeader=kubeflow_userid'], /userIdHeader/],
+    ['a boolean where a string belongs', ['--set', 'istio.providerTimeout=true'], /providerTimeout/],
+    ['an unknown Istio value', ['--set', 'istio.authorizationPolicy.excludedPaths[0]=/static/*'], /excludedPaths/],
+    ['a bad service type', ['--set', 'service.type=Ingress'], /service.*type|type.*Ingress/],
+    ['an excluded path without a leading "/"', ['--set', 'istio.authorizationPolicy.extraExcludedPaths[0]=static/*'], /extraExcludedPaths/],
     ['oidc without a client secret', ['--set', 'config.oidc.issuer=https://idp.example.com', '--set', 'config.oidc.clientId=x', '--set', 'config.publicUrl=https://k.example.com'], /secrets\.clientSecret/],
   ])('%s', (_name, args, field) => {
     const result = run(HELM, ['template', 'oidc-authz', CHART, ...args]);

@@ -102,3 +102,29 @@ envoyExtAuthzHttp:
 {{- end -}}
 {{- toJson $rules -}}
 {{- end -}}
+
+{{/* config.listen.shutdownTimeout in milliseconds (the service's duration syntax: 20s, 1m30s, 500ms, or seconds). */}}
+{{- define "oidc-authz.shutdownTimeoutMs" -}}
+{{- $value := "20s" -}}
+{{- with .Values.config.listen }}{{ if hasKey . "shutdownTimeout" }}{{ $value = .shutdownTimeout }}{{ end }}{{ end -}}
+{{- $text := toString $value | trim -}}
+{{- if regexMatch "^[0-9]+(\\.[0-9]+)?$" $text -}}
+{{- mulf (float64 $text) 1000 | int64 -}}
+{{- else -}}
+{{- $units := dict "ms" 1 "s" 1000 "m" 60000 "h" 3600000 "d" 86400000 -}}
+{{- $total := 0 -}}
+{{- range regexFindAll "[0-9]+(ms|s|m|h|d)" $text -1 -}}
+{{- $unit := regexFind "(ms|s|m|h|d)$" . -}}
+{{- $total = add $total (mul (trimSuffix $unit . | int64) (get $units $unit)) -}}
+{{- end -}}
+{{- $total -}}
+{{- end -}}
+{{- end -}}
+
+{{/* Refuse a grace period that would SIGKILL pods before they have drained. */}}
+{{- define "oidc-authz.validate" -}}
+{{- $shutdownMs := include "oidc-authz.shutdownTimeoutMs" . | int64 -}}
+{{- if le (mul (int64 .Values.terminationGracePeriodSeconds) 1000) $shutdownMs -}}
+{{- fail (printf "terminationGracePeriodSeconds: %d must be longer than config.listen.shutdownTimeout (%dms), or Kubernetes kills pods that are still draining" (int64 .Values.terminationGracePeriodSeconds) $shutdownMs) -}}
+{{- end -}}
+{{- end -}}
