@@ -59,6 +59,8 @@ export interface GatewayOptions {
   readonly provider: ExtAuthzProvider;
   /** Paths routed to oidc-authz itself without a check (what the chart's VirtualService and the CUSTOM policy's notPaths do). */
   readonly authzRoutes: readonly string[];
+  /** Other services behind the gateway, not checked (as Kubeflow routes /dex/ to Dex and excludes it). */
+  readonly uncheckedRoutes?: ReadonlyArray<{ prefix: string; host: string; port: number }>;
 }
 
 /**
@@ -107,6 +109,7 @@ export function gatewayConfig(options: GatewayOptions) {
                   domains: ['*'],
                   routes: [
                     ...options.authzRoutes.map((prefix) => ({ match: { prefix }, route: { cluster: 'oidc-authz' }, typed_per_filter_config: unchecked })),
+                    ...(options.uncheckedRoutes ?? []).map((r, i) => ({ match: { prefix: r.prefix }, route: { cluster: `unchecked-${i}` }, typed_per_filter_config: unchecked })),
                     { match: { prefix: '/' }, route: { cluster: 'upstream' } },
                   ],
                 }],
@@ -119,7 +122,11 @@ export function gatewayConfig(options: GatewayOptions) {
           }],
         }],
       }],
-      clusters: [cluster('oidc-authz', options.authz), cluster('upstream', options.upstream)],
+      clusters: [
+        cluster('oidc-authz', options.authz),
+        cluster('upstream', options.upstream),
+        ...(options.uncheckedRoutes ?? []).map((r, i) => cluster(`unchecked-${i}`, r)),
+      ],
     },
   };
 }

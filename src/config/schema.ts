@@ -139,6 +139,16 @@ export const configSchema = z
         afterLogoutUrl: httpUrl.optional(),
         /** Optional `prompt` for the authorization request (e.g. "login", "consent", "select_account"). */
         prompt: z.string().regex(/^[a-z_ ]+$/).optional(),
+        /**
+         * Where browsers are sent to log in, when discovery's authorization_endpoint is an address only
+         * the cluster can reach (Kubeflow's Dex: issuer http://dex.auth.svc.cluster.local:5556/dex, browsers
+         * use https://<host>/dex/auth). An absolute URL, or a path on publicUrl.
+         */
+        authorizationEndpoint: z
+          .string()
+          .refine((value) => (value.startsWith('/') && !value.startsWith('//')) || /^https?:\/\/[^/@]+(\/.*)?$/.test(value), 'an absolute http(s) URL or a path starting with "/"')
+          .refine((value) => !/[?#]/.test(value), 'without query or fragment')
+          .optional(),
         /** How long a started login may take before its transaction cookie expires. */
         loginTimeout: duration('10m'),
         /** Timeout of each request to the IdP (discovery, code exchange, refresh). */

@@ -17,6 +17,8 @@ export interface OidcSettings {
   readonly timeoutMs: number;
   /** Extra authorization request parameters (e.g. prompt). */
   readonly extraAuthParams: Readonly<Record<string, string>>;
+  /** Replaces discovery's authorization_endpoint for browsers (absolute URL). */
+  readonly authorizationEndpoint: string | undefined;
 }
 
 export interface IssuedTokens {
@@ -100,6 +102,11 @@ export class OidcClient {
       nonce,
       ...this.settings.extraAuthParams,
     });
+    if (this.settings.authorizationEndpoint !== undefined) {
+      const browserFacing = new URL(this.settings.authorizationEndpoint);
+      browserFacing.search = url.search;
+      return { url: browserFacing.href, state, nonce, codeVerifier };
+    }
     return { url: url.href, state, nonce, codeVerifier };
   }
 

@@ -62,6 +62,7 @@ export function createBrowserLogin(
     redirectUri: `${publicOrigin}${CALLBACK_PATH}`,
     timeoutMs: oidcConfig.timeout,
     extraAuthParams: oidcConfig.prompt ? { prompt: oidcConfig.prompt } : {},
+    authorizationEndpoint: oidcConfig.authorizationEndpoint === undefined ? undefined : new URL(oidcConfig.authorizationEndpoint, publicOrigin).href,
   });
   const sessions = new SessionAuthenticator(
     store,

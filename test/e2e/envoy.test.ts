@@ -192,6 +192,34 @@ test("Kubeflow's model (identity.forwardIdToken): the upstream receives the sess
   }
 });
 
+test("oidc.authorizationEndpoint: the IdP's issuer is unreachable for browsers, they log in at /dex/auth through the gateway", async () => {
+  const stack = await startStack({}, { idpBehindGateway: true });
+  try {
+    const browser = new Browser();
+    const first = await browser.get(`${stack.url}/notebooks/`, NAVIGATE);
+    const start = await browser.follow(first);
+    const authorize = new URL(start.location!);
+    expect(authorize.origin + authorize.pathname).toBe(`${stack.url}/dex/auth`);
+    expect(authorize.searchParams.get('code_challenge_method')).toBe('S256');
+    // Everything the browser sees is on the gateway's origin: the IdP's pages under /dex/, then our callback.
+    const loginPage = await browser.followRedirects(start);
+    expect(new URL(loginPage.url).origin).toBe(stack.url);
+    const submitted = await browser.submitForm(loginPage, { username: 'alice', password: 'alice-pw' }, { form: (f) => f.inputs.some((i) => i.type === 'password') });
+    const visited: string[] = [];
+    const landed = await browser.followRedirects(submitted, (next) => {
+      visited.push(next.href);
+      return false;
+    });
+    expect(visited.every((url) => url.startsWith(stack.url))).toBe(true);
+    expect(visited.some((url) => url.startsWith(`${stack.url}/oauth2/callback?`))).toBe(true);
+    expect(landed.url).toBe(`${stack.url}/notebooks/`);
+    const page = await browser.get(landed.url, JSON_ACCEPT);
+    expect(echoed(page).headers['kubeflow-userid']).toBe('alice@example.com');
+  } finally {
+    await stack.stop();
+  }
+});
+
 describe('refresh through Envoy', () => {
   const clock = new TestClock();
   let stack: Stack;

@@ -33,7 +33,11 @@ export const STACK_RULES: NonNullable<ConfigInput['rules']> = [
   { name: 'everything-else', paths: ['/**'], allow: 'authenticated' },
 ];
 
-export async function startStack(overrides: Partial<ConfigInput> = {}, options: { now?: () => number } = {}): Promise<Stack> {
+/**
+ * `idpBehindGateway`: Kubeflow's topology — the IdP's issuer is an address browsers cannot use, the
+ * gateway routes /dex/ to it unchecked, and oidc.authorizationEndpoint sends browsers to /dex/auth.
+ */
+export async function startStack(overrides: Partial<ConfigInput> = {}, options: { now?: () => number; idpBehindGateway?: boolean } = {}): Promise<Stack> {
   const envoyPort = await freePort();
   const url = `http://127.0.0.1:${envoyPort}`;
   const idp = await startDevIdp({
@@ -46,7 +50,12 @@ export async function startStack(overrides: Partial<ConfigInput> = {}, options: 
   const authz = await startService({
     publicUrl: url,
     trustForwardedProto: true,
-    oidc: { issuer: idp.issuer, clientId: STACK_CLIENT.clientId, clientSecretFile: tempFile(STACK_CLIENT.clientSecret) },
+    oidc: {
+      issuer: idp.issuer,
+      clientId: STACK_CLIENT.clientId,
+      clientSecretFile: tempFile(STACK_CLIENT.clientSecret),
+      ...(options.idpBehindGateway ? { authorizationEndpoint: '/dex/auth' } : {}),
+    },
     issuers: [],
     session: { secretsFile: tempFile('e2e-cookie-secret-0123456789abcdefghijklmnop'), secure: false },
     rules: STACK_RULES,
@@ -60,6 +69,7 @@ export async function startStack(overrides: Partial<ConfigInput> = {}, options: 
     upstream: { host: '127.0.0.1', port: echo.port },
     provider,
     authzRoutes: AUTHZ_ROUTES,
+    uncheckedRoutes: options.idpBehindGateway ? [{ prefix: '/dex/', host: '127.0.0.1', port: Number(new URL(idp.url).port) }] : [],
   });
   return {
     url,

@@ -363,3 +363,20 @@ rules:
     expect(problemsOf(() => loadConfigFile(path, { OIDC_AUTHZ_LISTEN__PROT: '1' }))).toEqual(['listen: unknown field(s) "prot"']);
   });
 });
+
+describe('oidc.authorizationEndpoint', () => {
+  const withEndpoint = (authorizationEndpoint: string) =>
+    parseConfig({
+      publicUrl: 'https://kubeflow.example.com',
+      oidc: { issuer: 'http://dex.auth.svc.cluster.local:5556/dex', clientId: 'kubeflow', authorizationEndpoint },
+      session: { secretsFile: '/secrets/cookie-secrets' },
+    });
+
+  test.each(['/dex/auth', 'https://kubeflow.example.com/dex/auth'])('%s is accepted', (value) => {
+    expect(withEndpoint(value).oidc?.authorizationEndpoint).toBe(value);
+  });
+
+  test.each(['//evil.example.com/auth', 'javascript:alert(1)', 'dex/auth', '/dex/auth?x=1', 'https://user@evil.example.com/'])('%s is refused naming the field', (value) => {
+    expect(() => withEndpoint(value)).toThrow(/oidc\.authorizationEndpoint/);
+  });
+});
