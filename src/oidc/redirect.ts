@@ -37,12 +37,28 @@ function parse(value: string, base?: string): URL | null {
   }
 }
 
+const DEFAULT_PORTS: Record<string, string> = { 'http:': '80', 'https:': '443' };
+
+/**
+ * "host", "host:port", "host:*", ".domain", "[::1]", "[::1]:port". A port is compared with the URL's
+ * effective port ("host:443" is https://host/); an entry without a port allows only the default port.
+ */
 function hostAllowed(url: URL, entry: string): boolean {
-  const colon = entry.lastIndexOf(':');
-  const hostPart = (colon > 0 ? entry.slice(0, colon) : entry).toLowerCase();
-  const portPart = colon > 0 ? entry.slice(colon + 1) : '';
-  if (portPart !== '*' && url.port !== portPart) return false;
+  const { host: hostPart, port: portPart } = splitEntry(entry.toLowerCase());
+  const effectivePort = url.port === '' ? DEFAULT_PORTS[url.protocol] : url.port;
+  if (portPart === '' ? url.port !== '' : portPart !== '*' && portPart !== effectivePort) return false;
   const host = url.hostname;
   if (hostPart.startsWith('.')) return host === hostPart.slice(1) || host.endsWith(hostPart);
   return host === hostPart;
+}
+
+function splitEntry(entry: string): { host: string; port: string } {
+  if (entry.startsWith('[')) {
+    const close = entry.indexOf(']');
+    if (close === -1) return { host: entry, port: '' };
+    const rest = entry.slice(close + 1);
+    return { host: entry.slice(0, close + 1), port: rest.startsWith(':') ? rest.slice(1) : '' };
+  }
+  const colon = entry.lastIndexOf(':');
+  return colon > 0 ? { host: entry.slice(0, colon), port: entry.slice(colon + 1) } : { host: entry, port: '' };
 }

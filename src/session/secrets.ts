@@ -18,13 +18,13 @@ export interface SealingSecrets {
 export class SecretsError extends Error {}
 
 export function secretsFromLines(lines: readonly string[]): SealingSecrets {
-  const secrets = lines.map((l) => l.trim()).filter((l) => l.length > 0 && !l.startsWith('#'));
-  if (secrets.length === 0) throw new SecretsError('holds no secret (one per line, the first seals)');
-  secrets.forEach((secret, index) => {
-    if (secret.length < MIN_SECRET_LENGTH) {
-      throw new SecretsError(`secret on line ${index + 1} of the non-empty lines is shorter than ${MIN_SECRET_LENGTH} characters`);
-    }
-  });
+  // Line numbers are the file's (blank and comment lines count), so an operator can find the line.
+  const numbered = lines.map((line, index) => ({ secret: line.trim(), line: index + 1 })).filter(({ secret }) => secret.length > 0 && !secret.startsWith('#'));
+  if (numbered.length === 0) throw new SecretsError('holds no secret (one per line, the first seals)');
+  for (const { secret, line } of numbered) {
+    if (secret.length < MIN_SECRET_LENGTH) throw new SecretsError(`the secret on line ${line} is shorter than ${MIN_SECRET_LENGTH} characters`);
+  }
+  const secrets = numbered.map(({ secret }) => secret);
   const unseal: Record<string, string> = {};
   for (const secret of secrets) unseal[idOf(secret)] = secret;
   return { seal: { [idOf(secrets[0]!)]: secrets[0]! }, unseal };

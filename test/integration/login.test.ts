@@ -508,5 +508,5 @@ test('a public client (no secret, PKCE only) logs in', async () => {
 });
 
 test('a bad secrets file stops start-up naming session.secretsFile', async () => {
-  await expect(startService(loginConfig({}, ['too-short']))).rejects.toThrow(/session\.secretsFile: secret on line 1 .* shorter than 32/);
+  await expect(startService(loginConfig({}, ['too-short']))).rejects.toThrow(/session\.secretsFile: the secret on line 1 is shorter than 32/);
 });
