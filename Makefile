@@ -17,6 +17,18 @@ KUSTOMIZE := $(TOOLS)/bin/kustomize
 # One stamp per pinned version: changing HELM_VERSION / KUSTOMIZE_VERSION rebuilds the binary, nothing else does.
 HELM_STAMP := $(TOOLS)/bin/.helm-$(HELM_VERSION)
 KUSTOMIZE_STAMP := $(TOOLS)/bin/.kustomize-$(KUSTOMIZE_VERSION)
+# Real identity providers for the tests (test/idp/). Dex v2.45.1: the Go module proxy refuses v2.x tags of
+# github.com/dexidp/dex (not a /v2 module) but serves the tag commit's pseudo-version; built with the published
+# api/v2 module (scripts/build-dex.sh). ~7 min cold on 2 cores, seconds with Go's build cache.
+DEX_VERSION := v2.45.1
+DEX_PSEUDO_VERSION := v0.0.0-20260303133905-11d2eeb52b42
+DEX_API_VERSION := v2.4.0
+DEX := $(TOOLS)/dex/dex-$(DEX_VERSION)
+# Keycloak from Maven Central (keycloak-quarkus-dist; 26.7.3 runs on the installed Java 17), built once and
+# given a database template so a test run starts it in ~25 s (scripts/install-keycloak.sh).
+KEYCLOAK_VERSION := 26.7.3
+KEYCLOAK_SHA256 := 27a6535553c3cdcd083872ba40629efafb3475e3b758e0c6f691395561dd0f1f
+KEYCLOAK_STAMP := $(TOOLS)/keycloak-$(KEYCLOAK_VERSION)-db/keycloakdb.mv.db
 
 .PHONY: help install build typecheck lint test bench demo manifests clean
 
@@ -26,7 +38,7 @@ help:
 	@echo "make bench    load benchmark of the check endpoint (writes bench/RESULTS.md)"
 	@echo "make build    compile TypeScript to dist/"
 	@echo "make manifests  regenerate the chart's generated files and manifests/ from the code and the chart"
-	@echo "make install  npm packages, Envoy, Chromium, helm, kustomize: every tool the tests need (idempotent)"
+	@echo "make install  npm packages, Envoy, Chromium, helm, kustomize, Dex, Keycloak: every tool the tests need (idempotent)"
 
 $(NODE_MODULES_STAMP): package.json package-lock.json
 	# The registry mirror here serves no macOS/Windows builds of optional native packages, so the lock
@@ -50,7 +62,13 @@ $(KUSTOMIZE_STAMP):
 	GOBIN=$(CURDIR)/$(TOOLS)/bin GOTOOLCHAIN=local go install sigs.k8s.io/kustomize/kustomize/v5@$(KUSTOMIZE_VERSION)
 	@$(KUSTOMIZE) version && touch $@
 
-install: $(NODE_MODULES_STAMP) $(ENVOY) $(CHROMIUM) $(HELM_STAMP) $(KUSTOMIZE_STAMP)
+$(DEX):
+	bash scripts/build-dex.sh $(CURDIR)/$@ $(DEX_PSEUDO_VERSION) $(DEX_API_VERSION)
+
+$(KEYCLOAK_STAMP):
+	bash scripts/install-keycloak.sh $(TOOLS) $(KEYCLOAK_VERSION) $(KEYCLOAK_SHA256)
+
+install: $(NODE_MODULES_STAMP) $(ENVOY) $(CHROMIUM) $(HELM_STAMP) $(KUSTOMIZE_STAMP) $(DEX) $(KEYCLOAK_STAMP)
 
 build: install
 	npx tsc -p tsconfig.build.json
