@@ -90,7 +90,7 @@ async function main(): Promise<void> {
       clientSecret,
       name: 'Kubeflow (oidc-authz demo)',
       redirectUris: [`${publicUrl}/oauth2/callback`],
-      postLogoutRedirectUris: [`${publicUrl}/`],
+      postLogoutRedirectUris: [`${publicUrl}/oauth2/signed_out`],
     }],
   });
   const echo = await startEcho({ port: ECHO_PORT });

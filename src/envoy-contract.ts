@@ -24,7 +24,8 @@ export const CHECK_REQUEST_HEADERS = [
 export const AUTH_REQUEST_HEADERS = ['x-auth-request-user', 'x-auth-request-email', 'x-auth-request-groups'] as const;
 
 export const DOWNSTREAM_ON_ALLOW = ['set-cookie'] as const;
-export const DOWNSTREAM_ON_DENY = ['set-cookie', 'content-type', 'cache-control', 'retry-after'] as const;
+/** content-security-policy and x-content-type-options: the 403 page a browser gets is HTML. */
+export const DOWNSTREAM_ON_DENY = ['set-cookie', 'content-type', 'cache-control', 'retry-after', 'content-security-policy', 'x-content-type-options'] as const;
 
 /**
  * Every spelling of `name` with some "-" written as "_": WSGI (Flask, Django) and CGI map both to the

@@ -15,7 +15,7 @@ export interface Metrics {
   readonly configInfo: Gauge<'rules' | 'issuers' | 'default_rule'>;
   readonly loginStarts: Counter;
   readonly callbacks: Counter<'result'>;
-  readonly refreshes: Counter<'result'>;
+  readonly refreshes: Counter<'result' | 'error'>;
   readonly sessionsIssued: Counter<'chunks'>;
   readonly signOuts: Counter;
   readonly sessionCacheEntries: Gauge;
@@ -42,8 +42,8 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metri
     }),
     refreshes: new Counter({
       name: 'oidc_authz_session_refreshes_total',
-      help: 'Session token refreshes by result (ok, rejected, unavailable).',
-      labelNames: ['result'],
+      help: 'Session token refreshes by result (ok, rejected, unavailable) and error (the IdP\'s OAuth error code, or unreachable, timeout, bad_response, misconfigured; none when ok).',
+      labelNames: ['result', 'error'],
       registers: [registry],
     }),
     sessionsIssued: new Counter({

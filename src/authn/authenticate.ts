@@ -12,7 +12,7 @@ import type { SessionAuthenticator, SessionFailure } from './session.js';
 export type AuthResult =
   | { readonly kind: 'identity'; readonly identity: Identity; readonly setCookie?: readonly string[] }
   | { readonly kind: 'none' }
-  | { readonly kind: 'invalid'; readonly reason: TokenFailure | SessionFailure; readonly credential?: 'cookie'; readonly setCookie?: readonly string[] }
+  | { readonly kind: 'invalid'; readonly reason: TokenFailure | SessionFailure; readonly credential?: 'cookie'; readonly setCookie?: readonly string[]; readonly issuer?: string }
   | { readonly kind: 'unavailable'; readonly reason: 'jwks_unavailable' | 'idp_unavailable' };
 
 export interface Authenticator {

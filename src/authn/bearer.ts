@@ -29,12 +29,20 @@ export type TokenFailure =
 
 export type BearerResult =
   | { readonly kind: 'identity'; readonly identity: Identity }
-  | { readonly kind: 'invalid'; readonly reason: TokenFailure }
+  | { readonly kind: 'invalid'; readonly reason: TokenFailure; readonly issuer?: string }
   | { readonly kind: 'unavailable'; readonly reason: 'jwks_unavailable' };
+
+export type VerifiedClaims =
+  | { readonly kind: 'ok'; readonly claims: Claims }
+  | { readonly kind: 'invalid'; readonly reason: TokenFailure }
+  | { readonly kind: 'unavailable' };
 
 export interface TrustedIssuer {
   readonly issuer: string;
+  /** A token is for us when its `aud` holds one of these… */
   readonly audiences: readonly string[];
+  /** …or its `azp` (the client it was issued to) is one of these. */
+  readonly authorizedParties: readonly string[];
   readonly algorithms: readonly string[];
   readonly keys: IssuerKeys;
   readonly mapping: IdentityMapping;
@@ -51,6 +59,13 @@ export interface BearerOptions {
 /** Compact JWS: three base64url parts (the signature may be empty only to be refused below). */
 const JWT_SHAPE = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$/;
 const FAILURE_CACHE_MS = 60_000;
+/** An unknown issuer is named in the answer and the log (an operator's first clue), within reason. */
+const MAX_NAMED_ISSUER = 256;
+
+/** A compact JWS, by shape only (an opaque access token is not). */
+export function looksLikeJwt(token: string): boolean {
+  return JWT_SHAPE.test(token);
+}
 
 /** Failures that the same token will always produce again, so they are safe to remember. */
 const CACHEABLE_FAILURES = new Set<TokenFailure>([
@@ -86,38 +101,22 @@ export class BearerVerifier {
   }
 
   private async verifyUncached(token: string, key: string): Promise<BearerResult> {
-    let header: ReturnType<typeof decodeProtectedHeader>;
     let unverified: Claims;
     try {
-      header = decodeProtectedHeader(token);
       unverified = decodeJwt(token) as Claims;
     } catch {
       return this.remember(key, { kind: 'invalid', reason: 'malformed_token' });
     }
     const issuer = typeof unverified.iss === 'string' ? this.byIssuer.get(unverified.iss) : undefined;
-    if (issuer === undefined) return this.remember(key, { kind: 'invalid', reason: 'unknown_issuer' });
-    if (typeof header.alg !== 'string' || !issuer.algorithms.includes(header.alg)) {
-      return this.remember(key, { kind: 'invalid', reason: 'disallowed_algorithm' });
+    if (issuer === undefined) {
+      // Keycloak's iss follows the host name a token was fetched through: name what the token said.
+      const named = typeof unverified.iss === 'string' ? printable(unverified.iss).slice(0, MAX_NAMED_ISSUER) : undefined;
+      return this.remember(key, named === undefined ? { kind: 'invalid', reason: 'unknown_issuer' } : { kind: 'invalid', reason: 'unknown_issuer', issuer: named });
     }
-    if (header.jku !== undefined || header.x5u !== undefined || header.jwk !== undefined) {
-      return this.remember(key, { kind: 'invalid', reason: 'disallowed_header' });
-    }
-
-    let claims: Claims;
-    try {
-      const keys = await issuer.keys.keys();
-      try {
-        claims = await this.verifyWith(token, issuer, keys.getKey);
-      } catch (error) {
-        if (failureOf(error) !== 'unknown_key') throw error;
-        const refreshed = await issuer.keys.refetchForUnknownKey();
-        if (refreshed === null) throw error;
-        claims = await this.verifyWith(token, issuer, refreshed.getKey);
-      }
-    } catch (error) {
-      if (error instanceof KeysUnavailableError) return { kind: 'unavailable', reason: 'jwks_unavailable' };
-      return this.remember(key, { kind: 'invalid', reason: failureOf(error) });
-    }
+    const verified = await this.verifySigned(token, issuer, true);
+    if (verified.kind === 'unavailable') return { kind: 'unavailable', reason: 'jwks_unavailable' };
+    if (verified.kind === 'invalid') return this.remember(key, verified);
+    const claims = verified.claims;
 
     const built = buildIdentity(claims, issuer.mapping, 'bearer');
     if (!built.ok) return this.remember(key, { kind: 'invalid', reason: built.reason });
@@ -127,16 +126,59 @@ export class BearerVerifier {
     return result;
   }
 
-  private async verifyWith(token: string, issuer: TrustedIssuer, getKey: JWTVerifyGetKey): Promise<Claims> {
+  /**
+   * The claims of a token of `issuerName`, verified (issuer, algorithm, signature, exp) but without the
+   * audience check, which the caller makes itself: a session's access token is checked against the
+   * client it was issued to. Never cached.
+   */
+  verifiedClaims(token: string, issuerName: string): Promise<VerifiedClaims> {
+    const issuer = this.byIssuer.get(issuerName);
+    if (issuer === undefined || token.length > this.options.maxTokenBytes || !JWT_SHAPE.test(token)) {
+      return Promise.resolve({ kind: 'invalid', reason: 'malformed_token' });
+    }
+    return this.verifySigned(token, issuer, false);
+  }
+
+  /** Header checks, then the signature with the issuer's keys (one refetch for an unknown kid), then the claims. */
+  private async verifySigned(token: string, issuer: TrustedIssuer, checkAudience: boolean): Promise<VerifiedClaims> {
+    let header: ReturnType<typeof decodeProtectedHeader>;
+    try {
+      header = decodeProtectedHeader(token);
+    } catch {
+      return { kind: 'invalid', reason: 'malformed_token' };
+    }
+    if (typeof header.alg !== 'string' || !issuer.algorithms.includes(header.alg)) return { kind: 'invalid', reason: 'disallowed_algorithm' };
+    if (header.jku !== undefined || header.x5u !== undefined || header.jwk !== undefined) return { kind: 'invalid', reason: 'disallowed_header' };
+    try {
+      const keys = await issuer.keys.keys();
+      try {
+        return { kind: 'ok', claims: await this.verifyWith(token, issuer, keys.getKey, checkAudience) };
+      } catch (error) {
+        if (failureOf(error) !== 'unknown_key') throw error;
+        const refreshed = await issuer.keys.refetchForUnknownKey();
+        if (refreshed === null) throw error;
+        return { kind: 'ok', claims: await this.verifyWith(token, issuer, refreshed.getKey, checkAudience) };
+      }
+    } catch (error) {
+      if (error instanceof KeysUnavailableError) return { kind: 'unavailable' };
+      return { kind: 'invalid', reason: failureOf(error) };
+    }
+  }
+
+  private async verifyWith(token: string, issuer: TrustedIssuer, getKey: JWTVerifyGetKey, checkAudience: boolean): Promise<Claims> {
+    // jose checks a plain audience list itself; with authorized parties, "aud or azp" is checked here.
+    const joseAudience = checkAudience && issuer.authorizedParties.length === 0;
     const { payload } = await jwtVerify(token, getKey, {
       issuer: issuer.issuer,
-      audience: issuer.audiences as string[],
+      ...(joseAudience ? { audience: issuer.audiences as string[] } : {}),
       algorithms: issuer.algorithms as string[],
       clockTolerance: this.options.clockSkewMs / 1000,
       requiredClaims: ['exp'],
       currentDate: new Date(this.now()),
     });
-    return payload as Claims;
+    const claims = payload as Claims;
+    if (checkAudience && !joseAudience && !isForUs(claims, issuer.audiences, issuer.authorizedParties)) throw new WrongAudienceError();
+    return claims;
   }
 
   private remember(key: string, result: BearerResult): BearerResult {
@@ -147,8 +189,23 @@ export class BearerVerifier {
   }
 }
 
+class WrongAudienceError extends Error {}
+
+/** `aud` holds one of `audiences`, or `azp` is one of `parties`. */
+export function isForUs(claims: Claims, audiences: readonly string[], parties: readonly string[]): boolean {
+  const aud = claims.aud;
+  if (typeof aud === 'string' ? audiences.includes(aud) : Array.isArray(aud) && aud.some((a) => audiences.includes(a))) return true;
+  return typeof claims.azp === 'string' && parties.includes(claims.azp);
+}
+
+/** Printable ASCII only: the value goes into a JSON answer and a log line. */
+function printable(text: string): string {
+  return text.replace(/[^\x20-\x7e]/g, '?');
+}
+
 /** Maps jose's error codes to our stable reasons. */
 function failureOf(error: unknown): TokenFailure {
+  if (error instanceof WrongAudienceError) return 'wrong_audience';
   const { code, claim } = (error ?? {}) as { code?: string; claim?: string };
   switch (code) {
     case 'ERR_JWT_EXPIRED':

@@ -3,7 +3,7 @@
  * path only copies prepared header values. The mapping follows Kubeflow's conventions: user id from a
  * claim (default `email`), ordered regex transformers (first match wins), a prefix; groups from a claim.
  */
-import type { IdentityConfig } from '../config/schema.js';
+import type { IdentityConfig, MachineIdentityConfig } from '../config/schema.js';
 import { lookupClaim, parseClaimPath, type ClaimPath, type Claims } from './claims.js';
 
 export interface Identity {
@@ -19,6 +19,8 @@ export interface Identity {
   readonly groupsHeaderValue: string;
   readonly claims: Claims;
   readonly via: 'bearer' | 'cookie';
+  /** A machine: a token without a person in it (client credentials), mapped by machineIdentity. */
+  readonly machine: boolean;
   /** The session's ID token (cookie sessions only), for identity.forwardIdToken. */
   readonly idToken?: string | undefined;
 }
@@ -26,24 +28,57 @@ export interface Identity {
 export type IdentityFailure = 'missing_user_id' | 'unverified_email' | 'invalid_user_id';
 export type IdentityResult = { ok: true; identity: Identity } | { ok: false; reason: IdentityFailure };
 
+type Transformer = { readonly match: RegExp; readonly replace: string };
+
 export interface IdentityMapping {
   readonly userIdClaim: ClaimPath;
   readonly groupsClaim: ClaimPath;
   readonly userIdPrefix: string;
-  readonly transformers: ReadonlyArray<{ match: RegExp; replace: string }>;
+  readonly transformers: readonly Transformer[];
+  readonly groupTransformers: readonly Transformer[];
   readonly allowUnverifiedEmail: boolean;
+  /** A person's user id may not start with this (the machines' prefix), so the two can never meet. */
+  readonly reservedPrefix: string | null;
+  /** Tokens carrying the `when` claim are machines' and use `mapping` instead. */
+  readonly machine: { readonly when: ClaimPath; readonly mapping: IdentityMapping } | null;
 }
 
-export function compileIdentityMapping(
-  config: IdentityConfig,
-  overrides: { userIdClaim?: string | undefined; groupsClaim?: string | undefined } = {},
-): IdentityMapping {
+export interface MappingOverrides {
+  readonly userIdClaim?: string | undefined;
+  readonly groupsClaim?: string | undefined;
+  readonly machineIdentity?: MachineIdentityConfig | undefined;
+}
+
+const compileTransformers = (list: IdentityConfig['userIdTransformers']): Transformer[] =>
+  list.map((t) => ({ match: new RegExp(t.match, 'u'), replace: t.replace }));
+
+export function compileIdentityMapping(config: IdentityConfig, overrides: MappingOverrides = {}): IdentityMapping {
+  const groupsClaim = parseClaimPath(overrides.groupsClaim ?? config.groupsClaim);
+  const groupTransformers = compileTransformers(config.groupTransformers);
+  const machineConfig = overrides.machineIdentity;
+  const machine = machineConfig === undefined ? null : {
+    when: parseClaimPath(machineConfig.when),
+    mapping: {
+      userIdClaim: parseClaimPath(machineConfig.userIdClaim ?? machineConfig.when),
+      groupsClaim: machineConfig.groupsClaim === undefined ? groupsClaim : parseClaimPath(machineConfig.groupsClaim),
+      userIdPrefix: machineConfig.userIdPrefix,
+      // The user-id transformers rewrite people's emails; a machine's name is used as it is.
+      transformers: [],
+      groupTransformers,
+      allowUnverifiedEmail: config.allowUnverifiedEmail,
+      reservedPrefix: null,
+      machine: null,
+    },
+  };
   return {
     userIdClaim: parseClaimPath(overrides.userIdClaim ?? config.userIdClaim),
-    groupsClaim: parseClaimPath(overrides.groupsClaim ?? config.groupsClaim),
+    groupsClaim,
     userIdPrefix: config.userIdPrefix,
-    transformers: config.userIdTransformers.map((t) => ({ match: new RegExp(t.match, 'u'), replace: t.replace })),
+    transformers: compileTransformers(config.userIdTransformers),
+    groupTransformers,
     allowUnverifiedEmail: config.allowUnverifiedEmail,
+    reservedPrefix: machineConfig?.userIdPrefix ?? null,
+    machine,
   };
 }
 
@@ -54,7 +89,10 @@ const SAFE_GROUP = /^[\x21-\x2b\x2d-\x7e](?:[\x20-\x2b\x2d-\x7e]*[\x21-\x2b\x2d-
 const MAX_USER_ID_LENGTH = 512;
 const MAX_GROUPS = 1000;
 
-export function buildIdentity(claims: Claims, mapping: IdentityMapping, via: Identity['via']): IdentityResult {
+export function buildIdentity(claims: Claims, tokenMapping: IdentityMapping, via: Identity['via']): IdentityResult {
+  const machineKind = tokenMapping.machine;
+  const isMachine = machineKind !== null && isNonEmptyString(lookupClaim(claims, machineKind.when));
+  const mapping = isMachine ? machineKind.mapping : tokenMapping;
   const emailClaim = typeof claims.email === 'string' ? claims.email : null;
   // Some IdPs (e.g. Cognito) send email_verified as the string "false".
   const emailTrusted = (claims.email_verified !== false && claims.email_verified !== 'false') || mapping.allowUnverifiedEmail;
@@ -73,8 +111,9 @@ export function buildIdentity(claims: Claims, mapping: IdentityMapping, via: Ide
   }
   userId = mapping.userIdPrefix + userId;
   if (userId.length > MAX_USER_ID_LENGTH || !SAFE_USER_ID.test(userId)) return { ok: false, reason: 'invalid_user_id' };
+  if (mapping.reservedPrefix !== null && userId.startsWith(mapping.reservedPrefix)) return { ok: false, reason: 'invalid_user_id' };
 
-  const groups = readGroups(lookupClaim(claims, mapping.groupsClaim));
+  const groups = readGroups(lookupClaim(claims, mapping.groupsClaim), mapping.groupTransformers);
   return {
     ok: true,
     identity: {
@@ -87,17 +126,34 @@ export function buildIdentity(claims: Claims, mapping: IdentityMapping, via: Ide
       groupsHeaderValue: groups.join(','),
       claims,
       via,
+      machine: isMachine,
     },
   };
 }
 
-/** A list of strings, or one string; unsafe names are dropped rather than passed on. */
-function readGroups(value: unknown): string[] {
+function isNonEmptyString(value: unknown): value is string {
+  return typeof value === 'string' && value.length > 0;
+}
+
+/**
+ * A list of strings, or one string; each name through the first matching transformer; names that are
+ * unsafe (or empty) after that are dropped rather than passed on.
+ */
+function readGroups(value: unknown, transformers: readonly Transformer[]): string[] {
   const list = typeof value === 'string' ? [value] : Array.isArray(value) ? value : [];
   const groups = new Set<string>();
   for (const item of list) {
-    if (typeof item === 'string' && SAFE_GROUP.test(item)) groups.add(item);
+    if (typeof item !== 'string') continue;
+    const name = transformers.length === 0 ? item : transformName(item, transformers);
+    if (SAFE_GROUP.test(name)) groups.add(name);
     if (groups.size >= MAX_GROUPS) break;
   }
   return [...groups];
+}
+
+function transformName(name: string, transformers: readonly Transformer[]): string {
+  for (const transformer of transformers) {
+    if (transformer.match.test(name)) return name.replace(transformer.match, transformer.replace);
+  }
+  return name;
 }

@@ -23,18 +23,20 @@ export function createBearerVerifier(config: Config, metrics: Metrics, logger: L
     trusted.push({
       issuer: config.oidc.issuer,
       audiences: [config.oidc.clientId, ...config.oidc.audiences],
+      authorizedParties: config.oidc.authorizedParties,
       algorithms: config.oidc.algorithms ?? [...ASYMMETRIC_ALGORITHMS],
       keys: keysFor(config.oidc.issuer, config.oidc.jwksUri),
-      mapping: compileIdentityMapping(config.identity),
+      mapping: compileIdentityMapping(config.identity, { machineIdentity: config.oidc.machineIdentity }),
     });
   }
   for (const entry of config.issuers) {
     trusted.push({
       issuer: entry.issuer,
       audiences: entry.audiences,
+      authorizedParties: entry.authorizedParties,
       algorithms: entry.algorithms ?? [...ASYMMETRIC_ALGORITHMS],
       keys: keysFor(entry.issuer, entry.jwksUri),
-      mapping: compileIdentityMapping(config.identity, { userIdClaim: entry.userIdClaim, groupsClaim: entry.groupsClaim }),
+      mapping: compileIdentityMapping(config.identity, { userIdClaim: entry.userIdClaim, groupsClaim: entry.groupsClaim, machineIdentity: entry.machineIdentity }),
     });
   }
   if (trusted.length === 0) return null;

@@ -7,12 +7,16 @@
 import { hash } from 'node:crypto';
 import { decodeJwt } from 'jose';
 import { ExpiringLru } from '../cache.js';
-import type { RefreshOutcome } from '../oidc/client.js';
+import { sessionClaims, type SessionTokens } from '../oidc/session-claims.js';
 import type { SessionData, SessionStore } from '../session/store.js';
 import type { Claims } from './claims.js';
 import { buildIdentity, type Identity, type IdentityFailure, type IdentityMapping } from './identity.js';
 
-export type SessionFailure = 'session_invalid' | 'session_expired' | 'refresh_failed' | IdentityFailure;
+/**
+ * `session_revoked`: the IdP refused the session's refresh token: the user signed out or was disabled
+ * there, or (Dex) a newer sign-in of the same user through the same client replaced this session.
+ */
+export type SessionFailure = 'session_invalid' | 'session_expired' | 'session_revoked' | IdentityFailure;
 
 export type SessionResult =
   | { readonly kind: 'none' }
@@ -20,12 +24,18 @@ export type SessionResult =
   | { readonly kind: 'invalid'; readonly reason: SessionFailure; readonly credential: 'cookie'; readonly setCookie: readonly string[] }
   | { readonly kind: 'unavailable'; readonly reason: 'idp_unavailable' };
 
+export type RefreshResult =
+  | { readonly kind: 'ok'; readonly tokens: SessionTokens }
+  /** `error`: the IdP's OAuth error code (or ours for a failed check); `description`: its words. */
+  | { readonly kind: 'rejected'; readonly error: string; readonly description: string }
+  | { readonly kind: 'unavailable'; readonly error: string; readonly description: string };
+
 export interface TokenRefresher {
-  refresh(refreshToken: string, previousIdToken: string): Promise<RefreshOutcome>;
+  refresh(session: SessionData): Promise<RefreshResult>;
 }
 
 export interface SessionEvents {
-  refreshed(result: 'ok' | 'rejected' | 'unavailable'): void;
+  refreshed(result: RefreshResult['kind'], error?: string, description?: string): void;
   issued(chunks: number): void;
 }
 
@@ -71,7 +81,7 @@ export class SessionAuthenticator {
 
   /** Seals a new session (after login) and primes the cache with it. */
   async issue(data: SessionData, previousNames: readonly string[] = []): Promise<{ setCookies: string[]; identity: Identity } | { failure: IdentityFailure }> {
-    const built = buildIdentity(decodeJwt(data.idToken) as Claims, this.mapping, 'cookie');
+    const built = buildIdentity(sessionClaims(decodeJwt(data.idToken) as Claims, data.addedClaims), this.mapping, 'cookie');
     if (!built.ok) return { failure: built.reason };
     const issued = await this.store.issue(data, previousNames);
     this.events.issued(issued.chunks);
@@ -117,22 +127,21 @@ export class SessionAuthenticator {
   }
 
   private async refresh(session: SessionData, names: readonly string[], key: string): Promise<SessionResult> {
-    const outcome = await this.refresher!.refresh(session.refreshToken!, session.idToken);
+    const outcome = await this.refresher!.refresh(session);
     if (outcome.kind === 'unavailable') {
-      this.events.refreshed('unavailable');
+      this.events.refreshed('unavailable', outcome.error, outcome.description);
       return { kind: 'unavailable', reason: 'idp_unavailable' };
     }
     if (outcome.kind === 'rejected') {
-      this.events.refreshed('rejected');
-      return this.remember(key, { kind: 'invalid', credential: 'cookie', reason: 'refresh_failed', setCookie: this.store.clear(names) });
+      this.events.refreshed('rejected', outcome.error, outcome.description);
+      // No clearing Set-Cookie: when another replica refreshed the same session at the same moment and
+      // the IdP refused the second use of the refresh token (Dex without a reuse interval), clearing
+      // here could land after that replica's fresh cookie and end a live session. A dead cookie does no
+      // harm: its next check is refused again, and the next login overwrites it.
+      return this.remember(key, { kind: 'invalid', credential: 'cookie', reason: 'session_revoked', setCookie: [] });
     }
     this.events.refreshed('ok');
-    const renewed: SessionData = {
-      idToken: outcome.idToken,
-      refreshToken: outcome.refreshToken ?? session.refreshToken,
-      createdAt: session.createdAt,
-      expiresAt: outcome.expiresAt,
-    };
+    const renewed: SessionData = { ...outcome.tokens, createdAt: session.createdAt };
     const issued = await this.issue(renewed, names);
     if ('failure' in issued) return this.remember(key, { kind: 'invalid', credential: 'cookie', reason: issued.failure, setCookie: this.store.clear(names) });
     const result: SessionResult = { kind: 'identity', identity: issued.identity, session: renewed, setCookie: issued.setCookies };
@@ -143,7 +152,7 @@ export class SessionAuthenticator {
   private identityResult(session: SessionData, names: readonly string[]): SessionResult {
     let claims: Claims;
     try {
-      claims = decodeJwt(session.idToken) as Claims;
+      claims = sessionClaims(decodeJwt(session.idToken) as Claims, session.addedClaims);
     } catch {
       return { kind: 'invalid', credential: 'cookie', reason: 'session_invalid', setCookie: this.store.clear(names) };
     }

@@ -22,8 +22,16 @@ type WithCookies = { readonly setCookie?: readonly string[] | undefined };
 export type Decision =
   | ({ readonly kind: 'allow'; readonly rule: CompiledRule; readonly identity: Identity | null; readonly reason: 'anonymous' | 'bearer' | 'cookie' } & WithCookies)
   | ({ readonly kind: 'login'; readonly rule: CompiledRule; readonly reason: 'no_credentials' | SessionFailure; readonly location: string } & WithCookies)
-  | ({ readonly kind: 'unauthorized'; readonly rule: CompiledRule; readonly reason: UnauthorizedReason; readonly invalidToken: boolean } & WithCookies)
-  | { readonly kind: 'forbidden'; readonly rule: CompiledRule; readonly reason: ForbiddenReason; readonly unmet: UnmetRequirement | null; readonly identity: Identity | null }
+  | ({
+      readonly kind: 'unauthorized'; readonly rule: CompiledRule; readonly reason: UnauthorizedReason; readonly invalidToken: boolean;
+      /** The issuer an unknown_issuer token named (the operator's clue to a wrong issuer spelling). */
+      readonly issuer?: string | undefined;
+    } & WithCookies)
+  | {
+      readonly kind: 'forbidden'; readonly rule: CompiledRule; readonly reason: ForbiddenReason; readonly unmet: UnmetRequirement | null; readonly identity: Identity | null;
+      /** A browser's page load: answered with a page, not JSON. */
+      readonly navigation: boolean;
+    }
   | { readonly kind: 'bad_request'; readonly rule: null; readonly reason: BadRequestReason }
   | { readonly kind: 'unavailable'; readonly rule: CompiledRule; readonly reason: 'jwks_unavailable' | 'idp_unavailable' };
 
@@ -46,7 +54,7 @@ export function decide(request: CheckRequest, deps: DecideDeps): Decision | Prom
     case 'anonymous':
       return { kind: 'allow', rule, identity: null, reason: 'anonymous' };
     case 'deny':
-      return { kind: 'forbidden', rule, reason: rule.index === -1 ? 'default_deny' : 'rule_deny', unmet: null, identity: null };
+      return { kind: 'forbidden', rule, reason: rule.index === -1 ? 'default_deny' : 'rule_deny', unmet: null, identity: null, navigation: isBrowserNavigation(request) };
   }
   const auth = deps.authenticator.authenticate(request);
   return auth instanceof Promise
@@ -71,7 +79,8 @@ export function authorize(
         const reason = auth.kind === 'none' ? 'no_credentials' : (auth.reason as SessionFailure);
         return { kind: 'login', rule, reason, location: loginUrl(originalUrl(request)), setCookie };
       }
-      return { kind: 'unauthorized', rule, reason: auth.kind === 'none' ? 'no_credentials' : auth.reason, invalidToken, setCookie };
+      const issuer = auth.kind === 'invalid' ? auth.issuer : undefined;
+      return { kind: 'unauthorized', rule, reason: auth.kind === 'none' ? 'no_credentials' : auth.reason, invalidToken, setCookie, issuer };
     }
     case 'unavailable':
       return { kind: 'unavailable', rule, reason: auth.reason };
@@ -79,7 +88,7 @@ export function authorize(
   const { identity } = auth;
   if (rule.access.kind === 'require') {
     const unmet = evaluateRequirement(rule.access.requirement, identity, params);
-    if (unmet !== null) return { kind: 'forbidden', rule, reason: 'requirement_not_met', unmet, identity };
+    if (unmet !== null) return { kind: 'forbidden', rule, reason: 'requirement_not_met', unmet, identity, navigation: request !== null && isBrowserNavigation(request) };
   }
   return { kind: 'allow', rule, identity, reason: identity.via, setCookie: auth.setCookie };
 }

@@ -5,6 +5,7 @@
  */
 import type { ServerResponse } from 'node:http';
 import { REMOVE_HEADERS_HEADER, type IdentityHeaderPlan } from '../envoy-contract.js';
+import { escapeHtml, HTML_HEADERS, htmlPage, linkParagraph } from '../http/html.js';
 import type { Decision } from './decide.js';
 
 export interface ResponderOptions {
@@ -16,7 +17,17 @@ export interface ResponderOptions {
   readonly plan: IdentityHeaderPlan;
   /** Seconds a client should wait after a 503. */
   readonly retryAfterSeconds: number;
+  /** Offered on the 403 page a browser sees; null without browser login. */
+  readonly signOutUrl: string | null;
 }
+
+/** What an API client is told when its session cookie no longer works (the reason code says it for programs). */
+const SESSION_MESSAGES: Readonly<Record<string, string>> = {
+  session_revoked: 'The identity provider no longer accepts this session: it was signed out or disabled there, or a newer sign-in of the same user replaced it. Sign in again.',
+  session_expired: 'The session has expired. Sign in again.',
+  session_invalid: 'The session cookie is not valid. Sign in again.',
+};
+const FORBIDDEN_HTML_HEADERS = Object.entries(HTML_HEADERS).flat();
 
 export type Responder = (res: ServerResponse, decision: Decision) => void;
 
@@ -65,10 +76,20 @@ export function createResponder(options: ResponderOptions): Responder {
           : `${wwwAuthenticate}, error="invalid_token", error_description="${decision.reason}"`;
         const extra = ['www-authenticate', challenge];
         if (decision.setCookie) for (const cookie of decision.setCookie) extra.push('set-cookie', cookie);
-        sendJson(res, 401, { error: 'unauthorized', reason: decision.reason }, extra);
+        const message = SESSION_MESSAGES[decision.reason];
+        sendJson(res, 401, {
+          error: 'unauthorized',
+          reason: decision.reason,
+          ...(decision.issuer !== undefined ? { issuer: decision.issuer } : {}),
+          ...(message !== undefined ? { message } : {}),
+        }, extra);
         return;
       }
       case 'forbidden':
+        if (decision.navigation) {
+          sendForbiddenPage(res, decision, options.signOutUrl);
+          return;
+        }
         sendJson(res, 403, {
           error: 'forbidden',
           reason: decision.reason,
@@ -84,6 +105,19 @@ export function createResponder(options: ResponderOptions): Responder {
         return;
     }
   };
+}
+
+/** A browser's page load that the rules deny: who they are, which rule said no, a way to switch accounts. */
+function sendForbiddenPage(res: ServerResponse, decision: Extract<Decision, { kind: 'forbidden' }>, signOutUrl: string | null): void {
+  const who = decision.identity === null
+    ? ''
+    : `<p>You are signed in as <strong>${escapeHtml(decision.identity.userId)}</strong>.</p>`;
+  const why = decision.reason === 'requirement_not_met'
+    ? `<p>The rule <code>${escapeHtml(decision.rule.name)}</code> does not allow this request${decision.unmet ? ` (${escapeHtml(decision.unmet)} not met)` : ''}.</p>`
+    : `<p>No one may open this page (rule <code>${escapeHtml(decision.rule.name)}</code>).</p>`;
+  const body = htmlPage('Access denied', `${who}${why}${decision.identity === null ? '' : linkParagraph(signOutUrl, 'Sign out (to sign in as someone else)')}`);
+  res.writeHead(403, [...FORBIDDEN_HTML_HEADERS, 'content-length', String(Buffer.byteLength(body))]);
+  res.end(body);
 }
 
 export function sendJson(res: ServerResponse, status: number, body: object, extraHeaders: readonly string[] = []): void {

@@ -79,17 +79,54 @@ export const ruleSchema = z.strictObject({
   allow: z.union([z.enum(['anonymous', 'authenticated', 'deny']), requirementSchema]),
 });
 
+/**
+ * Keycloak puts "account" into the `aud` of every token it issues to any client of a realm (the
+ * account-console roles), so accepting it accepts tokens meant for every other application too.
+ */
+const REALM_WIDE_AUDIENCES = new Set(['account']);
+const audienceList = z.array(z.string().min(1)).refine(
+  (list) => !list.some((a) => REALM_WIDE_AUDIENCES.has(a)),
+  'must not contain "account": Keycloak puts it into the aud of tokens issued to every client of the realm, so any of them would be accepted; add an audience mapper for your client (docs/idp/keycloak.md) or use authorizedParties',
+);
+/** `azp` values (the client a token was issued to) accepted in place of an audience. */
+const authorizedParties = z.array(z.string().min(1)).default([]);
+
+/**
+ * Tokens without a person in them (OAuth client credentials: Keycloak service accounts) are told apart
+ * by a claim only such tokens carry, and get a user id of their own with a prefix that no person's id may
+ * start with, so a machine can never pose as a person or a person as a machine.
+ */
+const machineIdentitySchema = z.strictObject({
+  /** A token carrying this claim is a machine's (Keycloak service-account tokens carry client_id). */
+  when: z.string().min(1).default('client_id'),
+  /** The claim holding the machine's name; default: the `when` claim. */
+  userIdClaim: z.string().min(1).optional(),
+  userIdPrefix: z.string().regex(/^[\x21-\x7e]+$/, 'one or more printable ASCII characters without spaces').default('service-account:'),
+  groupsClaim: z.string().min(1).optional(),
+});
+
 const issuerSchema = z.strictObject({
   issuer: httpUrl,
-  /** The token's `aud` must contain one of these. */
-  audiences: z.array(z.string().min(1)).min(1),
+  /** The token's `aud` must contain one of these, or its `azp` be one of authorizedParties. */
+  audiences: audienceList.default([]),
+  authorizedParties,
   /** Where the keys are; by default taken from the issuer's OpenID discovery document. */
   jwksUri: httpUrl.optional(),
   algorithms,
   /** Per-issuer overrides of the identity mapping (service-account tokens carry no email). */
   userIdClaim: z.string().min(1).optional(),
   groupsClaim: z.string().min(1).optional(),
+  machineIdentity: machineIdentitySchema.optional(),
+}).refine((entry) => entry.audiences.length + entry.authorizedParties.length > 0, {
+  message: 'name at least one of audiences or authorizedParties (a token must be meant for us)',
+  path: ['audiences'],
 });
+
+/** Where a browser session's claims come from; the first source that has a claim wins. */
+export const CLAIM_SOURCES = ['id_token', 'access_token', 'userinfo'] as const;
+export type ClaimSource = (typeof CLAIM_SOURCES)[number];
+/** Asked for when `oidc.scopes` is not set; those the IdP's discovery does not list are left out. */
+export const DEFAULT_SCOPES = ['openid', 'email', 'profile', 'groups', 'offline_access'] as const;
 
 const transformerSchema = z.strictObject({
   match: z.string().min(1).refine((source) => {
@@ -130,12 +167,31 @@ export const configSchema = z
         issuer: httpUrl,
         clientId: z.string().min(1),
         clientSecretFile: z.string().min(1).optional(),
-        scopes: z.array(z.string().min(1)).default(['openid', 'email', 'profile', 'groups', 'offline_access']),
-        /** Extra audiences accepted for bearer ID tokens of this issuer besides clientId. */
-        audiences: z.array(z.string().min(1)).default([]),
+        /**
+         * Sent as written. When absent: DEFAULT_SCOPES, minus those the IdP's discovery document does
+         * not list in scopes_supported (Keycloak has no "groups" scope and refuses the whole login).
+         */
+        scopes: z.array(z.string().min(1)).min(1).refine((list) => list.includes('openid'), 'must include "openid"').optional(),
+        /** Extra audiences accepted for bearer tokens of this issuer besides clientId. */
+        audiences: audienceList.default([]),
+        /** Bearer tokens whose `azp` is one of these are accepted too (Keycloak access tokens: azp = the client that asked). */
+        authorizedParties,
+        /**
+         * Where a browser session's claims come from, first source wins on conflicts. The access token
+         * counts only when it is a JWT of this issuer for this client; userinfo costs a request per
+         * login and refresh. Protocol claims (iss, sub, aud, exp, …) always come from the ID token.
+         */
+        claimsFrom: z
+          .array(z.enum(CLAIM_SOURCES))
+          .min(1)
+          .refine((list) => list[0] === 'id_token', 'must start with id_token (the ID token is the identity; others add to it)')
+          .refine((list) => new Set(list).size === list.length, 'must not repeat a source')
+          .default(['id_token', 'access_token']),
+        /** Identity of bearer tokens of this issuer without a person in them (client credentials). */
+        machineIdentity: machineIdentitySchema.optional(),
         jwksUri: httpUrl.optional(),
         algorithms,
-        /** Where sign-out lands (passed to the IdP as post_logout_redirect_uri); default publicUrl + "/". */
+        /** Where sign-out lands (passed to the IdP as post_logout_redirect_uri); default publicUrl + "/oauth2/signed_out". */
         afterLogoutUrl: httpUrl.optional(),
         /** Optional `prompt` for the authorization request (e.g. "login", "consent", "select_account"). */
         prompt: z.string().regex(/^[a-z_ ]+$/).optional(),
@@ -191,6 +247,11 @@ export const configSchema = z
         userIdTransformers: z.array(transformerSchema).default([]),
         groupsHeader: headerName.default('kubeflow-groups'),
         groupsClaim: z.string().min(1).default('groups'),
+        /**
+         * Applied to each group name, first match wins (Keycloak's full group path "/ws-a" → "ws-a":
+         * { match: "^/(.*)$", replace: "$1" }). A name that becomes empty is dropped.
+         */
+        groupTransformers: z.array(transformerSchema).default([]),
         /** An `email` whose `email_verified` claim is false is ignored unless this is true. */
         allowUnverifiedEmail: z.boolean().default(false),
         /** Also send x-auth-request-user/-email/-groups (oauth2-proxy's names) upstream. */
@@ -217,7 +278,7 @@ export const configSchema = z
     });
     const issuers = new Set<string>(config.oidc ? [config.oidc.issuer] : []);
     config.issuers.forEach((entry, index) => {
-      if (issuers.has(entry.issuer)) ctx.addIssue({ code: 'custom', path: ['issuers', index, 'issuer'], message: `issuer "${entry.issuer}" is configured twice` });
+      if (issuers.has(entry.issuer)) ctx.addIssue({ code: 'custom', path: ['issuers', index, 'issuer'], message: `issuer "${entry.issuer}" is configured twice${config.oidc?.issuer === entry.issuer ? ' (bearer tokens of the oidc issuer are configured under oidc: audiences, authorizedParties, machineIdentity)' : ''}` });
       issuers.add(entry.issuer);
     });
     if (config.oidc) {
@@ -236,3 +297,4 @@ export type Config = z.infer<typeof configSchema>;
 export type Rule = z.infer<typeof ruleSchema>;
 export type IssuerConfig = z.infer<typeof issuerSchema>;
 export type IdentityConfig = Config['identity'];
+export type MachineIdentityConfig = z.infer<typeof machineIdentitySchema>;

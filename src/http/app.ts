@@ -8,6 +8,11 @@ import type { Logger } from '../log.js';
 export interface AppState {
   /** False while draining on SIGTERM: readiness fails so Kubernetes stops sending traffic. */
   ready: boolean;
+  /**
+   * What else must hold before traffic may come: OIDC discovery must have succeeded once, so a wrong
+   * issuer keeps a new rollout from taking over instead of failing every login. null when all is well.
+   */
+  notReadyBecause: () => { reason: string; detail: string } | null;
 }
 
 export function createApp(state: AppState, logger: Logger, loginRoutes: Router | null = null): Express {
@@ -19,7 +24,11 @@ export function createApp(state: AppState, logger: Logger, loginRoutes: Router |
     res.set('cache-control', 'no-store').json({ status: 'ok' });
   });
   app.get('/readyz', (_req, res) => {
-    res.set('cache-control', 'no-store').status(state.ready ? 200 : 503).json({ status: state.ready ? 'ready' : 'draining' });
+    res.set('cache-control', 'no-store');
+    if (!state.ready) return void res.status(503).json({ status: 'draining' });
+    const problem = state.notReadyBecause();
+    if (problem !== null) return void res.status(503).json({ status: 'not_ready', ...problem });
+    res.json({ status: 'ready' });
   });
 
   if (loginRoutes) app.use(loginRoutes);

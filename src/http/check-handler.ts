@@ -37,6 +37,7 @@ export function createCheckHandler(options: CheckHandlerOptions): (req: Incoming
         path: path.length > 256 ? `${path.slice(0, 256)}…` : path,
         user: decision.kind === 'allow' || decision.kind === 'forbidden' ? decision.identity?.userId : undefined,
         requirement: decision.kind === 'forbidden' ? decision.unmet ?? undefined : undefined,
+        issuer: decision.kind === 'unauthorized' ? decision.issuer : undefined,
       };
       if (denial) logger.info('check denied', fields);
       else logger.debug('check', fields);

@@ -43,7 +43,15 @@ export function createService(config: Config, deps: ServiceDeps): Service {
   const login = createBrowserLogin(config, { metrics, logger, bearer, now });
   const authenticator = createAuthenticator(bearer, login?.sessions ?? null);
   const plan = identityHeaderPlan(config);
-  const state: AppState = { ready: true };
+  const state: AppState = {
+    ready: true,
+    notReadyBecause: () => {
+      const discovery = login?.client.discoveryStatus();
+      if (discovery === undefined || discovery.state === 'ready') return null;
+      if (discovery.state === 'pending') return { reason: 'oidc_discovery_pending', detail: `waiting for the discovery document of ${config.oidc!.issuer}` };
+      return { reason: discovery.problem.kind === 'misconfigured' ? 'oidc_issuer_misconfigured' : 'oidc_issuer_unreachable', detail: discovery.problem.message };
+    },
+  };
 
   metrics.configInfo.set({ rules: String(config.rules.length), issuers: String(config.issuers.length + (config.oidc ? 1 : 0)), default_rule: config.defaultRule }, 1);
   metrics.tokenCacheSize = () => bearer?.cacheSize ?? 0;
@@ -61,6 +69,7 @@ export function createService(config: Config, deps: ServiceDeps): Service {
       forwardIdToken: config.identity.forwardIdToken,
       plan,
       retryAfterSeconds: 5,
+      signOutUrl: login && config.publicUrl ? `${new URL(config.publicUrl).origin}/oauth2/sign_out` : null,
     }),
     metrics,
     logger,
@@ -121,6 +130,7 @@ export function createService(config: Config, deps: ServiceDeps): Service {
     appServer,
     metricsServer,
     async listen() {
+      login?.client.start();
       const port = await listenOn(appServer, config.listen.port, config.listen.host);
       const metricsPort = metricsServer ? await listenOn(metricsServer, config.listen.metricsPort, config.listen.metricsHost ?? config.listen.host) : null;
       logger.info('listening', { host: config.listen.host, port, metricsPort, checkPathPrefix: config.checkPathPrefix, rules: config.rules.length });
@@ -130,6 +140,7 @@ export function createService(config: Config, deps: ServiceDeps): Service {
       if (draining) return;
       draining = true;
       state.ready = false;
+      login?.client.stop();
       logger.info('draining', { inFlight });
       const closed = new Promise<void>((resolve) => appServer.close(() => resolve()));
       appServer.closeIdleConnections();

@@ -1,44 +1,64 @@
 /**
- * The relying-party side of OIDC, on openid-client: discovery (lazy, single-flight, retried after a
- * failure), the authorization URL with PKCE S256 + state + nonce, the code exchange, refresh and the
- * RP-initiated logout URL. The IdP being unreachable is kept apart from the IdP saying no.
+ * The relying-party side of OIDC, on openid-client: discovery (started at boot, retried until it
+ * succeeds, checked against the configured issuer), the authorization URL with PKCE S256 + state +
+ * nonce, the code exchange, refresh, userinfo and the RP-initiated logout URL.
+ *
+ * What can go wrong is kept in three kinds, because each asks for something else: the IdP is
+ * unreachable (retry later, keep sessions), it says no (the user signs in again), or our configuration
+ * does not match it (an operator must act: the log names what was expected and what was found).
  */
 import * as oidc from 'openid-client';
 import { decodeJwt } from 'jose';
 import type { Claims } from '../authn/claims.js';
+import { DEFAULT_SCOPES } from '../config/schema.js';
+import type { Logger } from '../log.js';
+import { diagnoseDiscovery, type DiscoveryProblem } from './discovery.js';
 
 export interface OidcSettings {
   readonly issuer: string;
   readonly clientId: string;
   /** Absent for a public client (PKCE only). */
   readonly clientSecret: string | undefined;
-  readonly scopes: readonly string[];
+  /** As configured; undefined: DEFAULT_SCOPES minus those the IdP does not list. */
+  readonly scopes: readonly string[] | undefined;
   readonly redirectUri: string;
   readonly timeoutMs: number;
   /** Extra authorization request parameters (e.g. prompt). */
   readonly extraAuthParams: Readonly<Record<string, string>>;
   /** Replaces discovery's authorization_endpoint for browsers (absolute URL). */
   readonly authorizationEndpoint: string | undefined;
+  /** Where the IdP sends the browser after sign-out; checked against the IdP once discovery succeeds. */
+  readonly postLogoutRedirectUri: string;
 }
 
-export interface IssuedTokens {
+/** What a token endpoint answered, the ID token already validated by openid-client. */
+export interface TokenSet {
   readonly idToken: string;
-  readonly claims: Claims;
+  readonly idClaims: Claims;
+  readonly accessToken: string | undefined;
   readonly refreshToken: string | undefined;
-  /** When the ID token expires (ms since epoch). */
+  /** When the ID token expires (ms since epoch), or, for a refresh without a new ID token, the access token. */
   readonly expiresAt: number;
 }
 
 export type RefreshOutcome =
-  | ({ readonly kind: 'ok' } & IssuedTokens)
-  | { readonly kind: 'rejected'; readonly error: string }
-  | { readonly kind: 'unavailable'; readonly error: string };
+  | ({ readonly kind: 'ok' } & TokenSet)
+  | { readonly kind: 'rejected'; readonly error: string; readonly description: string }
+  | { readonly kind: 'unavailable'; readonly error: string; readonly description: string };
 
 /** The IdP could not be reached (or answered garbage): retry later, do not end the session. */
 export class IdpUnavailableError extends Error {
-  constructor(cause: unknown) {
-    super(`identity provider unavailable: ${cause instanceof Error ? cause.message : String(cause)}`);
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
     this.name = 'IdpUnavailableError';
+  }
+}
+
+/** Our configuration does not match the IdP (wrong issuer spelling, wrong path): an operator must act. */
+export class IdpMisconfiguredError extends IdpUnavailableError {
+  constructor(message: string) {
+    super(message);
+    this.name = 'IdpMisconfiguredError';
   }
 }
 
@@ -57,11 +77,58 @@ export interface LoginRequest {
   readonly codeVerifier: string;
 }
 
+export type DiscoveryStatus =
+  | { readonly state: 'pending' }
+  | { readonly state: 'ready' }
+  | { readonly state: 'failed'; readonly problem: DiscoveryProblem };
+
+/** Discovery retries at boot: 1 s, 2 s, 4 s, … up to this. */
+const MAX_RETRY_MS = 30_000;
+/**
+ * OAuth errors that say something about us, not the user's session (a rotated client secret, a client
+ * no longer allowed to refresh): ending every session over them would log everyone out for an
+ * operator's mistake, so they count as the IdP being unusable for now.
+ */
+const CLIENT_ERRORS = new Set(['invalid_client', 'unauthorized_client', 'unsupported_grant_type']);
+/** OAuth errors of an IdP in trouble (RFC 6749 §4.1.2.1): retry later. */
+const SERVER_ERRORS = new Set(['server_error', 'temporarily_unavailable']);
+
 export class OidcClient {
   private configuration: oidc.Configuration | null = null;
   private discovering: Promise<oidc.Configuration> | null = null;
+  private status: DiscoveryStatus = { state: 'pending' };
+  private scopes: string;
+  private retryTimer: NodeJS.Timeout | null = null;
+  private stopped = false;
 
-  constructor(private readonly settings: OidcSettings) {}
+  constructor(
+    private readonly settings: OidcSettings,
+    private readonly logger: Logger,
+  ) {
+    this.scopes = (settings.scopes ?? DEFAULT_SCOPES).join(' ');
+  }
+
+  /** Whether discovery has succeeded (readiness), and if not, why. */
+  discoveryStatus(): DiscoveryStatus {
+    return this.status;
+  }
+
+  /** Starts discovery now and retries it with back-off until it succeeds (or stop()). */
+  start(): void {
+    const attempt = (delayMs: number) => {
+      this.config().catch(() => {
+        if (this.stopped) return;
+        this.retryTimer = setTimeout(() => attempt(Math.min(delayMs * 2, MAX_RETRY_MS)), delayMs);
+        this.retryTimer.unref();
+      });
+    };
+    attempt(1_000);
+  }
+
+  stop(): void {
+    this.stopped = true;
+    if (this.retryTimer !== null) clearTimeout(this.retryTimer);
+  }
 
   private async config(): Promise<oidc.Configuration> {
     if (this.configuration) return this.configuration;
@@ -73,18 +140,80 @@ export class OidcClient {
 
   private async discover(): Promise<oidc.Configuration> {
     const { issuer, clientId, clientSecret, timeoutMs } = this.settings;
-    const insecure = issuer.startsWith('http:');
+    let configuration: oidc.Configuration;
     try {
-      this.configuration = await oidc.discovery(
+      configuration = await oidc.discovery(
         new URL(issuer),
         clientId,
         clientSecret === undefined ? { token_endpoint_auth_method: 'none' } : undefined,
         clientSecret === undefined ? oidc.None() : oidc.ClientSecretBasic(clientSecret),
-        { timeout: Math.ceil(timeoutMs / 1000), execute: insecure ? [oidc.allowInsecureRequests] : [] },
+        { timeout: Math.ceil(timeoutMs / 1000), execute: issuer.startsWith('http:') ? [oidc.allowInsecureRequests] : [] },
       );
-      return this.configuration;
     } catch (error) {
-      throw new IdpUnavailableError(error);
+      // openid-client says "failed"; find out what exactly, in words an operator can act on.
+      const problem = await diagnoseDiscovery(issuer, timeoutMs, error);
+      if (this.status.state !== 'failed' || this.status.problem.message !== problem.message) {
+        this.logger.error(problem.kind === 'misconfigured' ? 'oidc issuer misconfigured' : 'oidc issuer unreachable', {
+          configuredIssuer: issuer,
+          ...problem.fields,
+          problem: problem.message,
+        });
+      }
+      this.status = { state: 'failed', problem };
+      throw problem.kind === 'misconfigured' ? new IdpMisconfiguredError(problem.message) : new IdpUnavailableError(problem.message, { cause: error });
+    }
+    this.adoptScopes(configuration.serverMetadata().scopes_supported);
+    this.configuration = configuration;
+    this.status = { state: 'ready' };
+    this.logger.info('oidc discovery ok', { issuer, scopes: this.scopes });
+    void this.checkPostLogoutRedirect(configuration);
+    return configuration;
+  }
+
+  /**
+   * Keycloak has no "groups" scope and refuses a login that asks for it (invalid_scope). The default
+   * scopes are optional wishes: leave out what the IdP does not list. Configured scopes are sent as
+   * written (an IdP may accept scopes it does not list, such as Dex's cross-client scopes); a warning
+   * names those it does not list.
+   */
+  private adoptScopes(supported: readonly string[] | undefined): void {
+    if (!Array.isArray(supported)) return;
+    if (this.settings.scopes === undefined) {
+      const kept = DEFAULT_SCOPES.filter((scope) => scope === 'openid' || supported.includes(scope));
+      const dropped = DEFAULT_SCOPES.filter((scope) => !kept.includes(scope));
+      if (dropped.length > 0) this.logger.info('default scopes the IdP does not support are left out', { dropped, kept });
+      this.scopes = kept.join(' ');
+      return;
+    }
+    const unlisted = this.settings.scopes.filter((scope) => !supported.includes(scope));
+    if (unlisted.length > 0) {
+      this.logger.warn('oidc.scopes names scopes the IdP does not list in scopes_supported; it may refuse every login (invalid_scope)', { unlisted });
+    }
+  }
+
+  /**
+   * Keycloak answers an unregistered post_logout_redirect_uri with an error page and leaves its own
+   * session alive, so a signed-out user would be signed in again at once. Asking once at start-up
+   * (no session involved, nothing changes at the IdP) turns that into a log line an operator sees.
+   */
+  private async checkPostLogoutRedirect(configuration: oidc.Configuration): Promise<void> {
+    const endpoint = configuration.serverMetadata().end_session_endpoint;
+    if (!endpoint) return;
+    const url = new URL(endpoint);
+    url.searchParams.set('client_id', this.settings.clientId);
+    url.searchParams.set('post_logout_redirect_uri', this.settings.postLogoutRedirectUri);
+    try {
+      const response = await fetch(url, { redirect: 'manual', signal: AbortSignal.timeout(this.settings.timeoutMs) });
+      await response.body?.cancel();
+      if (response.status >= 400 && response.status < 500) {
+        this.logger.warn('the IdP refuses our post_logout_redirect_uri: sign-out will show its error page and leave the IdP session alive; register the URI for the client at the IdP', {
+          postLogoutRedirectUri: this.settings.postLogoutRedirectUri,
+          clientId: this.settings.clientId,
+          status: response.status,
+        });
+      }
+    } catch (error) {
+      this.logger.debug('post-logout redirect check failed', { error });
     }
   }
 
@@ -95,7 +224,7 @@ export class OidcClient {
     const nonce = oidc.randomNonce();
     const url = oidc.buildAuthorizationUrl(config, {
       redirect_uri: this.settings.redirectUri,
-      scope: this.settings.scopes.join(' '),
+      scope: this.scopes,
       code_challenge: await oidc.calculatePKCECodeChallenge(codeVerifier),
       code_challenge_method: 'S256',
       state,
@@ -111,7 +240,7 @@ export class OidcClient {
   }
 
   /** Exchanges the code at the callback URL; validates state, nonce, PKCE, iss, aud, exp. */
-  async finishLogin(callbackUrl: URL, expected: { state: string; nonce: string; codeVerifier: string }): Promise<IssuedTokens> {
+  async finishLogin(callbackUrl: URL, expected: { state: string; nonce: string; codeVerifier: string }, now: number): Promise<TokenSet> {
     const config = await this.config();
     let response: oidc.TokenEndpointResponse;
     try {
@@ -124,29 +253,38 @@ export class OidcClient {
     } catch (error) {
       throw classify(error);
     }
-    return tokensFrom(response, undefined);
+    return tokenSetFrom(response, undefined, now);
   }
 
-  async refresh(refreshToken: string, previousIdToken: string): Promise<RefreshOutcome> {
+  async refresh(refreshToken: string, previousIdToken: string, now: number): Promise<RefreshOutcome> {
     let config: oidc.Configuration;
     try {
       config = await this.config();
     } catch (error) {
-      return { kind: 'unavailable', error: (error as Error).message };
+      return { kind: 'unavailable', error: error instanceof IdpMisconfiguredError ? 'misconfigured' : 'unreachable', description: (error as Error).message };
     }
     try {
       const response = await oidc.refreshTokenGrant(config, refreshToken);
-      return { kind: 'ok', ...tokensFrom(response, previousIdToken) };
+      return { kind: 'ok', ...tokenSetFrom(response, previousIdToken, now) };
     } catch (error) {
       const classified = classify(error);
-      return classified instanceof IdpRejectedError
-        ? { kind: 'rejected', error: classified.error }
-        : { kind: 'unavailable', error: classified.message };
+      if (classified instanceof IdpRejectedError) return { kind: 'rejected', error: classified.error, description: classified.message };
+      return { kind: 'unavailable', error: unavailabilityOf(classified), description: classified.message };
+    }
+  }
+
+  /** The userinfo claims for an access token; `sub` must be the ID token's (OIDC Core §5.3.2). */
+  async userInfo(accessToken: string, expectedSubject: string): Promise<Claims> {
+    const config = await this.config();
+    try {
+      return (await oidc.fetchUserInfo(config, accessToken, expectedSubject)) as Claims;
+    } catch (error) {
+      throw classify(error);
     }
   }
 
   /** The IdP's end-session URL, or null when it advertises none (or cannot be reached). */
-  async endSessionUrl(idTokenHint: string | undefined, postLogoutRedirectUri: string): Promise<string | null> {
+  async endSessionUrl(idTokenHint: string | undefined): Promise<string | null> {
     let config: oidc.Configuration;
     try {
       config = await this.config();
@@ -154,33 +292,51 @@ export class OidcClient {
       return null;
     }
     if (!config.serverMetadata().end_session_endpoint) return null;
-    const params: Record<string, string> = { post_logout_redirect_uri: postLogoutRedirectUri, client_id: this.settings.clientId };
+    const params: Record<string, string> = { post_logout_redirect_uri: this.settings.postLogoutRedirectUri, client_id: this.settings.clientId };
     if (idTokenHint) params.id_token_hint = idTokenHint;
     return oidc.buildEndSessionUrl(config, params).href;
   }
 }
 
-function tokensFrom(response: oidc.TokenEndpointResponse, previousIdToken: string | undefined): IssuedTokens {
+function tokenSetFrom(response: oidc.TokenEndpointResponse, previousIdToken: string | undefined, now: number): TokenSet {
   // A refresh response may omit the ID token (OIDC Core §12.2); then the previous one stands for the
-  // identity, and the session lives as long as the new access token.
+  // identity, and the tokens last as long as the new access token.
   const idToken = response.id_token ?? previousIdToken;
   if (idToken === undefined) throw new IdpRejectedError('missing_id_token', 'the token response has no ID token');
-  const claims = decodeJwt(idToken) as Claims;
-  const idTokenExpiry = typeof claims.exp === 'number' ? claims.exp * 1000 : 0;
+  const idClaims = decodeJwt(idToken) as Claims;
   const expiresAt = response.id_token !== undefined
-    ? idTokenExpiry
-    : Date.now() + (typeof response.expires_in === 'number' ? response.expires_in * 1000 : 0);
-  return { idToken, claims, refreshToken: response.refresh_token, expiresAt };
+    ? (typeof idClaims.exp === 'number' ? idClaims.exp * 1000 : 0)
+    : now + (typeof response.expires_in === 'number' ? response.expires_in * 1000 : 0);
+  return { idToken, idClaims, accessToken: response.access_token, refreshToken: response.refresh_token, expiresAt };
 }
 
 /** OAuth error responses and failed token checks are rejections; everything else is unavailability. */
 function classify(error: unknown): IdpRejectedError | IdpUnavailableError {
   if (error instanceof IdpRejectedError || error instanceof IdpUnavailableError) return error;
-  if (error instanceof oidc.ResponseBodyError) return new IdpRejectedError(error.error, error.error_description ?? error.error);
-  if (error instanceof oidc.AuthorizationResponseError) return new IdpRejectedError(error.error, error.error_description ?? error.error);
+  if (error instanceof oidc.ResponseBodyError) {
+    const description = oneLine(error.error_description ?? error.error);
+    if (CLIENT_ERRORS.has(error.error)) return new IdpMisconfiguredError(`the IdP refused this client: ${error.error}: ${description}`);
+    if (SERVER_ERRORS.has(error.error) || error.status >= 500) return new IdpUnavailableError(`the IdP answered ${error.status} ${error.error}: ${description}`);
+    return new IdpRejectedError(error.error, description);
+  }
+  if (error instanceof oidc.AuthorizationResponseError) return new IdpRejectedError(error.error, oneLine(error.error_description ?? error.error));
   const code = (error as { code?: unknown }).code;
   if (typeof code === 'string' && code.startsWith('OAUTH_') && code !== 'OAUTH_RESPONSE_IS_NOT_CONFORM' && code !== 'OAUTH_HTTP_REQUEST_FORBIDDEN') {
-    return new IdpRejectedError(code.toLowerCase(), (error as Error).message);
+    return new IdpRejectedError(code.toLowerCase(), oneLine((error as Error).message));
   }
-  return new IdpUnavailableError(error);
+  return new IdpUnavailableError(`identity provider unavailable: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
+}
+
+/** A bounded metric label for why the IdP could not be used. */
+function unavailabilityOf(error: IdpUnavailableError): string {
+  if (error instanceof IdpMisconfiguredError) return 'misconfigured';
+  const cause = error.cause as { name?: string; code?: string } | undefined;
+  if (cause?.name === 'TimeoutError' || cause?.name === 'AbortError') return 'timeout';
+  if (cause?.code === 'OAUTH_RESPONSE_IS_NOT_CONFORM' || cause?.code === 'OAUTH_RESPONSE_IS_NOT_JSON') return 'bad_response';
+  return error.message.startsWith('the IdP answered') ? 'server_error' : 'unreachable';
+}
+
+/** IdP texts go into logs and pages: one line, printable, bounded. */
+function oneLine(text: string): string {
+  return text.replace(/[^\x20-\x7e]+/g, ' ').trim().slice(0, 300);
 }

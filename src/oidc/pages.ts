@@ -1,25 +1,12 @@
-/** The few HTML pages a person may see: login errors, each with a way to try again. */
+/** The pages of the login endpoints: errors, each with a way to try again, and "signed out". */
 import type { Response } from 'express';
-
-const ESCAPES: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' };
-
-export function escapeHtml(text: string): string {
-  return text.replace(/[&<>"']/g, (c) => ESCAPES[c]!);
-}
+import { escapeHtml, HTML_HEADERS, htmlPage, linkParagraph } from '../http/html.js';
 
 export function sendErrorPage(res: Response, status: number, title: string, detail: string, retryUrl: string | null): void {
-  const retry = retryUrl === null ? '' : `<p><a href="${escapeHtml(retryUrl)}">Sign in again</a></p>`;
-  res
-    .status(status)
-    .set({
-      'content-type': 'text/html; charset=utf-8',
-      'cache-control': 'no-store',
-      'content-security-policy': "default-src 'none'; style-src 'unsafe-inline'",
-      'x-content-type-options': 'nosniff',
-    })
-    .send(`<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>${escapeHtml(title)}</title>
-<style>body{font-family:system-ui,sans-serif;max-width:36rem;margin:4rem auto;padding:0 1rem;color:#222}h1{font-size:1.4rem}</style>
-</head><body><h1>${escapeHtml(title)}</h1><p>${escapeHtml(detail)}</p>${retry}</body></html>
-`);
+  res.status(status).set(HTML_HEADERS).send(htmlPage(title, `<p>${escapeHtml(detail)}</p>${linkParagraph(retryUrl, 'Sign in again')}`));
+}
+
+/** Where sign-out lands by default: a protected page would bounce straight back to the IdP's login. */
+export function sendSignedOutPage(res: Response, signInUrl: string): void {
+  res.status(200).set(HTML_HEADERS).send(htmlPage('You are signed out', `<p>Your session here has ended.</p>${linkParagraph(signInUrl, 'Sign in again')}`));
 }

@@ -11,13 +11,18 @@ import type { Identity } from '../authn/identity.js';
 import type { SessionAuthenticator } from '../authn/session.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
-import { IdpRejectedError, IdpUnavailableError, type OidcClient } from './client.js';
-import { sendErrorPage } from './pages.js';
+import { IdpMisconfiguredError, IdpRejectedError, IdpUnavailableError, type OidcClient } from './client.js';
+import { sendErrorPage, sendSignedOutPage } from './pages.js';
+import type { SessionTokenSource } from './session-claims.js';
 import { safeReturnUrl, type RedirectPolicy } from './redirect.js';
 import { CALLBACK_PATH, type TransactionCookies } from './transaction.js';
 
+/** The default landing after sign-out (oidc.afterLogoutUrl): register publicUrl + this at the IdP. */
+export const SIGNED_OUT_PATH = '/oauth2/signed_out';
+
 export interface LoginRoutesDeps {
   readonly client: OidcClient;
+  readonly tokenSource: SessionTokenSource;
   readonly transactions: TransactionCookies;
   readonly sessions: SessionAuthenticator;
   readonly bearer: BearerVerifier | null;
@@ -28,7 +33,16 @@ export interface LoginRoutesDeps {
   readonly now: () => number;
 }
 
-type CallbackResult = 'ok' | 'idp_error' | 'missing_state' | 'unknown_transaction' | 'rejected' | 'idp_unavailable' | 'identity_rejected';
+type CallbackResult = 'ok' | 'idp_error' | 'missing_state' | 'unknown_transaction' | 'rejected' | 'idp_unavailable' | 'idp_misconfigured' | 'identity_rejected';
+
+/** The page for an IdP we cannot use: an outage, or (an operator's job) a configuration that does not match it. */
+function sendIdpUnusablePage(res: Response, error: unknown, retryUrl: string): void {
+  if (error instanceof IdpMisconfiguredError) {
+    return sendErrorPage(res, 500, 'Sign-in is misconfigured',
+      'This service\'s identity provider settings do not match the identity provider. Trying again will not help until an administrator fixes them (the service log says what is wrong).', null);
+  }
+  sendErrorPage(res, 503, 'Sign-in is unavailable', 'The identity provider cannot be reached right now. Please try again in a moment.', retryUrl);
+}
 
 const NO_STORE = { 'cache-control': 'no-store' };
 
@@ -46,7 +60,7 @@ export function createLoginRoutes(deps: LoginRoutesDeps): Router {
       res.set(NO_STORE).append('set-cookie', cookie).redirect(302, login.url);
     } catch (error) {
       logger.warn('login start failed', { error });
-      sendErrorPage(res, 503, 'Sign-in is unavailable', 'The identity provider cannot be reached right now. Please try again in a moment.', startUrl(returnTo));
+      sendIdpUnusablePage(res, error, startUrl(returnTo));
     }
   });
 
@@ -78,22 +92,22 @@ export function createLoginRoutes(deps: LoginRoutesDeps): Router {
 
     let tokens;
     try {
-      tokens = await client.finishLogin(new URL(req.originalUrl, redirects.publicOrigin), tx);
+      tokens = await deps.tokenSource.login(new URL(req.originalUrl, redirects.publicOrigin), tx);
     } catch (error) {
       if (error instanceof IdpRejectedError) {
         finish('rejected');
-        logger.info('login rejected', { error: error.error });
+        logger.info('login rejected', { error: error.error, description: error.message });
         return sendErrorPage(res, 400, 'Sign-in failed', 'The identity provider did not accept this sign-in. Please start again.', retry);
       }
-      finish('idp_unavailable');
+      finish(error instanceof IdpMisconfiguredError ? 'idp_misconfigured' : 'idp_unavailable');
       logger.warn('login exchange failed', { error: error instanceof IdpUnavailableError ? error.message : error });
-      return sendErrorPage(res, 503, 'Sign-in is unavailable', 'The identity provider cannot be reached right now. Please try again in a moment.', retry);
+      return sendIdpUnusablePage(res, error, retry);
     }
 
     const previous = sessions.namesIn(req.headers.cookie);
     let issued;
     try {
-      issued = await sessions.issue({ idToken: tokens.idToken, refreshToken: tokens.refreshToken ?? null, createdAt: deps.now(), expiresAt: tokens.expiresAt }, previous);
+      issued = await sessions.issue({ ...tokens, createdAt: deps.now() }, previous);
     } catch (error) {
       finish('identity_rejected');
       logger.warn('session could not be issued', { error });
@@ -113,7 +127,7 @@ export function createLoginRoutes(deps: LoginRoutesDeps): Router {
   const signOut = async (req: Request, res: Response, answer: (target: string) => void) => {
     const { session, names } = await sessions.peek(req.headers.cookie);
     for (const cookie of sessions.clear(names)) res.append('set-cookie', cookie);
-    const endSession = await client.endSessionUrl(session?.idToken, deps.afterLogoutUrl);
+    const endSession = await client.endSessionUrl(session?.idToken);
     metrics.signOuts.inc();
     res.set(NO_STORE);
     answer(endSession ?? safeReturnUrl(req.query.rd, redirects, deps.afterLogoutUrl));
@@ -123,6 +137,8 @@ export function createLoginRoutes(deps: LoginRoutesDeps): Router {
   router.post('/oauth2/sign_out', (req, res) => signOut(req, res, redirectTo(res)));
   // Kubeflow's central dashboard POSTs here and then navigates to afterLogoutURL (201, as oidc-authservice).
   router.post('/authservice/logout', (req, res) => signOut(req, res, (target) => res.status(201).json({ afterLogoutURL: target })));
+
+  router.get(SIGNED_OUT_PATH, (_req, res) => sendSignedOutPage(res, startUrl(`${redirects.publicOrigin}/`)));
 
   router.get('/oauth2/userinfo', async (req, res) => {
     res.set(NO_STORE);

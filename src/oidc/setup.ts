@@ -16,12 +16,15 @@ import { createSealer } from '../session/seal.js';
 import { readSecretsFile, SecretsError } from '../session/secrets.js';
 import { SessionStore } from '../session/store.js';
 import { OidcClient } from './client.js';
-import { createLoginRoutes } from './routes.js';
+import { createLoginRoutes, SIGNED_OUT_PATH } from './routes.js';
+import { SessionTokenSource } from './session-claims.js';
 import { CALLBACK_PATH, TransactionCookies } from './transaction.js';
 
 export interface BrowserLogin {
   readonly sessions: SessionAuthenticator;
   readonly routes: Router;
+  /** Discovery state (readiness), start() at boot, stop() at shutdown. */
+  readonly client: OidcClient;
   /** …/oauth2/start?rd=<original URL> */
   loginUrl(originalUrl: string): string;
 }
@@ -54,6 +57,7 @@ export function createBrowserLogin(
   const attributes = { secure: config.session.secure, domain: config.session.domain };
   const sealer = createSealer(secrets);
   const store = new SessionStore(sealer, { cookieName: config.session.cookieName, attributes, maxAgeMs: config.session.maxAge }, now);
+  const afterLogoutUrl = oidcConfig.afterLogoutUrl ?? `${publicOrigin}${SIGNED_OUT_PATH}`;
   const client = new OidcClient({
     issuer: oidcConfig.issuer,
     clientId: oidcConfig.clientId,
@@ -63,15 +67,27 @@ export function createBrowserLogin(
     timeoutMs: oidcConfig.timeout,
     extraAuthParams: oidcConfig.prompt ? { prompt: oidcConfig.prompt } : {},
     authorizationEndpoint: oidcConfig.authorizationEndpoint === undefined ? undefined : new URL(oidcConfig.authorizationEndpoint, publicOrigin).href,
-  });
+    postLogoutRedirectUri: afterLogoutUrl,
+  }, logger);
+  const bearer = deps.bearer;
+  const tokenSource = new SessionTokenSource(client, {
+    claimsFrom: oidcConfig.claimsFrom,
+    issuer: oidcConfig.issuer,
+    clientId: oidcConfig.clientId,
+    verifyAccessToken: (token) => (bearer === null ? Promise.resolve({ kind: 'invalid', reason: 'unknown_issuer' }) : bearer.verifiedClaims(token, oidcConfig.issuer)),
+    userInfo: (accessToken, subject) => client.userInfo(accessToken, subject),
+    logger,
+  }, now);
   const sessions = new SessionAuthenticator(
     store,
     compileIdentityMapping(config.identity),
-    client,
+    tokenSource,
     {
-      refreshed: (result) => {
-        metrics.refreshes.inc({ result });
-        if (result !== 'ok') logger.info('session refresh failed', { result });
+      refreshed: (result, error, description) => {
+        metrics.refreshes.inc({ result, error: refreshErrorLabel(result, error) });
+        // The IdP's own words (never a token) are what tells an operator why sessions end.
+        if (result === 'rejected') logger.info('session refresh rejected by the IdP', { error, description });
+        else if (result === 'unavailable') logger.warn('session refresh failed: IdP unavailable', { error, description });
       },
       issued: (chunks) => metrics.sessionsIssued.inc({ chunks: String(chunks) }),
     },
@@ -82,15 +98,28 @@ export function createBrowserLogin(
   const transactions = new TransactionCookies(sealer, config.session.cookieName, attributes, Math.ceil(oidcConfig.loginTimeout / 1000));
   const routes = createLoginRoutes({
     client,
+    tokenSource,
     transactions,
     sessions,
     bearer: deps.bearer,
     redirects: { publicOrigin, allowList: config.redirectAllowList },
-    afterLogoutUrl: oidcConfig.afterLogoutUrl ?? `${publicOrigin}/`,
+    afterLogoutUrl,
     metrics,
     logger,
     now,
   });
   const startUrl = `${publicOrigin}/oauth2/start?rd=`;
-  return { sessions, routes, loginUrl: (originalUrl) => startUrl + encodeURIComponent(originalUrl) };
+  return { sessions, routes, client, loginUrl: (originalUrl) => startUrl + encodeURIComponent(originalUrl) };
+}
+
+/** OAuth's error codes (RFC 6749 §5.2) and our unavailability kinds; anything else is "other", so the label stays bounded. */
+const REFRESH_ERROR_LABELS = new Set([
+  'invalid_request', 'invalid_client', 'invalid_grant', 'unauthorized_client', 'unsupported_grant_type', 'invalid_scope',
+  'access_denied', 'server_error', 'temporarily_unavailable', 'no_refresh_token',
+  'unreachable', 'timeout', 'bad_response', 'misconfigured',
+]);
+
+export function refreshErrorLabel(result: 'ok' | 'rejected' | 'unavailable', error: string | undefined): string {
+  if (result === 'ok' || error === undefined) return 'none';
+  return REFRESH_ERROR_LABELS.has(error) ? error : 'other';
 }

@@ -1,13 +1,17 @@
 /**
  * The session: what a login leaves in the browser, sealed. Holds the ID token (its claims are the
- * identity; it is also the id_token_hint at sign-out), the refresh token, when the session began
- * (for the absolute maximum age) and when the tokens expire (for refresh).
+ * identity; it is also the id_token_hint at sign-out), the claims other sources add to it
+ * (oidc.claimsFrom), the refresh token, when the session began (for the absolute maximum age) and when
+ * the tokens expire (for refresh).
  */
+import type { Claims } from '../authn/claims.js';
 import { readSessionCookie, sessionSetCookies, clearCookieHeader, chunkSessionValue, type CookieAttributes, type SessionCookie } from './cookies.js';
 import type { Sealer } from './seal.js';
 
 export interface SessionData {
   readonly idToken: string;
+  /** Claims of the access token / userinfo that the ID token lacks (empty when none are used). */
+  readonly addedClaims: Claims;
   readonly refreshToken: string | null;
   /** ms since epoch */
   readonly createdAt: number;
@@ -58,10 +62,12 @@ export class SessionStore {
   async open(sealed: string): Promise<SessionData | null> {
     const data = await this.sealer.unseal(sealed, Math.ceil(this.options.maxAgeMs / 1000));
     if (data === null) return null;
-    const { idToken, refreshToken, createdAt, expiresAt } = data;
+    const { idToken, refreshToken, createdAt, expiresAt, addedClaims } = data;
     if (typeof idToken !== 'string' || typeof createdAt !== 'number' || typeof expiresAt !== 'number') return null;
     if (refreshToken !== null && typeof refreshToken !== 'string') return null;
-    return { idToken, refreshToken, createdAt, expiresAt };
+    // Sessions sealed before claimsFrom existed carry no added claims.
+    if (addedClaims !== undefined && (typeof addedClaims !== 'object' || addedClaims === null || Array.isArray(addedClaims))) return null;
+    return { idToken, refreshToken, createdAt, expiresAt, addedClaims: (addedClaims ?? {}) as Claims };
   }
 
   /** Set-Cookie headers that expire every named cookie. */

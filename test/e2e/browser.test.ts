@@ -1,96 +1,171 @@
 /**
- * A real browser (Debian's Chromium, driven by playwright-core) through Envoy: open a protected page,
- * log in at the IdP's form, land back on the page and read the identity the upstream received.
- * Screenshots go to test-artifacts/.
+ * A real browser (Debian's Chromium, driven by playwright-core) through a real Envoy: open a protected
+ * page, sign in at the dev IdP's form as a person would, land back on the page and read the identity the
+ * upstream received; the cookies the browser keeps; sign-out through the IdP's RP-initiated logout; a
+ * wrong password. Screenshots go to test-artifacts/ (git-ignored).
+ *
+ * Every wait is Playwright's own (waitForURL, waitForRequest, auto-waiting locators): no sleeps.
  */
-import { mkdirSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
-import { chromium, type Browser as Chromium } from 'playwright-core';
-import { startStack, type Stack } from '../support/stack.js';
+import type { Browser, BrowserContext, Cookie, Page } from 'playwright-core';
+import { DEV_IDP_NAME } from '../../demo/dev-idp.js';
+import { freshPage as newProfile, launchChromium, loopbackCookies as stackCookies, screenshot, SLOW } from '../support/chromium.js';
+import { STACK_CLIENT, startStack, type Stack } from '../support/stack.js';
 
-const CHROMIUM = process.env.CHROMIUM_BIN ?? '/usr/bin/chromium';
-const ARTIFACTS = join(process.cwd(), 'test-artifacts');
-const PNG_SIGNATURE = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
-
-/** Chromium starts slowly on this machine. */
-const SLOW = 60_000;
+const SESSION_COOKIE = 'oidc_authz';
 
 let stack: Stack;
-let browser: Chromium;
+let browser: Browser;
+let protectedUrl: string;
+const contexts: BrowserContext[] = [];
 
 beforeAll(async () => {
-  mkdirSync(ARTIFACTS, { recursive: true });
   stack = await startStack();
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    headless: true,
-    // As root, without a sandbox; no background traffic (this machine has no network beyond loopback).
-    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-  });
+  protectedUrl = `${stack.url}/notebooks/?ns=team-a`;
+  browser = await launchChromium();
 }, SLOW);
 
 afterAll(async () => {
+  for (const context of contexts) await context.close().catch(() => undefined);
   await browser?.close();
   await stack?.stop();
-});
+}, SLOW);
 
-function expectPng(file: string): void {
-  const bytes = readFileSync(file);
-  expect(bytes.length).toBeGreaterThan(1000);
-  expect(bytes.subarray(0, 8).equals(PNG_SIGNATURE)).toBe(true);
+/** A fresh browser profile: no cookies from other tests. */
+async function freshPage(): Promise<{ context: BrowserContext; page: Page }> {
+  const profile = await newProfile(browser);
+  contexts.push(profile.context);
+  return profile;
 }
 
-test('log in through Envoy and see the identity the upstream received; sign out', async () => {
-  const context = await browser.newContext();
-  const page = await context.newPage();
-  const protectedUrl = `${stack.url}/notebooks/?ns=team-a`;
+const onIdpLoginPage = (url: URL) => url.origin === stack.idp.url && url.pathname.startsWith('/dex/interaction/');
+
+/** Waits for the IdP's login form and checks it is the one a person would recognise. */
+async function expectIdpLoginPage(page: Page): Promise<void> {
+  await page.waitForURL(onIdpLoginPage);
+  await page.getByRole('heading', { level: 1, name: DEV_IDP_NAME }).waitFor();
+  expect(await page.title()).toBe(`Sign in · ${DEV_IDP_NAME}`);
+  expect(await page.getByText('Sign in to continue to').textContent()).toContain(STACK_CLIENT.clientId);
+  expect(await page.getByLabel('Username').getAttribute('name')).toBe('username');
+  expect(await page.getByLabel('Password').getAttribute('type')).toBe('password');
+  expect(await page.getByRole('button', { name: 'Sign in' }).isEnabled()).toBe(true);
+}
+
+async function signIn(page: Page, username: string, password: string): Promise<void> {
+  await page.getByLabel('Username').fill(username);
+  await page.getByLabel('Password').fill(password);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+}
+
+/** Opens the protected page in `page`, signs in as alice and waits to be back on the page. */
+async function logInAsAlice(page: Page): Promise<void> {
+  await page.goto(protectedUrl);
+  await expectIdpLoginPage(page);
+  await signIn(page, 'alice', 'alice-pw');
+  await page.waitForURL(protectedUrl);
+}
+
+const isSessionCookie = (c: Cookie) => c.name === SESSION_COOKIE || c.name.startsWith(`${SESSION_COOKIE}.`);
+const isLoginCookie = (c: Cookie) => c.name.startsWith(`${SESSION_COOKIE}_login_`);
+
+/**
+ * What the upstream received for the protected page. (Chromium also fetches /favicon.ico on its own, at a
+ * moment of its choosing; that path is anonymous in STACK_RULES, so it is left out.)
+ */
+const notebookRequests = () => stack.echo.received.filter((r) => r.path.startsWith('/notebooks/'));
+
+
+test('opening a protected page asks the IdP for a login and lands back on the page as alice', async () => {
+  const { page } = await freshPage();
+  const seenBefore = notebookRequests().length;
 
   await page.goto(protectedUrl);
-  await page.waitForURL((url) => url.href.startsWith(stack.idp.url) && url.pathname.includes('/interaction/'));
-  await expect(page.getByRole('heading').first().textContent()).resolves.toBeTruthy();
-  await page.getByLabel(/user ?name/i).fill('alice');
-  await page.getByLabel(/password/i).fill('alice-pw');
-  await page.getByRole('button', { name: /sign in|log in|continue/i }).click();
+  await expectIdpLoginPage(page);
+  // The upstream has not been reached by an anonymous browser.
+  expect(notebookRequests().length).toBe(seenBefore);
 
+  await signIn(page, 'alice', 'alice-pw');
   await page.waitForURL(protectedUrl);
-  await expect(page.locator('#user').textContent()).resolves.toBe('alice@example.com');
-  await expect(page.locator('#groups').textContent()).resolves.toBe('team-a,ml');
-  const loggedIn = join(ARTIFACTS, 'browser-login.png');
-  await page.screenshot({ path: loggedIn, fullPage: true });
-  expectPng(loggedIn);
 
-  const cookies = await context.cookies(stack.url);
-  const session = cookies.find((c) => c.name === 'oidc_authz');
-  expect(session).toMatchObject({ httpOnly: true, sameSite: 'Lax', path: '/' });
-  expect(cookies.some((c) => c.name.includes('_login_'))).toBe(false);
+  expect(await page.locator('#user').textContent()).toBe('alice@example.com');
+  expect(await page.locator('#groups').textContent()).toBe('team-a,ml');
+  expect(notebookRequests().at(-1)).toMatchObject({ path: '/notebooks/?ns=team-a', headers: { 'kubeflow-userid': 'alice@example.com' } });
+  await screenshot(page, 'browser-login.png');
+  await page.context().close();
+}, SLOW);
 
-  // Sign-out: the IdP's end-session (its confirmation submits itself), back to afterLogoutUrl (our "/"),
-  // which is protected, so the browser ends on the IdP's login form again.
-  const navigations: string[] = [];
-  page.on('framenavigated', (frame) => {
-    if (frame === page.mainFrame()) navigations.push(frame.url());
-  });
-  await page.getByRole('link', { name: 'Sign out' }).click();
-  await page.waitForURL((url) => url.href.startsWith(stack.idp.url) && url.pathname.includes('/interaction/'));
-  expect(navigations.some((url) => url.startsWith(`${stack.idp.issuer}/session/end`))).toBe(true);
-  expect(await context.cookies(stack.url)).not.toContainEqual(expect.objectContaining({ name: 'oidc_authz' }));
-  await expect(page.getByLabel(/password/i).count()).resolves.toBe(1);
-  const signedOut = join(ARTIFACTS, 'browser-signed-out.png');
-  await page.screenshot({ path: signedOut, fullPage: true });
-  expectPng(signedOut);
+test('the session cookie is HttpOnly, SameSite=Lax, Path=/ and the login transaction cookie is gone', async () => {
+  const { context, page } = await freshPage();
+
+  await page.goto(protectedUrl);
+  await expectIdpLoginPage(page);
+  // While the browser is at the IdP, it holds the transaction cookie, scoped to the callback.
+  const during = await stackCookies(context);
+  expect(during.filter(isLoginCookie)).toEqual([expect.objectContaining({ path: '/oauth2/callback', httpOnly: true, sameSite: 'Lax' })]);
+  expect(during.filter(isSessionCookie)).toEqual([]);
+
+  await signIn(page, 'alice', 'alice-pw');
+  await page.waitForURL(protectedUrl);
+  expect(await page.locator('#user').textContent()).toBe('alice@example.com');
+
+  const after = await stackCookies(context);
+  expect(after.filter(isSessionCookie)).toEqual([
+    expect.objectContaining({ name: SESSION_COOKIE, httpOnly: true, sameSite: 'Lax', path: '/', secure: false }),
+  ]);
+  expect(after.filter(isLoginCookie)).toEqual([]);
+  // Scripts on the page cannot read the session (they do see the upstream's own, non-HttpOnly cookie).
+  const scriptCookies = await page.evaluate<string>('document.cookie');
+  expect(scriptCookies).toContain('upstream_cookie=1');
+  expect(scriptCookies).not.toContain(`${SESSION_COOKIE}=`);
   await context.close();
 }, SLOW);
 
-test('a wrong password shows the IdP error and leaves no session', async () => {
-  const context = await browser.newContext();
-  const page = await context.newPage();
-  await page.goto(`${stack.url}/notebooks/`);
-  await page.waitForURL((url) => url.href.startsWith(stack.idp.url));
-  await page.getByLabel(/user ?name/i).fill('alice');
-  await page.getByLabel(/password/i).fill('not-her-password');
-  await page.getByRole('button', { name: /sign in|log in|continue/i }).click();
-  await expect(page.getByText(/invalid|wrong|incorrect/i).first().isVisible()).resolves.toBe(true);
-  expect(page.url().startsWith(stack.idp.url)).toBe(true);
-  expect((await context.cookies(stack.url)).some((c) => c.name.startsWith('oidc_authz') && !c.name.includes('_login_'))).toBe(false);
+test('Sign out goes through the IdP logout to the signed-out page; signing in again asks for a login', async () => {
+  const { context, page } = await freshPage();
+  await logInAsAlice(page);
+  expect(await page.locator('#user').textContent()).toBe('alice@example.com');
+
+  // The post-logout redirect: a navigation to our signed-out page coming straight from the IdP's end-session.
+  const signedOutUrl = `${stack.url}/oauth2/signed_out`;
+  const landed = page.waitForRequest((r) => r.isNavigationRequest() && r.url() === signedOutUrl);
+  await page.getByRole('link', { name: 'Sign out' }).click();
+  const landing = await landed;
+  // The IdP's confirmation form submitted itself (POST …/session/end/confirm), which redirected to us.
+  const confirm = landing.redirectedFrom();
+  expect(confirm?.url()).toBe(`${stack.idp.issuer}/session/end/confirm`);
+  expect(confirm?.method()).toBe('POST');
+
+  // The landing is a page of ours, not a protected one (which would bounce straight back to the IdP).
+  await page.waitForURL(signedOutUrl);
+  await page.getByRole('heading', { level: 1, name: 'You are signed out' }).waitFor();
+  expect((await stackCookies(context)).filter(isSessionCookie)).toEqual([]);
+  await screenshot(page, 'browser-signed-out.png');
+
+  // "Sign in again" starts a login, and the IdP shows its form: its session ended too, otherwise it
+  // would sign alice straight back in.
+  const seenBefore = notebookRequests().length;
+  await page.getByRole('link', { name: 'Sign in again' }).click();
+  await expectIdpLoginPage(page);
+  await page.goto(protectedUrl);
+  await expectIdpLoginPage(page);
+  expect(notebookRequests().length).toBe(seenBefore);
+  await context.close();
+}, SLOW);
+
+test('a wrong password shows the IdP error and leaves no session cookie', async () => {
+  const { context, page } = await freshPage();
+  const seenBefore = notebookRequests().length;
+  await page.goto(protectedUrl);
+  await expectIdpLoginPage(page);
+
+  const answer = page.waitForResponse((r) => r.request().method() === 'POST' && onIdpLoginPage(new URL(r.url())));
+  await signIn(page, 'alice', 'not-her-password');
+  expect((await answer).status()).toBe(401);
+
+  expect(await page.getByRole('alert').textContent()).toBe('Invalid username or password.');
+  expect(onIdpLoginPage(new URL(page.url()))).toBe(true);
+  expect(await page.getByLabel('Username').inputValue()).toBe('alice');
+  expect(await page.getByLabel('Password').inputValue()).toBe('');
+  expect((await stackCookies(context)).filter(isSessionCookie)).toEqual([]);
+  expect(notebookRequests().length).toBe(seenBefore);
   await context.close();
 }, SLOW);

@@ -110,7 +110,6 @@ describe('invalid tokens → 401 with WWW-Authenticate', () => {
   test.each<[string, () => Promise<string>, string]>([
     ['expired', () => userToken({ exp: now() - 3600, iat: now() - 7200 }), 'token_expired'],
     ['not yet valid', () => userToken({ nbf: now() + 3600 }), 'token_not_yet_valid'],
-    ['unknown issuer', () => userToken({ iss: 'https://evil.example.com' }), 'unknown_issuer'],
     ['wrong audience', () => userToken({ aud: 'another-client' }), 'wrong_audience'],
     ['no exp', () => userToken({ exp: undefined }), 'missing_claim'],
     ['unverified email used as user id', () => userToken({ email_verified: false }), 'unverified_email'],
@@ -121,6 +120,17 @@ describe('invalid tokens → 401 with WWW-Authenticate', () => {
     expect(res.body).toEqual({ error: 'unauthorized', reason });
     expect(res.headers['www-authenticate']).toBe(`Bearer realm="oidc-authz", error="invalid_token", error_description="${reason}"`);
     expect(res.headers['kubeflow-userid']).toBeUndefined();
+  });
+
+  test('an unknown issuer is named in the answer and the log: the clue to a wrong issuer spelling', async () => {
+    const res = await check('GET', '/pipelines/', await userToken({ iss: 'http://localhost:8080/realms/kubeflow' }));
+    expect(res.status).toBe(401);
+    expect(res.body).toEqual({ error: 'unauthorized', reason: 'unknown_issuer', issuer: 'http://localhost:8080/realms/kubeflow' });
+    expect(res.headers['www-authenticate']).toBe('Bearer realm="oidc-authz", error="invalid_token", error_description="unknown_issuer"');
+    expect(svc.logs.findLast((l) => l.msg === 'check denied')).toMatchObject({ reason: 'unknown_issuer', issuer: 'http://localhost:8080/realms/kubeflow' });
+    // Only printable characters of it, and not without end.
+    const odd = await check('GET', '/pipelines/', await userToken({ iss: `https://evil.example.com/\u0000\n${'x'.repeat(1000)}` }));
+    expect(odd.body.issuer).toBe(`https://evil.example.com/??${'x'.repeat(256 - 27)}`);
   });
 
   test('alg "none" is refused', async () => {
@@ -398,5 +408,64 @@ describe('operations', () => {
     await request(svc.url).get('/healthz').expect(200, { status: 'ok' });
     await request(svc.url).get('/readyz').expect(200, { status: 'ready' });
     await request(svc.url).get('/authzx/not-a-check').expect(404);
+  });
+});
+
+describe('Keycloak-shaped issuers: authorized parties and machine identities', () => {
+  // A realm-like issuer: user access tokens carry aud = the clients whose roles the user holds (plus
+  // "account"), azp = the client that asked; client-credentials tokens carry client_id and no email.
+  let realm: TestIssuer;
+  let local: RunningService;
+  beforeAll(async () => {
+    realm = await startIssuer([rsa], '/realms/kubeflow');
+    local = await startService({
+      issuers: [{ issuer: realm.issuer, audiences: ['oidc-authz'], authorizedParties: ['kubeflow-cli'], machineIdentity: {} }],
+      identity: { groupTransformers: [{ match: '^/(.*)$', replace: '$1' }] },
+      rules: [
+        { name: 'ci', paths: ['/ci/**'], allow: { users: ['service-account:ci-bot'] } },
+        { name: 'workspaces', paths: ['/workspaces/{ws}/**'], allow: { groups: ['{ws}'] } },
+        { name: 'all', paths: ['/**'], allow: 'authenticated' },
+      ],
+    });
+  });
+  afterAll(async () => {
+    await local.close();
+    await realm.stop();
+  });
+  const kc = (method: string, path: string, token: string) =>
+    request(local.url)[method.toLowerCase() as 'get'](`/authz${path}`).set('host', 'kubeflow.example.com').set('authorization', `Bearer ${token}`);
+  const person = (claims: Record<string, unknown>) =>
+    realm.sign({ sub: 'u-alice', email: 'alice@example.com', email_verified: true, groups: ['/ws-a'], typ: 'Bearer', ...claims });
+
+  test.each<{ what: string; claims: Record<string, unknown>; status: number; reason?: string }>([
+    { what: 'aud holds our audience (Keycloak\'s audience mapper)', claims: { aud: ['oidc-authz', 'account'], azp: 'some-spa' }, status: 200 },
+    { what: 'azp is an authorized party, aud only "account"', claims: { aud: 'account', azp: 'kubeflow-cli' }, status: 200 },
+    { what: 'azp is an authorized party, no aud at all', claims: { azp: 'kubeflow-cli' }, status: 200 },
+    { what: 'another client\'s token: aud "account", azp not ours', claims: { aud: ['account', 'ws-a'], azp: 'other-app' }, status: 401, reason: 'wrong_audience' },
+    { what: 'an azp that only contains an authorized party\'s name', claims: { aud: 'account', azp: 'kubeflow-cli-evil' }, status: 401, reason: 'wrong_audience' },
+    { what: 'an azp that is not a string', claims: { aud: 'account', azp: ['kubeflow-cli'] }, status: 401, reason: 'wrong_audience' },
+  ])('$what → $status', async ({ claims, status, reason }) => {
+    const res = await kc('GET', '/workspaces/ws-a/x', await person(claims));
+    expect(res.status).toBe(status);
+    if (status === 200) expect(res.headers['kubeflow-userid']).toBe('alice@example.com');
+    else expect(res.body).toEqual({ error: 'unauthorized', reason });
+  });
+
+  test('group paths are transformed, so {ws} rules match Keycloak\'s "/ws-a"', async () => {
+    const res = await kc('GET', '/workspaces/ws-a/x', await person({ aud: 'oidc-authz' }));
+    expect(res.status).toBe(200);
+    expect(res.headers['kubeflow-groups']).toBe('ws-a');
+  });
+
+  test('a client-credentials token is a machine with a prefixed id; a person cannot take that id', async () => {
+    const machine = await realm.sign({ sub: 'sa-1', azp: 'ci-bot', aud: 'oidc-authz', client_id: 'ci-bot', preferred_username: 'service-account-ci-bot' });
+    const res = await kc('POST', '/ci/run', machine);
+    expect(res.status).toBe(200);
+    expect(res.headers['kubeflow-userid']).toBe('service-account:ci-bot');
+    // A person whose email is crafted to look like the machine's id is refused, not mistaken for it.
+    const impostor = await person({ aud: 'oidc-authz', email: 'service-account:ci-bot' });
+    const refused = await kc('POST', '/ci/run', impostor);
+    expect(refused.status).toBe(401);
+    expect(refused.body).toEqual({ error: 'unauthorized', reason: 'invalid_user_id' });
   });
 });

@@ -137,9 +137,17 @@ describe('the whole flow', () => {
   test('the session goes through the rules like a bearer token', async () => {
     const browser = new Browser();
     await login(browser, 'bob', 'bob-pw');
-    const denied = await check(browser, '/team-a/x');
+    const denied = await check(browser, '/team-a/x', { accept: 'application/json' });
     expect(denied.status).toBe(403);
     expect(JSON.parse(denied.body)).toMatchObject({ rule: 'team-a', requirement: 'groups' });
+    // A page load gets a page: who is signed in, which rule said no, and a way to switch accounts.
+    const page = await check(browser, '/team-a/x');
+    expect(page.status).toBe(403);
+    expect(page.headers.get('content-type')).toBe('text/html; charset=utf-8');
+    expect(page.headers.get('content-security-policy')).toContain("default-src 'none'");
+    expect(page.body).toContain('<strong>bob@example.com</strong>');
+    expect(page.body).toContain('<code>team-a</code>');
+    expect(page.body).toContain(`href="${publicUrl}/oauth2/sign_out"`);
     const xhr = await check(browser, '/api/v1/x', { accept: 'application/json', 'x-requested-with': 'XMLHttpRequest' });
     expect(xhr.status).toBe(200);
     expect(xhr.headers.get('kubeflow-userid')).toBe('bob@example.com');
@@ -424,7 +432,7 @@ describe('refresh and session lifetime (the service clock is moved, nothing slee
       expect(res.headers.getSetCookie().some((c) => c.startsWith('oidc_authz='))).toBe(true);
     }
     const metrics = await fetch(`${svc.metricsUrl}/metrics`).then((r) => r.text());
-    expect(metrics).toMatch(/oidc_authz_session_refreshes_total\{result="ok"\} 1\n/);
+    expect(metrics).toMatch(/oidc_authz_session_refreshes_total\{result="ok",error="none"\} 1\n/);
     expect(sessionCookies(browser)[0]!.value).not.toBe(oldValue);
     clock.offsetMs = 0;
     const later = await check(browser, '/x');
@@ -433,16 +441,32 @@ describe('refresh and session lifetime (the service clock is moved, nothing slee
     idp.users.get('alice')!.groups = ['team-a', 'ml'];
   });
 
-  test('a revoked refresh token ends the session: 302 and cookies cleared', async () => {
+  test('a revoked refresh token ends the session: 302 to log in again, and no clearing cookie that could race a fresh one', async () => {
     const browser = new Browser();
     await login(browser, 'bob', 'bob-pw');
     expect(await idp.revokeRefreshTokens('bob')).toBeGreaterThan(0);
     clock.advance(2 * 3600_000);
+    const cookie = browser.jar.header(`${publicUrl}/x`)!;
     const res = await check(browser, '/x');
     expect(res.status).toBe(302);
-    expect(res.headers.getSetCookie().some((c) => c.startsWith('oidc_authz=;'))).toBe(true);
+    expect(res.location).toBe(`${publicUrl}/oauth2/start?rd=${encodeURIComponent(`${publicUrl}/x`)}`);
+    expect(res.headers.getSetCookie()).toEqual([]);
     const metrics = await fetch(`${svc.metricsUrl}/metrics`).then((r) => r.text());
-    expect(metrics).toMatch(/oidc_authz_session_refreshes_total\{result="rejected"\} [1-9]/);
+    expect(metrics).toMatch(/oidc_authz_session_refreshes_total\{result="rejected",error="invalid_grant"\} [1-9]/);
+    // The IdP's words are logged (the operator's clue), the refresh token never is.
+    const logged = svc.logs.find((l) => l.msg === 'session refresh rejected by the IdP');
+    expect(logged).toMatchObject({ error: 'invalid_grant' });
+    expect(typeof logged?.description).toBe('string');
+    // An API call with the same cookie hears why: the IdP ended the session.
+    const api = await check(new Browser(), '/x', { accept: 'application/json', cookie });
+    expect(api.status).toBe(401);
+    expect(JSON.parse(api.body)).toMatchObject({ reason: 'session_revoked', message: expect.stringContaining('Sign in again') });
+    // Logging in again replaces the dead session's cookie.
+    const again = await login(browser, 'bob', 'bob-pw', '/x');
+    expect(again.status).toBe(302);
+    const fresh = await check(browser, '/x');
+    expect(fresh.status).toBe(200);
+    expect(fresh.headers.get('kubeflow-userid')).toBe('bob@example.com');
   });
 
   test('the session ends at session.maxAge however often it was refreshed', async () => {

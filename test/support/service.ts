@@ -66,3 +66,18 @@ export async function startService(input: ConfigInput, options: { now?: () => nu
     close: () => service.shutdown(),
   };
 }
+
+/**
+ * Resolves with the first value `probe` returns that `done` accepts, asking every 10 ms; fails after
+ * `timeoutMs` with the last value. For state that another process reaches on its own schedule (a
+ * discovery retried in the background, a server starting): the test waits for the state, not for time.
+ */
+export async function pollUntil<T>(probe: () => Promise<T>, done: (value: T) => boolean, timeoutMs = 20_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe();
+    if (done(value)) return value;
+    if (Date.now() > deadline) throw new Error(`gave up after ${timeoutMs} ms; last value: ${JSON.stringify(value)}`);
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}

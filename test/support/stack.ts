@@ -33,6 +33,53 @@ export const STACK_RULES: NonNullable<ConfigInput['rules']> = [
   { name: 'everything-else', paths: ['/**'], allow: 'authenticated' },
 ];
 
+/** oidc-authz, an echo upstream and Envoy in front, for an IdP that is already running. */
+export interface Gateway {
+  /** Envoy's URL: what a browser opens. */
+  readonly url: string;
+  readonly echo: Echo;
+  readonly authz: RunningService;
+  readonly envoy: RunningEnvoy;
+  stop(): Promise<void>;
+}
+
+export interface GatewayOptions {
+  /** Envoy's port, chosen before the IdP starts when the IdP must know the redirect URI. */
+  readonly port: number;
+  /** The service's config; publicUrl and the listen address are filled in. */
+  readonly config: ConfigInput;
+  readonly now?: () => number;
+  /** Prefixes Envoy routes to another address without a check (Kubeflow's /dex/). */
+  readonly uncheckedRoutes?: ReadonlyArray<{ prefix: string; host: string; port: number }>;
+}
+
+export async function startGateway(options: GatewayOptions): Promise<Gateway> {
+  const url = `http://127.0.0.1:${options.port}`;
+  const echo = await startEcho();
+  const authz = await startService({ publicUrl: url, trustForwardedProto: true, ...options.config }, options.now ? { now: options.now } : {});
+  const authzPort = Number(new URL(authz.url).port);
+  const provider = extAuthzProvider(authz.service.config, { service: '127.0.0.1', port: authzPort, timeout: '2s' });
+  const envoy = await startEnvoy({
+    listenPort: options.port,
+    authz: { host: '127.0.0.1', port: authzPort },
+    upstream: { host: '127.0.0.1', port: echo.port },
+    provider,
+    authzRoutes: AUTHZ_ROUTES,
+    uncheckedRoutes: options.uncheckedRoutes ?? [],
+  });
+  return {
+    url,
+    echo,
+    authz,
+    envoy,
+    async stop() {
+      await envoy.stop();
+      await authz.close();
+      await echo.stop();
+    },
+  };
+}
+
 /**
  * `idpBehindGateway`: Kubeflow's topology — the IdP's issuer is an address browsers cannot use, the
  * gateway routes /dex/ to it unchecked, and oidc.authorizationEndpoint sends browsers to /dex/auth.
@@ -43,44 +90,31 @@ export async function startStack(overrides: Partial<ConfigInput> = {}, options: 
   const idp = await startDevIdp({
     issuerPath: '/dex',
     users: structuredClone(STACK_USERS),
-    clients: [{ ...STACK_CLIENT, redirectUris: [`${url}/oauth2/callback`], postLogoutRedirectUris: [`${url}/`] }],
+    clients: [{ ...STACK_CLIENT, redirectUris: [`${url}/oauth2/callback`], postLogoutRedirectUris: [`${url}/oauth2/signed_out`] }],
     log: () => undefined,
   });
-  const echo = await startEcho();
-  const authz = await startService({
-    publicUrl: url,
-    trustForwardedProto: true,
-    oidc: {
-      issuer: idp.issuer,
-      clientId: STACK_CLIENT.clientId,
-      clientSecretFile: tempFile(STACK_CLIENT.clientSecret),
-      ...(options.idpBehindGateway ? { authorizationEndpoint: '/dex/auth' } : {}),
+  const gateway = await startGateway({
+    port: envoyPort,
+    config: {
+      oidc: {
+        issuer: idp.issuer,
+        clientId: STACK_CLIENT.clientId,
+        clientSecretFile: tempFile(STACK_CLIENT.clientSecret),
+        ...(options.idpBehindGateway ? { authorizationEndpoint: '/dex/auth' } : {}),
+      },
+      issuers: [],
+      session: { secretsFile: tempFile('e2e-cookie-secret-0123456789abcdefghijklmnop'), secure: false },
+      rules: STACK_RULES,
+      ...overrides,
     },
-    issuers: [],
-    session: { secretsFile: tempFile('e2e-cookie-secret-0123456789abcdefghijklmnop'), secure: false },
-    rules: STACK_RULES,
-    ...overrides,
-  }, options);
-  const authzPort = Number(new URL(authz.url).port);
-  const provider = extAuthzProvider(authz.service.config, { service: '127.0.0.1', port: authzPort, timeout: '2s' });
-  const envoy = await startEnvoy({
-    listenPort: envoyPort,
-    authz: { host: '127.0.0.1', port: authzPort },
-    upstream: { host: '127.0.0.1', port: echo.port },
-    provider,
-    authzRoutes: AUTHZ_ROUTES,
+    ...(options.now ? { now: options.now } : {}),
     uncheckedRoutes: options.idpBehindGateway ? [{ prefix: '/dex/', host: '127.0.0.1', port: Number(new URL(idp.url).port) }] : [],
   });
   return {
-    url,
+    ...gateway,
     idp,
-    echo,
-    authz,
-    envoy,
     async stop() {
-      await envoy.stop();
-      await authz.close();
-      await echo.stop();
+      await gateway.stop();
       await idp.stop();
     },
   };

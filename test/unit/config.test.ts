@@ -64,7 +64,9 @@ describe('parseConfig: defaults of an empty config', () => {
   });
 
   test.each<{ path: string; expected: unknown }>([
-    { path: 'oidc.scopes', expected: ['openid', 'email', 'profile', 'groups', 'offline_access'] },
+    { path: 'oidc.scopes', expected: undefined },
+    { path: 'oidc.claimsFrom', expected: ['id_token', 'access_token'] },
+    { path: 'oidc.authorizedParties', expected: [] },
     { path: 'oidc.audiences', expected: [] },
   ])('$path defaults to $expected once the oidc section is present', ({ path, expected }) => {
     const withOidc = parseConfig({ ...OIDC, oidc: { issuer: 'https://dex.example.com/dex', clientId: 'kubeflow' } });
@@ -122,6 +124,8 @@ describe('durations', () => {
   });
 });
 
+const ACCOUNT_RISK = 'must not contain "account": Keycloak puts it into the aud of tokens issued to every client of the realm, so any of them would be accepted; add an audience mapper for your client (docs/idp/keycloak.md) or use authorizedParties';
+
 describe('parseConfig: validation', () => {
   test.each<{ what: string; input: unknown; expected: string[] }>([
     { what: 'an unknown top-level field', input: { lisen: {} }, expected: ['(root): unknown field(s) "lisen"'] },
@@ -130,8 +134,43 @@ describe('parseConfig: validation', () => {
     { what: 'an unknown field in a rule', input: { rules: [{ name: 'a', paths: ['/'], allow: 'deny', extra: 1 }] }, expected: ['rules.0: unknown field(s) "extra"'] },
     { what: 'an unknown field in an issuer', input: { issuers: [{ issuer: 'https://k8s.example.com', audiences: ['a'], jwks: 'x' }] }, expected: ['issuers.0: unknown field(s) "jwks"'] },
     { what: 'duplicate rule names', input: { rules: [{ name: 'a', paths: ['/x'], allow: 'deny' }, { name: 'b', paths: ['/y'], allow: 'deny' }, { name: 'a', paths: ['/z'], allow: 'deny' }] }, expected: ['rules.2.name: duplicate rule name "a"'] },
-    { what: 'an issuer listed twice', input: { ...OIDC, oidc: { issuer: 'https://dex.example.com', clientId: 'c' }, issuers: [{ issuer: 'https://dex.example.com', audiences: ['a'] }] }, expected: ['issuers.0.issuer: issuer "https://dex.example.com" is configured twice'] },
+    { what: 'an issuer listed twice', input: { ...OIDC, oidc: { issuer: 'https://dex.example.com', clientId: 'c' }, issuers: [{ issuer: 'https://dex.example.com', audiences: ['a'] }] }, expected: ['issuers.0.issuer: issuer "https://dex.example.com" is configured twice (bearer tokens of the oidc issuer are configured under oidc: audiences, authorizedParties, machineIdentity)'] },
     { what: 'the same header for user id and groups', input: { identity: { userIdHeader: 'x-user', groupsHeader: 'x-user' } }, expected: ['identity.groupsHeader: must differ from identity.userIdHeader'] },
+    {
+      what: 'an issuer that names neither audiences nor authorized parties',
+      input: { issuers: [{ issuer: 'https://kc.example.com/realms/x' }] },
+      expected: ['issuers.0.audiences: name at least one of audiences or authorizedParties (a token must be meant for us)'],
+    },
+    {
+      what: 'Keycloak\'s realm-wide "account" audience for a bearer issuer',
+      input: { issuers: [{ issuer: 'https://kc.example.com/realms/x', audiences: ['account'] }] },
+      expected: [`issuers.0.audiences: ${ACCOUNT_RISK}`],
+    },
+    {
+      what: 'Keycloak\'s realm-wide "account" audience next to others',
+      input: { issuers: [{ issuer: 'https://kc.example.com/realms/x', audiences: ['kubeflow', 'account'] }] },
+      expected: [`issuers.0.audiences: ${ACCOUNT_RISK}`],
+    },
+    {
+      what: 'Keycloak\'s realm-wide "account" audience for the oidc issuer',
+      input: { ...OIDC, oidc: { issuer: 'https://kc.example.com/realms/x', clientId: 'c', audiences: ['account'] } },
+      expected: [`oidc.audiences: ${ACCOUNT_RISK}`],
+    },
+    {
+      what: 'claim sources that do not start with the ID token',
+      input: { ...OIDC, oidc: { issuer: 'https://kc.example.com/realms/x', clientId: 'c', claimsFrom: ['access_token', 'id_token'] } },
+      expected: ['oidc.claimsFrom: must start with id_token (the ID token is the identity; others add to it)'],
+    },
+    {
+      what: 'a claim source named twice',
+      input: { ...OIDC, oidc: { issuer: 'https://kc.example.com/realms/x', clientId: 'c', claimsFrom: ['id_token', 'userinfo', 'userinfo'] } },
+      expected: ['oidc.claimsFrom: must not repeat a source'],
+    },
+    {
+      what: 'scopes without openid',
+      input: { ...OIDC, oidc: { issuer: 'https://kc.example.com/realms/x', clientId: 'c', scopes: ['email', 'profile'] } },
+      expected: ['oidc.scopes: must include "openid"'],
+    },
   ])('$what', ({ input, expected }) => {
     expect(problemsOf(() => parseConfig(input))).toEqual(expected);
   });
@@ -153,6 +192,10 @@ describe('parseConfig: validation', () => {
     { what: 'a rule name with a space', input: { rules: [{ name: 'my rule', paths: ['/'], allow: 'deny' }] }, path: 'rules.0.name' },
     { what: 'an upper-case host glob', input: { rules: [{ name: 'a', hosts: ['Example.com'], paths: ['/'], allow: 'deny' }] }, path: 'rules.0.hosts.0' },
     { what: 'an email domain with "@"', input: { rules: [{ name: 'a', paths: ['/'], allow: { emailDomains: ['@example.com'] } }] }, path: 'rules.0.allow.emailDomains.0' },
+    { what: 'a group transformer that is not a regular expression', input: { identity: { groupTransformers: [{ match: '[', replace: '' }] } }, path: 'identity.groupTransformers.0.match' },
+    { what: 'an unknown claim source', input: { ...OIDC, oidc: { issuer: 'https://kc.example.com/realms/x', clientId: 'c', claimsFrom: ['id_token', 'introspection'] } }, path: 'oidc.claimsFrom.1' },
+    { what: 'a machine prefix with a space', input: { ...OIDC, oidc: { issuer: 'https://kc.example.com/realms/x', clientId: 'c', machineIdentity: { userIdPrefix: 'service account:' } } }, path: 'oidc.machineIdentity.userIdPrefix' },
+    { what: 'an empty machine prefix (a machine could take a person\'s id)', input: { ...OIDC, oidc: { issuer: 'https://kc.example.com/realms/x', clientId: 'c', machineIdentity: { userIdPrefix: '' } } }, path: 'oidc.machineIdentity.userIdPrefix' },
   ])('refuses $what, naming $path', ({ input, path }) => {
     const problems = problemsOf(() => parseConfig(input));
     expect(problems.map((problem) => problem.slice(0, problem.indexOf(': ')))).toEqual([path]);

@@ -150,7 +150,7 @@ describe('extAuthzProvider', () => {
     { field: 'includeRequestHeadersInCheck', expected: [...CHECK_REQUEST_HEADERS] },
     { field: 'headersToUpstreamOnAllow', expected: ['kubeflow-userid', 'kubeflow-groups', 'x-auth-request-user', 'x-auth-request-email', 'x-auth-request-groups'] },
     { field: 'headersToDownstreamOnAllow', expected: ['set-cookie'] },
-    { field: 'headersToDownstreamOnDeny', expected: ['set-cookie', 'content-type', 'cache-control', 'retry-after'] },
+    { field: 'headersToDownstreamOnDeny', expected: ['set-cookie', 'content-type', 'cache-control', 'retry-after', 'content-security-policy', 'x-content-type-options'] },
   ])('$field is $expected', ({ field, expected }) => {
     expect(provider[field]).toEqual(expected);
   });

@@ -1,9 +1,15 @@
-import { buildIdentity, compileIdentityMapping, type IdentityFailure, type IdentityMapping } from '../../src/authn/identity.js';
+import { buildIdentity, compileIdentityMapping, type IdentityFailure, type IdentityMapping, type MappingOverrides } from '../../src/authn/identity.js';
 import { parseConfig } from '../../src/config/load.js';
-import type { ConfigInput } from '../../src/config/schema.js';
+import type { ConfigInput, MachineIdentityConfig } from '../../src/config/schema.js';
 
-function mappingOf(identity: ConfigInput['identity'] = {}, overrides: { userIdClaim?: string; groupsClaim?: string } = {}): IdentityMapping {
+function mappingOf(identity: ConfigInput['identity'] = {}, overrides: MappingOverrides = {}): IdentityMapping {
   return compileIdentityMapping(parseConfig({ identity }).identity, overrides);
+}
+
+/** A machine mapping as the config schema fills it in (defaults: when client_id, prefix "service-account:"). */
+function machineOf(input: NonNullable<NonNullable<ConfigInput['oidc']>['machineIdentity']> = {}): MachineIdentityConfig {
+  const config = parseConfig({ issuers: [{ issuer: 'https://kc.example.com/realms/x', audiences: ['a'], machineIdentity: input }] });
+  return config.issuers[0]!.machineIdentity!;
 }
 
 type Summary =
@@ -144,6 +150,45 @@ describe('buildIdentity: the groups', () => {
   });
 });
 
+describe('buildIdentity: group transformers (Keycloak\'s full group paths)', () => {
+  const stripSlash = mappingOf({ groupTransformers: [{ match: '^/(.*)$', replace: '$1' }] });
+  const lastSegment = mappingOf({ groupTransformers: [{ match: '^/(?:[^/]+/)*([^/]+)$', replace: '$1' }, { match: '^(.*)$', replace: 'x-$1' }] });
+  const emptying = mappingOf({ groupTransformers: [{ match: '^/drop-me$', replace: '' }] });
+  const commaMaking = mappingOf({ groupTransformers: [{ match: '^/(.*)$', replace: '$1,admins' }] });
+
+  test.each<{ what: string; groups: unknown; mapping: IdentityMapping; expected: string[] }>([
+    { what: 'a leading "/" is stripped, so {ws} rules match either way', groups: ['/ws-a', '/ml', 'plain'], mapping: stripSlash, expected: ['ws-a', 'ml', 'plain'] },
+    { what: 'the first matching transformer wins, the rest are skipped', groups: ['/org/team-a', 'flat'], mapping: lastSegment, expected: ['team-a', 'x-flat'] },
+    { what: 'a name the transformer empties is dropped', groups: ['/drop-me', '/keep'], mapping: emptying, expected: ['/keep'] },
+    { what: 'a transformed name is checked like any other (no "," smuggled in)', groups: ['/users'], mapping: commaMaking, expected: [] },
+    { what: 'names that collapse into one are kept once', groups: ['/ws-a', 'ws-a'], mapping: stripSlash, expected: ['ws-a'] },
+    { what: 'a single string is transformed too', groups: '/ws-b', mapping: stripSlash, expected: ['ws-b'] },
+  ])('$what', ({ groups, mapping, expected }) => {
+    const result = buildIdentity({ ...ALICE, groups }, mapping, 'cookie');
+    expect(result.ok ? [...result.identity.groups] : result.reason).toEqual(expected);
+  });
+});
+
+describe('buildIdentity: machines (client-credentials tokens) and people never share an id', () => {
+  const keycloak = mappingOf({}, { machineIdentity: machineOf() });
+  const byUsername = mappingOf({}, { machineIdentity: machineOf({ userIdClaim: 'preferred_username', userIdPrefix: 'machine/' }) });
+  const transformed = mappingOf({ userIdTransformers: [{ match: '^(.*)$', replace: 'service-account:$1' }] }, { machineIdentity: machineOf() });
+  const SERVICE_ACCOUNT = { iss: 'https://kc.example.com/realms/x', sub: 'f1e2', azp: 'ci-bot', client_id: 'ci-bot', preferred_username: 'service-account-ci-bot', groups: ['pipelines'] };
+
+  test.each<{ what: string; claims: Record<string, unknown>; mapping: IdentityMapping; expected: { userId: string; machine: boolean; groups: string[] } | IdentityFailure }>([
+    { what: 'a token with client_id is a machine named by it, with the prefix', claims: SERVICE_ACCOUNT, mapping: keycloak, expected: { userId: 'service-account:ci-bot', machine: true, groups: ['pipelines'] } },
+    { what: 'the machine\'s name may come from another claim, with another prefix', claims: SERVICE_ACCOUNT, mapping: byUsername, expected: { userId: 'machine/service-account-ci-bot', machine: true, groups: ['pipelines'] } },
+    { what: 'a person\'s token (no client_id) is mapped as a person', claims: { ...ALICE, azp: 'ci-bot' }, mapping: keycloak, expected: { userId: 'alice@example.com', machine: false, groups: [] } },
+    { what: 'a machine token without the machine\'s name claim has no user id', claims: { ...SERVICE_ACCOUNT, client_id: '' }, mapping: byUsername, expected: 'missing_user_id' },
+    { what: 'without machineIdentity a client-credentials token has no user id (no email)', claims: SERVICE_ACCOUNT, mapping: mappingOf(), expected: 'missing_user_id' },
+    { what: 'a person whose id would start with the machines\' prefix is refused', claims: ALICE, mapping: transformed, expected: 'invalid_user_id' },
+    { what: 'a machine ignores the people\'s user-id transformers', claims: SERVICE_ACCOUNT, mapping: transformed, expected: { userId: 'service-account:ci-bot', machine: true, groups: ['pipelines'] } },
+  ])('$what', ({ claims, mapping, expected }) => {
+    const result = buildIdentity(claims, mapping, 'bearer');
+    expect(result.ok ? { userId: result.identity.userId, machine: result.identity.machine, groups: [...result.identity.groups] } : result.reason).toEqual(expected);
+  });
+});
+
 describe('buildIdentity: the rest of the identity', () => {
   test.each<{ what: string; claims: Record<string, unknown>; via: 'bearer' | 'cookie'; expected: { subject: string; issuer: string; via: string } }>([
     { what: 'subject, issuer and origin are kept', claims: ALICE, via: 'bearer', expected: { subject: 'CgVhbGljZQ', issuer: 'https://dex.example.com/dex', via: 'bearer' } },
@@ -162,7 +207,7 @@ describe('buildIdentity: the rest of the identity', () => {
 });
 
 describe('compileIdentityMapping', () => {
-  test.each<{ what: string; identity: ConfigInput['identity']; overrides: { userIdClaim?: string; groupsClaim?: string }; expected: { userIdClaim: string[]; groupsClaim: string[] } }>([
+  test.each<{ what: string; identity: ConfigInput['identity']; overrides: MappingOverrides; expected: { userIdClaim: string[]; groupsClaim: string[] } }>([
     { what: 'defaults: email and groups', identity: {}, overrides: {}, expected: { userIdClaim: ['email'], groupsClaim: ['groups'] } },
     { what: 'configured dotted paths', identity: { userIdClaim: 'profile.login', groupsClaim: 'realm_access.roles' }, overrides: {}, expected: { userIdClaim: ['profile', 'login'], groupsClaim: ['realm_access', 'roles'] } },
     { what: 'per-issuer overrides win', identity: { userIdClaim: 'email' }, overrides: { userIdClaim: 'sub', groupsClaim: 'roles' }, expected: { userIdClaim: ['sub'], groupsClaim: ['roles'] } },

@@ -72,7 +72,7 @@ describe('createSealer (iron)', () => {
 describe('SessionStore', () => {
   let now = Date.UTC(2026, 10, 23, 12, 0, 0);
   const store = new SessionStore(createSealer(secretsFromLines([A])), { cookieName: 'oidc_authz', attributes: { secure: true, domain: 'example.com' }, maxAgeMs: 12 * 3600_000 }, () => now);
-  const session = { idToken: 'x'.repeat(10_000), refreshToken: 'refresh-1', createdAt: now, expiresAt: now + 3600_000 };
+  const session = { idToken: 'x'.repeat(10_000), addedClaims: {}, refreshToken: 'refresh-1', createdAt: now, expiresAt: now + 3600_000 };
   const cookieHeader = (setCookies: string[]) => setCookies.map((c) => c.split(';', 1)[0]).join('; ');
 
   test('a large session needs several cookies, reads back whole, and opens to the same data', async () => {

@@ -1,0 +1,160 @@
+/**
+ * A browser session's claims: the ID token's, plus the verified access token's and userinfo's when
+ * `oidc.claimsFrom` names them. Keycloak puts client roles (`resource_access`) in the access token
+ * only; some IdPs put groups in userinfo only. Read at login and again at every refresh, so a role
+ * granted at the IdP applies from the next refresh on.
+ *
+ * Conflicts: the first source in `claimsFrom` that has a claim wins (the ID token always comes first).
+ * Protocol claims describe a token, not the person, and always come from the ID token.
+ * The access token counts only when it is a JWT of the login issuer, signed with its keys, unexpired,
+ * issued to our client (`aud` or `azp`) for the same `sub`; anything else is left out with a log line.
+ */
+import type { VerifiedClaims } from '../authn/bearer.js';
+import { isForUs, looksLikeJwt } from '../authn/bearer.js';
+import type { Claims } from '../authn/claims.js';
+import { decodeJwt } from 'jose';
+import type { ClaimSource } from '../config/schema.js';
+import type { Logger } from '../log.js';
+import type { RefreshResult, TokenRefresher } from '../authn/session.js';
+import type { SessionData } from '../session/store.js';
+import { IdpRejectedError, IdpUnavailableError, type OidcClient, type TokenSet } from './client.js';
+
+/** Claims about the token rather than the person (RFC 7519 §4.1, OIDC Core §2, Keycloak's session_state). */
+export const PROTOCOL_CLAIMS: ReadonlySet<string> = new Set([
+  'iss', 'sub', 'aud', 'azp', 'exp', 'iat', 'nbf', 'jti', 'auth_time', 'nonce', 'acr', 'amr', 'sid',
+  'at_hash', 'c_hash', 's_hash', 'typ', 'scope', 'session_state', 'client_id',
+]);
+
+/**
+ * The claims that `sources` (in precedence order, after the ID token) add to the ID token's: a claim
+ * is taken from the first source that has it, unless the ID token has it or it is a protocol claim.
+ */
+export function addedClaims(idClaims: Claims, sources: readonly Claims[]): Claims {
+  const added: Claims = {};
+  for (const source of sources) {
+    for (const [name, value] of Object.entries(source)) {
+      if (PROTOCOL_CLAIMS.has(name) || name === '__proto__' || Object.hasOwn(idClaims, name) || Object.hasOwn(added, name)) continue;
+      added[name] = value;
+    }
+  }
+  return added;
+}
+
+/** The claims a session's identity is built from: the ID token's win over the added ones. */
+export function sessionClaims(idClaims: Claims, added: Claims | undefined): Claims {
+  return added === undefined || Object.keys(added).length === 0 ? idClaims : { ...added, ...idClaims };
+}
+
+/** What a login or a refresh leaves in the session. */
+export interface SessionTokens {
+  readonly idToken: string;
+  readonly refreshToken: string | null;
+  /** Claims of the other sources that the ID token lacks (sealed with the session). */
+  readonly addedClaims: Claims;
+  /** The earliest expiry of the tokens whose claims were used. */
+  readonly expiresAt: number;
+}
+
+export interface ClaimSourcesDeps {
+  readonly claimsFrom: readonly ClaimSource[];
+  readonly issuer: string;
+  readonly clientId: string;
+  /** Signature, issuer, algorithm and expiry of a token of the login issuer (no audience check). */
+  verifyAccessToken(token: string): Promise<VerifiedClaims>;
+  userInfo(accessToken: string, expectedSubject: string): Promise<Claims>;
+  readonly logger: Logger;
+}
+
+/**
+ * The session material for a token response. Throws IdpUnavailableError when a source that is
+ * configured cannot be read now (keys or userinfo unreachable: the claims would be incomplete, and
+ * fewer roles than the user has is no way to fail), IdpRejectedError (from userInfo) when userinfo
+ * refuses the token.
+ */
+export async function collectSessionTokens(tokens: TokenSet, previousRefreshToken: string | null, deps: ClaimSourcesDeps): Promise<SessionTokens> {
+  const sources: Claims[] = [];
+  let expiresAt = tokens.expiresAt;
+  const subject = typeof tokens.idClaims.sub === 'string' ? tokens.idClaims.sub : '';
+  for (const source of deps.claimsFrom) {
+    if (source === 'access_token') {
+      const claims = await accessTokenClaims(tokens.accessToken, subject, deps);
+      if (claims !== null) {
+        sources.push(claims);
+        if (typeof claims.exp === 'number') expiresAt = Math.min(expiresAt, claims.exp * 1000);
+      }
+    } else if (source === 'userinfo') {
+      if (tokens.accessToken === undefined) {
+        deps.logger.warn('no access token to read userinfo with; its claims are not used', { issuer: deps.issuer });
+        continue;
+      }
+      sources.push(await deps.userInfo(tokens.accessToken, subject));
+    }
+  }
+  return {
+    idToken: tokens.idToken,
+    refreshToken: tokens.refreshToken ?? previousRefreshToken,
+    addedClaims: addedClaims(tokens.idClaims, sources),
+    expiresAt,
+  };
+}
+
+async function accessTokenClaims(token: string | undefined, subject: string, deps: ClaimSourcesDeps): Promise<Claims | null> {
+  if (token === undefined) return null;
+  // Opaque access tokens (or JWTs of another issuer, e.g. an upstream IdP's) are not ours to read.
+  if (!looksLikeJwt(token)) {
+    deps.logger.debug('access token is not a JWT; its claims are not used');
+    return null;
+  }
+  let issuer: unknown;
+  try {
+    issuer = decodeJwt(token).iss;
+  } catch {
+    return null;
+  }
+  if (issuer !== deps.issuer) {
+    deps.logger.debug('access token is from another issuer; its claims are not used', { accessTokenIssuer: String(issuer).slice(0, 256) });
+    return null;
+  }
+  const verified = await deps.verifyAccessToken(token);
+  if (verified.kind === 'unavailable') throw new IdpUnavailableError(`the keys of ${deps.issuer} cannot be fetched to verify the access token`);
+  if (verified.kind === 'invalid') {
+    deps.logger.warn('access token failed verification; its claims are not used', { reason: verified.reason });
+    return null;
+  }
+  if (!isForUs(verified.claims, [deps.clientId], [deps.clientId])) {
+    deps.logger.warn('access token was not issued to this client; its claims are not used', { clientId: deps.clientId });
+    return null;
+  }
+  if (verified.claims.sub !== subject) {
+    deps.logger.warn('access token is for another subject than the ID token; its claims are not used');
+    return null;
+  }
+  return verified.claims;
+}
+
+/** Logins and refreshes at the IdP, each turned into what the session keeps. */
+export class SessionTokenSource implements TokenRefresher {
+  constructor(
+    private readonly client: OidcClient,
+    private readonly sources: ClaimSourcesDeps,
+    private readonly now: () => number,
+  ) {}
+
+  /** The code exchange of a login callback. Throws IdpRejectedError / IdpUnavailableError. */
+  async login(callbackUrl: URL, expected: { state: string; nonce: string; codeVerifier: string }): Promise<SessionTokens> {
+    const tokens = await this.client.finishLogin(callbackUrl, expected, this.now());
+    return collectSessionTokens(tokens, null, this.sources);
+  }
+
+  async refresh(session: SessionData): Promise<RefreshResult> {
+    if (session.refreshToken === null) return { kind: 'rejected', error: 'no_refresh_token', description: 'the session has no refresh token' };
+    const outcome = await this.client.refresh(session.refreshToken, session.idToken, this.now());
+    if (outcome.kind !== 'ok') return outcome;
+    try {
+      return { kind: 'ok', tokens: await collectSessionTokens(outcome, session.refreshToken, this.sources) };
+    } catch (error) {
+      if (error instanceof IdpRejectedError) return { kind: 'rejected', error: error.error, description: error.message };
+      return { kind: 'unavailable', error: 'unreachable', description: error instanceof Error ? error.message : String(error) };
+    }
+  }
+}
