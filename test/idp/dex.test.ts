@@ -1,0 +1,351 @@
+/**
+ * Dex, Kubeflow's default IdP, as a real process (v2.45.1) in front of oidc-authz and a real Envoy
+ * configured like the Istio gateway; people log in on Dex's own page in headless Chromium. The service
+ * runs with its defaults wherever Kubeflow would (scopes, claim sources), so what passes here is what a
+ * Kubeflow operator gets. The service clock is moved to expire tokens; nothing sleeps.
+ */
+import type { Browser, BrowserContext, Page } from 'playwright-core';
+import type { ConfigInput } from '../../src/config/schema.js';
+import { cookieHeaderOf, freshPage, launchChromium, loopbackCookies, screenshot, SLOW } from '../support/chromium.js';
+import { startDex, type DexClient, type DexUser, type RunningDex } from '../support/dex.js';
+import { Browser as HttpBrowser } from '../support/browser.js';
+import { apiCall, bearer, claimsOf, metricValue } from '../support/gateway-client.js';
+import { freePort, pollUntil, startService, tempFile, TestClock, type RunningService } from '../support/service.js';
+import { startGateway, type Gateway } from '../support/stack.js';
+
+const LONG_GROUPS = Array.from({ length: 81 }, (_, i) => `workspace-team-with-a-long-descriptive-name-${String(i).padStart(3, '0')}`);
+const USERS: DexUser[] = [
+  { username: 'alice', email: 'alice@example.com', password: 'alice-pw', groups: ['team-a', 'ml'] },
+  { username: 'bob', email: 'bob@example.com', password: 'bob-pw', groups: ['team-b'] },
+  { username: 'carol', email: 'carol@example.com', password: 'carol-pw', groups: LONG_GROUPS },
+];
+const COOKIE_SECRET = 'dex-suite-cookie-secret-0123456789abcdefghij';
+const ID_TOKEN_LIFETIME_MS = 2 * 60_000;
+
+const RULES: NonNullable<ConfigInput['rules']> = [
+  { name: 'static', paths: ['/static/**', '/favicon.ico'], allow: 'anonymous' },
+  { name: 'team-a', paths: ['/team-a/**'], allow: { groups: ['team-a'] } },
+  { name: 'workspace-read', paths: ['/workspaces/{ws}/**'], methods: ['GET'], allow: { groups: ['{ws}'] } },
+  { name: 'workspace-write', paths: ['/workspaces/{ws}/**'], allow: { groups: ['{ws}-admins'] } },
+  { name: 'everything-else', paths: ['/**'], allow: 'authenticated' },
+];
+
+let dex: RunningDex;
+let gateway: Gateway;
+let chromium: Browser;
+let client: DexClient;
+let otherClient: DexClient;
+const clock = new TestClock();
+const contexts: BrowserContext[] = [];
+
+/** The service config for this Dex: Kubeflow's client id, the defaults for everything Kubeflow leaves alone. */
+function serviceConfig(): ConfigInput {
+  return {
+    oidc: { issuer: dex.issuer, clientId: client.id, clientSecretFile: tempFile(client.secret!) },
+    session: { secretsFile: tempFile(COOKIE_SECRET), secure: false },
+    rules: RULES,
+  };
+}
+
+beforeAll(async () => {
+  const port = await freePort();
+  client = { id: 'kubeflow-oidc-authservice', secret: 'dex-suite-client-secret', redirectURIs: [`http://127.0.0.1:${port}/oauth2/callback`] };
+  otherClient = { id: 'other-app', secret: 'other-app-secret', redirectURIs: ['http://127.0.0.1/other-app/callback'] };
+  // The reuse interval our Dex guide asks for when more than one replica (or client) may refresh at once.
+  dex = await startDex({ users: USERS, clients: [client, otherClient], idTokenLifetime: `${ID_TOKEN_LIFETIME_MS / 1000}s`, refreshTokenReuseInterval: '3s' });
+  gateway = await startGateway({ port, config: serviceConfig(), now: clock.now });
+  chromium = await launchChromium();
+}, SLOW);
+
+afterAll(async () => {
+  for (const context of contexts) await context.close().catch(() => undefined);
+  await chromium?.close();
+  await gateway?.stop();
+  await dex?.stop();
+}, SLOW);
+
+afterEach(() => {
+  clock.offsetMs = 0;
+});
+
+async function profile(): Promise<{ context: BrowserContext; page: Page }> {
+  const fresh = await freshPage(chromium);
+  contexts.push(fresh.context);
+  return fresh;
+}
+
+const onDexLoginPage = (url: URL) => url.origin === new URL(dex.issuer).origin && url.pathname === '/dex/auth/local/login';
+
+/** Opens `path` through the gateway, logs in on Dex's own form and waits to be back on `path`. */
+async function logIn(page: Page, user: DexUser, path = '/notebooks/?ns=team-a'): Promise<void> {
+  const target = `${gateway.url}${path}`;
+  await page.goto(target);
+  await page.waitForURL(onDexLoginPage);
+  await page.getByLabel('Email Address').fill(user.email);
+  await page.getByLabel('Password').fill(user.password);
+  await page.getByRole('button', { name: 'Login' }).click();
+  await page.waitForURL(target);
+}
+
+const sessionCookieNames = async (context: BrowserContext) =>
+  (await loopbackCookies(context)).map((c) => c.name).filter((name) => /^oidc_authz(\.\d+)?$/.test(name)).sort();
+
+describe('browser login on Dex\'s own page', () => {
+  test('lands on the original URL with kubeflow-userid and kubeflow-groups; the default scopes are all Dex\'s', async () => {
+    const { page } = await profile();
+    const authorize = page.waitForRequest((r) => r.url().startsWith(`${dex.issuer}/auth?`));
+    const seen = gateway.echo.received.length;
+    await logIn(page, USERS[0]!);
+    // No oidc.scopes in the config: Dex lists every default scope, so all are asked for.
+    expect(new URL((await authorize).url()).searchParams.get('scope')).toBe('openid email profile groups offline_access');
+    expect(await page.locator('#user').textContent()).toBe('alice@example.com');
+    expect(await page.locator('#groups').textContent()).toBe('team-a,ml');
+    expect(gateway.echo.received.slice(seen).map((r) => r.path)).toContain('/notebooks/?ns=team-a');
+    await screenshot(page, 'dex-logged-in.png');
+  }, SLOW);
+
+  test('group rules by route and method: reads of /workspaces/{ws} need group {ws}, writes {ws}-admins', async () => {
+    const { context, page } = await profile();
+    await logIn(page, USERS[0]!);
+    const cookie = { cookie: await cookieHeaderOf(context, gateway.url) };
+    expect((await apiCall(gateway.url, '/team-a/x', cookie)).status).toBe(200);
+    const read = await apiCall(gateway.url, '/workspaces/team-a/nb', cookie);
+    expect(read.status).toBe(200);
+    expect(read.echoed?.headers['kubeflow-userid']).toBe('alice@example.com');
+    const write = await apiCall(gateway.url, '/workspaces/team-a/nb', cookie, 'POST');
+    expect(write.status).toBe(403);
+    expect(write.json).toEqual({ error: 'forbidden', reason: 'requirement_not_met', rule: 'workspace-write', requirement: 'groups' });
+    expect((await apiCall(gateway.url, '/workspaces/team-b/nb', cookie)).json).toMatchObject({ rule: 'workspace-read' });
+  }, SLOW);
+
+  test('a page the rules deny shows the browser who is signed in, which rule said no, and a sign-out link', async () => {
+    const { page } = await profile();
+    await logIn(page, USERS[1]!);
+    const answer = await page.goto(`${gateway.url}/team-a/`);
+    expect(answer?.status()).toBe(403);
+    await page.getByRole('heading', { level: 1, name: 'Access denied' }).waitFor();
+    expect(await page.locator('strong').textContent()).toBe('bob@example.com');
+    expect(await page.locator('code').textContent()).toBe('team-a');
+    expect(await page.getByRole('link', { name: /Sign out/ }).getAttribute('href')).toBe(`${gateway.url}/oauth2/sign_out`);
+    await screenshot(page, 'dex-forbidden.png');
+  }, SLOW);
+
+  test('userinfo answers for the session', async () => {
+    const { context, page } = await profile();
+    await logIn(page, USERS[0]!);
+    const info = await fetch(`${gateway.url}/oauth2/userinfo`, { headers: { cookie: await cookieHeaderOf(context, gateway.url) } });
+    expect(info.status).toBe(200);
+    expect(await info.json()).toMatchObject({ user: 'alice@example.com', email: 'alice@example.com', groups: ['team-a', 'ml'], iss: dex.issuer });
+  }, SLOW);
+
+  test('a user in 81 groups: the session is chunked into several cookies and passes Envoy whole', async () => {
+    const { context, page } = await profile();
+    await logIn(page, USERS[2]!);
+    expect((await page.locator('#groups').textContent())!.split(',')).toEqual(LONG_GROUPS);
+    const names = await sessionCookieNames(context);
+    expect(names.length).toBeGreaterThanOrEqual(2);
+    expect(names.every((n) => n.startsWith('oidc_authz.'))).toBe(true);
+  }, SLOW);
+
+  test('sign-out lands on the signed-out page (Dex has no end-session endpoint) and signing in again asks Dex again', async () => {
+    const { context, page } = await profile();
+    await logIn(page, USERS[0]!);
+    await page.getByRole('link', { name: 'Sign out' }).click();
+    await page.waitForURL(`${gateway.url}/oauth2/signed_out`);
+    await page.getByRole('heading', { level: 1, name: 'You are signed out' }).waitFor();
+    expect(await sessionCookieNames(context)).toEqual([]);
+    await page.getByRole('link', { name: 'Sign in again' }).click();
+    await page.waitForURL(onDexLoginPage);
+  }, SLOW);
+});
+
+describe('refresh with Dex\'s short-lived ID tokens (the service clock moves past their expiry)', () => {
+  test('concurrent checks share one refresh; the new cookie comes back and works once the clock is back', async () => {
+    const { context, page } = await profile();
+    await logIn(page, USERS[0]!);
+    const cookie = await cookieHeaderOf(context, gateway.url);
+    const before = await metricValue(gateway.authz, 'oidc_authz_session_refreshes_total{result="ok",error="none"}');
+    clock.advance(ID_TOKEN_LIFETIME_MS + 60_000);
+    const answers = await Promise.all(Array.from({ length: 5 }, () => apiCall(gateway.url, '/notebooks/', { cookie })));
+    expect(answers.map((a) => a.status)).toEqual([200, 200, 200, 200, 200]);
+    expect(await metricValue(gateway.authz, 'oidc_authz_session_refreshes_total{result="ok",error="none"}')).toBe(before + 1);
+    const renewed = answers[0]!.headers.getSetCookie().find((c) => c.startsWith('oidc_authz='));
+    expect(renewed).toBeDefined();
+    // Dex's new tokens live on the real clock: back at real time, the new cookie needs no refresh.
+    clock.offsetMs = 0;
+    const next = await apiCall(gateway.url, '/notebooks/', { cookie: renewed!.split(';', 1)[0]! });
+    expect(next.status).toBe(200);
+    expect(next.headers.getSetCookie().filter((c) => c.startsWith('oidc_authz'))).toEqual([]);
+    expect(await metricValue(gateway.authz, 'oidc_authz_session_refreshes_total{result="ok",error="none"}')).toBe(before + 1);
+  }, SLOW);
+
+  test('two replicas refreshing the same session at the same moment both succeed, and the session lives on', async () => {
+    const { context, page } = await profile();
+    await logIn(page, USERS[1]!);
+    const cookie = await cookieHeaderOf(context, gateway.url);
+    // A second replica: same config and cookie secrets, its own caches; Envoy could send either the request.
+    const replica = await startService({ ...serviceConfig(), publicUrl: gateway.url, trustForwardedProto: true }, { now: clock.now });
+    try {
+      clock.advance(ID_TOKEN_LIFETIME_MS + 60_000);
+      const check = (service: RunningService) =>
+        fetch(`${service.url}/authz/notebooks/`, { headers: { host: new URL(gateway.url).host, cookie, accept: 'application/json' } });
+      const [first, second] = await Promise.all([check(gateway.authz), check(replica)]);
+      expect([first.status, second.status]).toEqual([200, 200]);
+      expect(first.headers.get('kubeflow-userid')).toBe('bob@example.com');
+      expect(second.headers.get('kubeflow-userid')).toBe('bob@example.com');
+      // Dex rotates refresh tokens but accepts the old one again within its reuse interval (3 s here).
+      expect(await metricValue(replica, 'oidc_authz_session_refreshes_total{result="ok",error="none"}')).toBe(1);
+      clock.offsetMs = 0;
+      for (const answer of [first, second]) {
+        const renewed = answer.headers.getSetCookie().find((c) => c.startsWith('oidc_authz='))!.split(';', 1)[0]!;
+        expect((await apiCall(gateway.url, '/notebooks/', { cookie: renewed })).status).toBe(200);
+      }
+    } finally {
+      await replica.close();
+    }
+  }, SLOW);
+
+  test('with Dex\'s default (no reuse interval) the replica that loses the race fails its request but leaves the session alone', async () => {
+    const port = await freePort();
+    const strict: DexClient = { ...client, redirectURIs: [`http://127.0.0.1:${port}/oauth2/callback`] };
+    const defaultDex = await startDex({ users: USERS, clients: [strict], idTokenLifetime: `${ID_TOKEN_LIFETIME_MS / 1000}s` });
+    const config: ConfigInput = {
+      ...serviceConfig(),
+      listen: { port },
+      publicUrl: `http://127.0.0.1:${port}`,
+      oidc: { issuer: defaultDex.issuer, clientId: strict.id, clientSecretFile: tempFile(strict.secret!) },
+    };
+    const one = await startService(config, { now: clock.now });
+    const two = await startService({ ...config, listen: { port: 0 } }, { now: clock.now });
+    try {
+      const browser = new HttpBrowser();
+      const start = await browser.get(`${one.url}/authz/notebooks/`, { host: `127.0.0.1:${port}`, accept: 'text/html', 'sec-fetch-mode': 'navigate' });
+      await browser.get(await browser.loginAtIdp(start.location!, 'bob@example.com', 'bob-pw'));
+      const cookie = browser.jar.header(`${one.url}/`)!;
+      clock.advance(ID_TOKEN_LIFETIME_MS + 60_000);
+      const check = (service: RunningService) =>
+        fetch(`${service.url}/authz/notebooks/`, { headers: { host: `127.0.0.1:${port}`, cookie, accept: 'application/json' } });
+      const answers = await Promise.all([check(one), check(two)]);
+      expect(answers.map((a) => a.status).sort()).toEqual([200, 401]);
+      const winner = answers.find((a) => a.status === 200)!;
+      const loser = answers.find((a) => a.status === 401)!;
+      expect(await loser.json()).toMatchObject({ reason: 'session_revoked' });
+      // The loser sends no clearing cookie that could overwrite the winner's fresh one in the browser…
+      expect(loser.headers.getSetCookie()).toEqual([]);
+      // …so the session lives on with the winner's cookie, at either replica.
+      clock.offsetMs = 0;
+      const renewed = winner.headers.getSetCookie().find((c) => c.startsWith('oidc_authz='))!.split(';', 1)[0]!;
+      for (const service of [one, two]) {
+        const res = await fetch(`${service.url}/authz/notebooks/`, { headers: { host: `127.0.0.1:${port}`, cookie: renewed, accept: 'application/json' } });
+        expect(res.status).toBe(200);
+      }
+    } finally {
+      await one.close();
+      await two.close();
+      await defaultDex.stop();
+    }
+  }, SLOW);
+
+  test('a second login of the same user ends the first browser\'s session at Dex: its page load logs in again, its API call hears why', async () => {
+    const first = await profile();
+    await logIn(first.page, USERS[1]!);
+    const firstCookie = await cookieHeaderOf(first.context, gateway.url);
+    const second = await profile();
+    await logIn(second.page, USERS[1]!);
+    const rejectedBefore = await metricValue(gateway.authz, 'oidc_authz_session_refreshes_total{result="rejected",error="invalid_request"}');
+
+    clock.advance(ID_TOKEN_LIFETIME_MS + 60_000);
+    // Dex deleted the first session's refresh token when bob signed in again (same user, same client).
+    const api = await apiCall(gateway.url, '/notebooks/', { cookie: firstCookie });
+    expect(api.status).toBe(401);
+    expect(api.json).toMatchObject({ error: 'unauthorized', reason: 'session_revoked', message: expect.stringContaining('a newer sign-in') });
+    expect(api.headers.getSetCookie()).toEqual([]);
+    expect(await metricValue(gateway.authz, 'oidc_authz_session_refreshes_total{result="rejected",error="invalid_request"}')).toBe(rejectedBefore + 1);
+    // Dex logs nothing on that path; we log its words.
+    expect(gateway.authz.logs.findLast((l) => l.msg === 'session refresh rejected by the IdP')).toMatchObject({
+      error: 'invalid_request',
+      description: 'Refresh token is invalid or has already been claimed by another client.',
+    });
+
+    // The first browser's next page load goes to Dex's form, the original URL kept for after the login.
+    const start = first.page.waitForRequest((r) => r.url().startsWith(`${gateway.url}/oauth2/start?`));
+    await first.page.goto(`${gateway.url}/notebooks/?ns=team-b`);
+    expect(new URL((await start).url()).searchParams.get('rd')).toBe(`${gateway.url}/notebooks/?ns=team-b`);
+    await first.page.waitForURL(onDexLoginPage);
+    // The second browser refreshes fine.
+    const stillIn = await apiCall(gateway.url, '/notebooks/', { cookie: await cookieHeaderOf(second.context, gateway.url) });
+    expect(stillIn.status).toBe(200);
+  }, SLOW);
+});
+
+describe('Dex tokens as bearer', () => {
+  test('Dex\'s own ID and access tokens for our client pass; another client\'s are refused', async () => {
+    const tokens = await dex.passwordGrant(client, 'alice@example.com', 'alice-pw');
+    for (const token of [tokens.id_token as string, tokens.access_token as string]) {
+      expect(claimsOf(token).aud).toBe(client.id);
+      const answer = await apiCall(gateway.url, '/workspaces/team-a/data', bearer(token));
+      expect(answer.status).toBe(200);
+      expect(answer.echoed?.headers['kubeflow-userid']).toBe('alice@example.com');
+      expect(answer.echoed?.headers['kubeflow-groups']).toBe('team-a,ml');
+    }
+    const foreign = await dex.passwordGrant(otherClient, 'alice@example.com', 'alice-pw');
+    const refused = await apiCall(gateway.url, '/workspaces/team-a/data', bearer(foreign.id_token as string));
+    expect(refused.status).toBe(401);
+    expect(refused.json).toEqual({ error: 'unauthorized', reason: 'wrong_audience' });
+  });
+});
+
+describe('a wrong issuer spelling is a misconfiguration, not an outage', () => {
+  /** Discovery runs in the background from start-up: readiness once it has an answer. */
+  const readiness = (service: RunningService) =>
+    pollUntil(async () => {
+      const res = await fetch(`${service.url}/readyz`);
+      return { status: res.status, body: (await res.json()) as Record<string, unknown> };
+    }, (r) => r.body.reason !== 'oidc_discovery_pending');
+
+  async function notReady(service: RunningService): Promise<Record<string, unknown>> {
+    const { status, body } = await readiness(service);
+    expect(status).toBe(503);
+    return body;
+  }
+
+  test.each([
+    { what: 'a trailing "/"', issuer: () => `${dex.issuer}/`, detail: /configured issuer http:\/\/127\.0\.0\.1:\d+\/dex\/ but the IdP's discovery document names http:\/\/127\.0\.0\.1:\d+\/dex \(the two differ only in a trailing "\/"/ },
+    { what: 'localhost for 127.0.0.1', issuer: () => dex.issuer.replace('127.0.0.1', 'localhost'), detail: /configured issuer http:\/\/localhost:\d+\/dex but the IdP's discovery document names http:\/\/127\.0\.0\.1:\d+\/dex \(same path, other host/ },
+    { what: 'a missing /dex', issuer: () => dex.issuer.replace(/\/dex$/, ''), detail: /answered 404: no OpenID Provider there; is the issuer URL complete \(Dex: …\/dex/ },
+  ])('$what: not ready, the log names both issuers, the login page says "misconfigured"', async ({ issuer, detail }) => {
+    const service = await startService({ ...serviceConfig(), oidc: { ...serviceConfig().oidc!, issuer: issuer() }, publicUrl: gateway.url });
+    try {
+      const ready = await notReady(service);
+      expect(ready).toMatchObject({ status: 'not_ready', reason: 'oidc_issuer_misconfigured' });
+      expect(ready.detail).toMatch(detail);
+      expect(service.logs.find((l) => l.msg === 'oidc issuer misconfigured')).toMatchObject({ configuredIssuer: issuer(), problem: ready.detail });
+      const start = await fetch(`${service.url}/oauth2/start?rd=/`, { redirect: 'manual' });
+      expect(start.status).toBe(500);
+      expect(await start.text()).toContain('Sign-in is misconfigured');
+    } finally {
+      await service.close();
+    }
+  });
+
+  test('an IdP that is down is "unreachable" (503, try again), and the same service becomes ready once discovery works', async () => {
+    const downPort = await freePort();
+    const service = await startService({ ...serviceConfig(), oidc: { ...serviceConfig().oidc!, issuer: `http://127.0.0.1:${downPort}/dex` }, publicUrl: gateway.url });
+    try {
+      const ready = await notReady(service);
+      expect(ready).toMatchObject({ status: 'not_ready', reason: 'oidc_issuer_unreachable' });
+      expect(ready.detail).toMatch(new RegExp(`cannot reach http://127\\.0\\.0\\.1:${downPort}/dex/\\.well-known/openid-configuration: ECONNREFUSED`));
+      const start = await fetch(`${service.url}/oauth2/start?rd=/`, { redirect: 'manual' });
+      expect(start.status).toBe(503);
+      expect(await start.text()).toContain('Sign-in is unavailable');
+    } finally {
+      await service.close();
+    }
+    const good = await startService({ ...serviceConfig(), publicUrl: gateway.url });
+    try {
+      expect(await readiness(good)).toEqual({ status: 200, body: { status: 'ready' } });
+    } finally {
+      await good.close();
+    }
+  });
+});

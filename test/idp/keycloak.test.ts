@@ -1,0 +1,316 @@
+/**
+ * Keycloak (26.7.3, EOEPCA's IdP and most enterprises') as a real process in front of oidc-authz and a
+ * real Envoy configured like the Istio gateway; people log in on Keycloak's own page in headless
+ * Chromium. The realm (test/support/keycloak.ts) is what docs/idp/keycloak.md tells an operator to set
+ * up: a confidential client with a group mapper (full paths), a client per workspace with role
+ * `ws_access`, a CLI client with an audience mapper, a service account. The service runs with the
+ * default scopes (Keycloak has no "groups" scope) and reads claims from all three sources.
+ * The service clock is moved to expire tokens; nothing sleeps.
+ */
+import type { Browser, BrowserContext, Page } from 'playwright-core';
+import type { ConfigInput } from '../../src/config/schema.js';
+import { cookieHeaderOf, freshPage, launchChromium, loopbackCookies, screenshot, SLOW } from '../support/chromium.js';
+import { apiCall, bearer, claimsOf, metricValue } from '../support/gateway-client.js';
+import { createTestRealm, KeycloakAdmin, launchKeycloak, LONG_GROUPS, requestToken, type RunningKeycloak, type TestRealm, type TestUsername } from '../support/keycloak.js';
+import { freePort, pollUntil, startService, tempFile, TestClock } from '../support/service.js';
+import { startGateway, type Gateway } from '../support/stack.js';
+
+/** Keycloak's realm boots in ~25 s from the template, and the realm takes a few more. */
+const BOOT = 240_000;
+const TOKEN_LIFETIME_MS = 120_000;
+/**
+ * How far the service clock moves to expire a session's tokens. Keycloak issues the refreshed tokens on
+ * the real clock, so they must still look valid to the moved one: past the old tokens' expiry by less
+ * than bearer.clockSkew (30 s), within which the service accepts a token's exp.
+ */
+const PAST_EXPIRY_MS = TOKEN_LIFETIME_MS + 10_000;
+const COOKIE_SECRET = 'keycloak-suite-cookie-secret-0123456789abcdef';
+
+const RULES: NonNullable<ConfigInput['rules']> = [
+  { name: 'static', paths: ['/static/**', '/favicon.ico'], allow: 'anonymous' },
+  { name: 'workspace-read', paths: ['/workspaces/{ws}/**'], methods: ['GET'], allow: { groups: ['{ws}'] } },
+  // The README's own rule: client roles, which Keycloak puts in the access token only.
+  { name: 'workspace-write', paths: ['/workspaces/{ws}/**'], allow: { claims: { 'resource_access.{ws}.roles': 'ws_access' } } },
+  { name: 'ci', paths: ['/ci/**'], allow: { users: ['service-account:ci-bot'] } },
+  // A claim that only userinfo carries.
+  { name: 'blue-team', paths: ['/blue/**'], allow: { claims: { team: 'blue' } } },
+  { name: 'everything-else', paths: ['/**'], allow: 'authenticated' },
+];
+
+let keycloak: RunningKeycloak;
+let realm: TestRealm;
+let gateway: Gateway;
+let chromium: Browser;
+const clock = new TestClock();
+const contexts: BrowserContext[] = [];
+
+/** The config docs/idp/keycloak.md recommends, with every claim source on. */
+function serviceConfig(overrides: Partial<NonNullable<ConfigInput['oidc']>> = {}): ConfigInput {
+  return {
+    oidc: {
+      issuer: realm.issuer,
+      clientId: realm.clients.oidcAuthz.clientId,
+      clientSecretFile: tempFile(realm.clients.oidcAuthz.secret),
+      claimsFrom: ['id_token', 'access_token', 'userinfo'],
+      // Our own client's access tokens (aud = other clients + "account") and the service account's.
+      authorizedParties: [realm.clients.oidcAuthz.clientId, realm.clients.ciBot.clientId],
+      machineIdentity: {},
+      ...overrides,
+    },
+    identity: { groupTransformers: [{ match: '^/(.*)$', replace: '$1' }] },
+    session: { secretsFile: tempFile(COOKIE_SECRET), secure: false },
+    rules: RULES,
+  };
+}
+
+beforeAll(async () => {
+  const port = await freePort();
+  const url = `http://127.0.0.1:${port}`;
+  [keycloak, chromium] = await Promise.all([launchKeycloak(), launchChromium()]);
+  const admin = new KeycloakAdmin(keycloak.url);
+  await admin.login();
+  realm = await createTestRealm(admin, { redirectUris: [`${url}/oauth2/callback`], postLogoutRedirectUris: [`${url}/oauth2/signed_out`] });
+  gateway = await startGateway({ port, config: serviceConfig(), now: clock.now });
+}, BOOT);
+
+afterAll(async () => {
+  for (const context of contexts) await context.close().catch(() => undefined);
+  await chromium?.close();
+  await gateway?.stop();
+  await keycloak?.stop();
+}, SLOW);
+
+afterEach(() => {
+  clock.offsetMs = 0;
+});
+
+async function profile(): Promise<{ context: BrowserContext; page: Page }> {
+  const fresh = await freshPage(chromium);
+  contexts.push(fresh.context);
+  return fresh;
+}
+
+const onKeycloakLoginPage = (url: URL) => url.href.startsWith(`${realm.issuer}/protocol/openid-connect/auth`) || url.href.startsWith(`${realm.issuer}/login-actions/`);
+
+/** Opens `path` through the gateway, logs in on Keycloak's own form and waits to be back on `path`. */
+async function logIn(page: Page, username: TestUsername, path = '/notebooks/?ns=ws-a'): Promise<void> {
+  const target = `${gateway.url}${path}`;
+  await page.goto(target);
+  await page.waitForURL(onKeycloakLoginPage);
+  await page.locator('#username').fill(username);
+  await page.locator('#password').fill(realm.users[username].password);
+  await page.locator('#kc-login').click();
+  await page.waitForURL(target);
+}
+
+async function loggedIn(username: TestUsername, path?: string): Promise<{ context: BrowserContext; page: Page; cookie: Record<string, string> }> {
+  const { context, page } = await profile();
+  await logIn(page, username, path);
+  return { context, page, cookie: { cookie: await cookieHeaderOf(context, gateway.url) } };
+}
+
+const sessionCookieNames = async (context: BrowserContext) =>
+  (await loopbackCookies(context)).map((c) => c.name).filter((name) => /^oidc_authz(\.\d+)?$/.test(name)).sort();
+
+describe('browser login on Keycloak\'s own page', () => {
+  test('with the default scopes (no "groups" at Keycloak): lands on the original URL as alice, groups without their "/"', async () => {
+    const { page } = await profile();
+    const authorize = page.waitForRequest((r) => r.url().startsWith(`${realm.issuer}/protocol/openid-connect/auth?`));
+    await logIn(page, 'alice');
+    // Asking for "groups" would make Keycloak refuse the whole login (invalid_scope).
+    expect(new URL((await authorize).url()).searchParams.get('scope')).toBe('openid email profile offline_access');
+    expect(gateway.authz.logs.find((l) => l.msg === 'default scopes the IdP does not support are left out')).toMatchObject({ dropped: ['groups'] });
+    expect(await page.locator('#user').textContent()).toBe('alice@example.com');
+    expect(await page.locator('#groups').textContent()).toBe('ml,ws-a');
+    await screenshot(page, 'keycloak-logged-in.png');
+  }, SLOW);
+
+  test('rules by route and method: groups for reads, client roles from the access token for writes, a userinfo-only claim', async () => {
+    const alice = await loggedIn('alice');
+    expect((await apiCall(gateway.url, '/workspaces/ws-a/nb', alice.cookie)).status).toBe(200);
+    const write = await apiCall(gateway.url, '/workspaces/ws-a/nb', alice.cookie, 'POST');
+    expect(write.status).toBe(200);
+    expect(write.echoed?.headers['kubeflow-userid']).toBe('alice@example.com');
+    expect((await apiCall(gateway.url, '/workspaces/ws-b/nb', alice.cookie)).json).toMatchObject({ rule: 'workspace-read', requirement: 'groups' });
+    expect((await apiCall(gateway.url, '/blue/board', alice.cookie)).status).toBe(200);
+
+    const bob = await loggedIn('bob');
+    expect((await apiCall(gateway.url, '/workspaces/ws-b/nb', bob.cookie)).status).toBe(200);
+    expect((await apiCall(gateway.url, '/workspaces/ws-b/nb', bob.cookie, 'PUT')).json).toEqual({ error: 'forbidden', reason: 'requirement_not_met', rule: 'workspace-write', requirement: 'claims' });
+    expect((await apiCall(gateway.url, '/blue/board', bob.cookie)).json).toMatchObject({ rule: 'blue-team', requirement: 'claims' });
+  }, SLOW);
+
+  test('a role granted at Keycloak applies at the next refresh', async () => {
+    const bob = await loggedIn('bob');
+    expect((await apiCall(gateway.url, '/workspaces/ws-b/nb', bob.cookie, 'POST')).status).toBe(403);
+    const wsB = (await realm.admin.request<Array<{ id: string }>>('GET', `/${realm.name}/clients?clientId=ws-b`))[0]!.id;
+    await realm.admin.grantClientRole(realm.name, realm.users.bob.id, wsB, 'ws_access');
+    // The session still holds the old access token's roles until its tokens expire.
+    expect((await apiCall(gateway.url, '/workspaces/ws-b/nb', bob.cookie, 'POST')).status).toBe(403);
+    clock.advance(PAST_EXPIRY_MS);
+    const refreshed = await apiCall(gateway.url, '/workspaces/ws-b/nb', bob.cookie, 'POST');
+    expect(refreshed.status).toBe(200);
+    expect(refreshed.headers.getSetCookie().some((c) => c.startsWith('oidc_authz='))).toBe(true);
+  }, SLOW);
+
+  test('a page the rules deny shows the browser who is signed in and which rule said no', async () => {
+    const { page } = await loggedIn('bob');
+    const answer = await page.goto(`${gateway.url}/workspaces/ws-a/`);
+    expect(answer?.status()).toBe(403);
+    await page.getByRole('heading', { level: 1, name: 'Access denied' }).waitFor();
+    expect(await page.locator('strong').textContent()).toBe('bob@example.com');
+    expect(await page.locator('code').textContent()).toBe('workspace-read');
+    await screenshot(page, 'keycloak-forbidden.png');
+  }, SLOW);
+
+  test('userinfo answers for the session', async () => {
+    const { cookie } = await loggedIn('alice');
+    const info = await fetch(`${gateway.url}/oauth2/userinfo`, { headers: cookie });
+    expect(info.status).toBe(200);
+    expect(await info.json()).toMatchObject({ user: 'alice@example.com', groups: ['ml', 'ws-a'], preferredUsername: 'alice', name: 'Alice Tester', iss: realm.issuer });
+  }, SLOW);
+
+  test('sign-out ends the Keycloak session too (end-session with id_token_hint), then lands on the signed-out page', async () => {
+    const { context, page } = await loggedIn('carol');
+    // carol is in 81 groups: her session needs several cookies, and they all pass Envoy.
+    expect((await page.locator('#groups').textContent())!.split(',')).toEqual([...LONG_GROUPS]);
+    const names = await sessionCookieNames(context);
+    expect(names.length).toBeGreaterThanOrEqual(3);
+
+    const endSession = page.waitForRequest((r) => r.url().startsWith(`${realm.issuer}/protocol/openid-connect/logout?`));
+    await page.getByRole('link', { name: 'Sign out' }).click();
+    const logout = new URL((await endSession).url());
+    expect(logout.searchParams.get('post_logout_redirect_uri')).toBe(`${gateway.url}/oauth2/signed_out`);
+    expect(logout.searchParams.has('id_token_hint')).toBe(true);
+    await page.waitForURL(`${gateway.url}/oauth2/signed_out`);
+    await page.getByRole('heading', { level: 1, name: 'You are signed out' }).waitFor();
+    expect(await sessionCookieNames(context)).toEqual([]);
+    // Keycloak asks again: its SSO session is gone, so "Sign in again" is not a silent re-login.
+    await page.getByRole('link', { name: 'Sign in again' }).click();
+    await page.waitForURL(onKeycloakLoginPage);
+    await page.locator('#username').waitFor();
+  }, SLOW);
+});
+
+describe('refresh with Keycloak\'s short-lived tokens (the service clock moves past their expiry)', () => {
+  test('concurrent checks share one refresh; two replicas refreshing at once both keep the session', async () => {
+    const { cookie } = await loggedIn('alice');
+    const okBefore = await metricValue(gateway.authz, 'oidc_authz_session_refreshes_total{result="ok",error="none"}');
+    const replica = await startService({ ...serviceConfig(), publicUrl: gateway.url, trustForwardedProto: true }, { now: clock.now });
+    try {
+      clock.advance(PAST_EXPIRY_MS);
+      const viaGateway = Array.from({ length: 4 }, () => apiCall(gateway.url, '/workspaces/ws-a/nb', cookie, 'POST'));
+      const direct = fetch(`${replica.url}/authz/workspaces/ws-a/nb`, { method: 'POST', headers: { ...cookie, host: new URL(gateway.url).host, accept: 'application/json' } });
+      const [answers, other] = await Promise.all([Promise.all(viaGateway), direct]);
+      expect([...answers.map((a) => a.status), other.status]).toEqual([200, 200, 200, 200, 200]);
+      expect(await metricValue(gateway.authz, 'oidc_authz_session_refreshes_total{result="ok",error="none"}')).toBe(okBefore + 1);
+      expect(await metricValue(replica, 'oidc_authz_session_refreshes_total{result="ok",error="none"}')).toBe(1);
+      clock.offsetMs = 0;
+      const renewed = [answers[0]!.headers.getSetCookie(), other.headers.getSetCookie()].map((list) => list.find((c) => c.startsWith('oidc_authz='))!.split(';', 1)[0]!);
+      for (const fresh of renewed) expect((await apiCall(gateway.url, '/workspaces/ws-a/nb', { cookie: fresh }, 'POST')).status).toBe(200);
+    } finally {
+      await replica.close();
+    }
+  }, SLOW);
+
+  test('a user disabled at Keycloak: the next refresh is refused, the API call hears why, the IdP\'s words are logged', async () => {
+    const { cookie } = await loggedIn('bob');
+    const before = await metricValue(gateway.authz, 'oidc_authz_session_refreshes_total{result="rejected",error="invalid_grant"}');
+    await realm.admin.call('PUT', `/${realm.name}/users/${realm.users.bob.id}`, { enabled: false });
+    try {
+      // Until the tokens expire the session stands (nothing asks Keycloak); at the refresh it ends.
+      expect((await apiCall(gateway.url, '/notebooks/', cookie)).status).toBe(200);
+      clock.advance(PAST_EXPIRY_MS);
+      const answer = await apiCall(gateway.url, '/notebooks/', cookie);
+      expect(answer.status).toBe(401);
+      expect(answer.json).toMatchObject({ reason: 'session_revoked' });
+      expect(await metricValue(gateway.authz, 'oidc_authz_session_refreshes_total{result="rejected",error="invalid_grant"}')).toBe(before + 1);
+      const logged = gateway.authz.logs.findLast((l) => l.msg === 'session refresh rejected by the IdP');
+      expect(logged).toMatchObject({ error: 'invalid_grant', description: expect.stringMatching(/disabled/i) });
+      expect(JSON.stringify(gateway.authz.logs)).not.toContain(cookie.cookie.split('=')[1]!.slice(0, 40));
+    } finally {
+      await realm.admin.call('PUT', `/${realm.name}/users/${realm.users.bob.id}`, { enabled: true });
+    }
+  }, SLOW);
+});
+
+describe('Keycloak tokens as bearer', () => {
+  const password = (clientId: string, secret: string | undefined, username: TestUsername = 'alice') =>
+    realm.passwordGrant(clientId, secret, username, realm.users[username].password, 'openid email profile');
+
+  test('our client\'s ID and access tokens pass (access token by azp); client roles in the access token count', async () => {
+    const tokens = await password(realm.clients.oidcAuthz.clientId, realm.clients.oidcAuthz.secret);
+    expect(claimsOf(tokens.access_token)).toMatchObject({ aud: ['ws-a', 'account'], azp: 'oidc-authz' });
+    const byAccess = await apiCall(gateway.url, '/workspaces/ws-a/data', bearer(tokens.access_token), 'POST');
+    expect(byAccess.status).toBe(200);
+    expect(byAccess.echoed?.headers['kubeflow-userid']).toBe('alice@example.com');
+    expect(byAccess.echoed?.headers['kubeflow-groups']).toBe('ml,ws-a');
+    const byId = await apiCall(gateway.url, '/workspaces/ws-a/data', bearer(tokens.id_token!));
+    expect(byId.status).toBe(200);
+  });
+
+  test('a CLI client\'s access token passes by audience (Keycloak\'s audience mapper)', async () => {
+    const tokens = await password(realm.clients.cli.clientId, undefined);
+    expect(claimsOf(tokens.access_token).aud).toEqual(expect.arrayContaining(['oidc-authz']));
+    expect((await apiCall(gateway.url, '/workspaces/ws-a/data', bearer(tokens.access_token))).status).toBe(200);
+  });
+
+  test('another client\'s tokens are refused, though Keycloak signed them for the same user', async () => {
+    const tokens = await password(realm.clients.otherApp.clientId, realm.clients.otherApp.secret);
+    expect(claimsOf(tokens.access_token)).toMatchObject({ azp: 'other-app', aud: ['ws-a', 'account'] });
+    for (const token of [tokens.access_token, tokens.id_token!]) {
+      const refused = await apiCall(gateway.url, '/workspaces/ws-a/data', bearer(token));
+      expect(refused.status).toBe(401);
+      expect(refused.json).toEqual({ error: 'unauthorized', reason: 'wrong_audience' });
+    }
+  });
+
+  test('a service account (client credentials, no email) is a machine with its own id', async () => {
+    const tokens = await realm.clientCredentialsGrant(realm.clients.ciBot.clientId, realm.clients.ciBot.secret);
+    expect(claimsOf(tokens.access_token)).toMatchObject({ client_id: 'ci-bot', azp: 'ci-bot' });
+    expect(claimsOf(tokens.access_token).email).toBeUndefined();
+    const run = await apiCall(gateway.url, '/ci/run', bearer(tokens.access_token), 'POST');
+    expect(run.status).toBe(200);
+    expect(run.echoed?.headers['kubeflow-userid']).toBe('service-account:ci-bot');
+    expect((await apiCall(gateway.url, '/workspaces/ws-a/data', bearer(tokens.access_token))).status).toBe(403);
+  });
+
+  test('a token fetched through another host name carries another issuer, and the 401 names it', async () => {
+    const viaLocalhost = keycloak.url.replace('127.0.0.1', 'localhost');
+    const tokens = await requestToken(`${viaLocalhost}/realms/${realm.name}/protocol/openid-connect/token`, {
+      grant_type: 'password', client_id: realm.clients.oidcAuthz.clientId, client_secret: realm.clients.oidcAuthz.secret,
+      username: 'alice', password: realm.users.alice.password, scope: 'openid',
+    });
+    const refused = await apiCall(gateway.url, '/notebooks/', bearer(tokens.access_token));
+    expect(refused.status).toBe(401);
+    expect(refused.json).toEqual({ error: 'unauthorized', reason: 'unknown_issuer', issuer: `${viaLocalhost}/realms/${realm.name}` });
+  });
+});
+
+describe('start-up checks against Keycloak', () => {
+  test('an unregistered post-logout redirect URI is named in a warning; the registered one is not', async () => {
+    const service = await startService({ ...serviceConfig({ afterLogoutUrl: `${gateway.url}/not-registered` }), publicUrl: gateway.url });
+    try {
+      const warning = await pollUntil(
+        () => Promise.resolve(service.logs.find((l) => String(l.msg).startsWith('the IdP refuses our post_logout_redirect_uri'))),
+        (found) => found !== undefined,
+      );
+      expect(warning).toMatchObject({ level: 'warn', postLogoutRedirectUri: `${gateway.url}/not-registered`, clientId: 'oidc-authz', status: 400 });
+    } finally {
+      await service.close();
+    }
+    expect(gateway.authz.logs.find((l) => String(l.msg).startsWith('the IdP refuses our post_logout_redirect_uri'))).toBeUndefined();
+    expect(gateway.authz.logs.find((l) => l.msg === 'oidc discovery ok')).toBeDefined();
+  });
+
+  test('the realm missing from the issuer is a misconfiguration that readiness reports', async () => {
+    const service = await startService({ ...serviceConfig({ issuer: keycloak.url }), publicUrl: gateway.url });
+    try {
+      const ready = await pollUntil(async () => (await fetch(`${service.url}/readyz`)).json() as Promise<Record<string, unknown>>, (body) => body.reason !== 'oidc_discovery_pending');
+      expect(ready).toMatchObject({ status: 'not_ready', reason: 'oidc_issuer_misconfigured' });
+      expect(ready.detail).toMatch(/answered 404: no OpenID Provider there; is the issuer URL complete \(Dex: …\/dex, Keycloak: …\/realms\/<realm>\)\?/);
+    } finally {
+      await service.close();
+    }
+  });
+});
