@@ -109,12 +109,13 @@ export function explain(config: Config, method: string, url: string, claimsJson?
     lines.push('decision:  without credentials 401 unauthorized (no_credentials); pass --claims to evaluate an identity');
   } else {
     const claims = JSON.parse(claimsJson) as Claims;
-    const issuer = config.issuers.find((i) => i.issuer === claims.iss);
-    const built = buildIdentity(claims, compileIdentityMapping(config.identity, issuer ?? {}), 'bearer');
+    // The mapping the service would use for a token of that issuer (the login issuer's, another's, or the defaults).
+    const issuer = config.issuers.find((i) => i.issuer === claims.iss) ?? (config.oidc ? { machineIdentity: config.oidc.machineIdentity } : {});
+    const built = buildIdentity(claims, compileIdentityMapping(config.identity, issuer), 'bearer');
     if (!built.ok) {
       lines.push(`decision:  401 unauthorized (${built.reason})`);
     } else {
-      lines.push(`identity:  ${config.identity.userIdHeader}=${built.identity.userId} ${config.identity.groupsHeader}=${built.identity.groupsHeaderValue}`);
+      lines.push(`identity:  ${config.identity.userIdHeader}=${built.identity.userId} ${config.identity.groupsHeader}=${built.identity.groupsHeaderValue}${built.identity.machine ? ' (a machine: machineIdentity)' : ''}`);
       const decision = authorize(rule, params, { kind: 'identity', identity: built.identity });
       lines.push(decision.kind === 'allow'
         ? 'decision:  200 allow'

@@ -227,7 +227,7 @@ describe('refresh with Keycloak\'s short-lived tokens (the service clock moves p
       expect(await metricValue(gateway.authz, 'oidc_authz_session_refreshes_total{result="rejected",error="invalid_grant"}')).toBe(before + 1);
       const logged = gateway.authz.logs.findLast((l) => l.msg === 'session refresh rejected by the IdP');
       expect(logged).toMatchObject({ error: 'invalid_grant', description: expect.stringMatching(/disabled/i) });
-      expect(JSON.stringify(gateway.authz.logs)).not.toContain(cookie.cookie.split('=')[1]!.slice(0, 40));
+      expect(JSON.stringify(gateway.authz.logs)).not.toContain(cookie.cookie!.split('=')[1]!.slice(0, 40));
     } finally {
       await realm.admin.call('PUT', `/${realm.name}/users/${realm.users.bob.id}`, { enabled: true });
     }
