@@ -185,6 +185,9 @@ describe('browser login on Keycloak\'s own page', () => {
     await page.waitForURL(`${gateway.url}/oauth2/signed_out`);
     await page.getByRole('heading', { level: 1, name: 'You are signed out' }).waitFor();
     expect(await sessionCookieNames(context)).toEqual([]);
+    // What docs/idp/keycloak.md says of offline_access: Keycloak keeps the offline session a logout does not end.
+    const ourClient = (await realm.admin.request<Array<{ id: string }>>('GET', `/${realm.name}/clients?clientId=oidc-authz`))[0]!.id;
+    expect(await realm.admin.request<unknown[]>('GET', `/${realm.name}/users/${realm.users.carol.id}/offline-sessions/${ourClient}`)).toHaveLength(1);
     // Keycloak asks again: its SSO session is gone, so "Sign in again" is not a silent re-login.
     await page.getByRole('link', { name: 'Sign in again' }).click();
     await page.waitForURL(onKeycloakLoginPage);
