@@ -112,7 +112,7 @@ async function accessTokenClaims(token: string | undefined, subject: string, dep
     return null;
   }
   if (issuer !== deps.issuer) {
-    deps.logger.debug('access token is from another issuer; its claims are not used', { accessTokenIssuer: String(issuer).slice(0, 256) });
+    deps.logger.debug('access token is from another issuer; its claims are not used', { otherIssuer: String(issuer).slice(0, 256) });
     return null;
   }
   const verified = await deps.verifyAccessToken(token);
