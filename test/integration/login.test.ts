@@ -534,3 +534,20 @@ test('a public client (no secret, PKCE only) logs in', async () => {
 test('a bad secrets file stops start-up naming session.secretsFile', async () => {
   await expect(startService(loginConfig({}, ['too-short']))).rejects.toThrow(/session\.secretsFile: the secret on line 1 is shorter than 32/);
 });
+
+test('configured scopes are sent as written; those the IdP does not list are named in a warning at discovery', async () => {
+  const svc = await startService({ ...loginConfig(), oidc: { ...loginConfig().oidc!, scopes: ['openid', 'email', 'audience:server:client_id:other'] } });
+  try {
+    const start = await new Browser().get(`${publicUrl}/oauth2/start?rd=/x`);
+    expect(start.status).toBe(302);
+    // An IdP may accept scopes it does not list (Dex's cross-client scopes), so nothing is dropped…
+    expect(new URL(start.location!).searchParams.get('scope')).toBe('openid email audience:server:client_id:other');
+    // …but an operator hears which ones may make it refuse every login.
+    expect(svc.logs.find((l) => String(l.msg).startsWith('oidc.scopes names scopes the IdP does not list'))).toMatchObject({
+      level: 'warn',
+      unlisted: ['audience:server:client_id:other'],
+    });
+  } finally {
+    await svc.close();
+  }
+});
