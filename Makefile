@@ -63,7 +63,7 @@ $(KUSTOMIZE_STAMP):
 	@$(KUSTOMIZE) version && touch $@
 
 $(DEX):
-	bash scripts/build-dex.sh $(CURDIR)/$@ $(DEX_PSEUDO_VERSION) $(DEX_API_VERSION)
+	bash scripts/build-dex.sh $(CURDIR)/$@ $(DEX_PSEUDO_VERSION) $(DEX_API_VERSION) $(DEX_VERSION)
 
 $(KEYCLOAK_STAMP):
 	bash scripts/install-keycloak.sh $(TOOLS) $(KEYCLOAK_VERSION) $(KEYCLOAK_SHA256)

@@ -7,6 +7,7 @@ set -euo pipefail
 out=$1
 version=$2      # pseudo-version of the tag's commit
 api_version=$3  # published github.com/dexidp/dex/api/v2
+label=$4        # the tag, printed by `dex version`
 export GOTOOLCHAIN=local GOFLAGS=-mod=mod
 dir=$(go mod download -json "github.com/dexidp/dex@${version}" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')
 [ -d "$dir" ] || { echo "build-dex: go mod download gave no folder for dex@${version}" >&2; exit 1; }
@@ -18,6 +19,6 @@ cd "$work"
 go mod edit -dropreplace=github.com/dexidp/dex/api/v2 -require="github.com/dexidp/dex/api/v2@${api_version}"
 go mod download github.com/dexidp/dex/api/v2
 mkdir -p "$(dirname "$out")"
-go build -trimpath -o "$out.tmp" ./cmd/dex
+go build -trimpath -ldflags "-X main.version=${label}" -o "$out.tmp" ./cmd/dex
 mv "$out.tmp" "$out"
 "$out" version

@@ -313,18 +313,25 @@ describe('a wrong issuer spelling is a misconfiguration, not an outage', () => {
     { what: 'a trailing "/"', issuer: () => `${dex.issuer}/`, detail: /configured issuer http:\/\/127\.0\.0\.1:\d+\/dex\/ but the IdP's discovery document names http:\/\/127\.0\.0\.1:\d+\/dex \(the two differ only in a trailing "\/"/ },
     { what: 'localhost for 127.0.0.1', issuer: () => dex.issuer.replace('127.0.0.1', 'localhost'), detail: /configured issuer http:\/\/localhost:\d+\/dex but the IdP's discovery document names http:\/\/127\.0\.0\.1:\d+\/dex \(same path, other host/ },
     { what: 'a missing /dex', issuer: () => dex.issuer.replace(/\/dex$/, ''), detail: /answered 404: no OpenID Provider there; is the issuer URL complete \(Dex: …\/dex/ },
-  ])('$what: not ready, the log names both issuers, the login page says "misconfigured"', async ({ issuer, detail }) => {
-    const service = await startService({ ...serviceConfig(), oidc: { ...serviceConfig().oidc!, issuer: issuer() }, publicUrl: gateway.url });
+  ])('$what: not ready, the log names both issuers, the login page (through Envoy) says "misconfigured"', async ({ issuer, detail }) => {
+    const wrong = await startGateway({ port: await freePort(), config: { ...serviceConfig(), oidc: { ...serviceConfig().oidc!, issuer: issuer() } } });
     try {
-      const ready = await notReady(service);
+      const ready = await notReady(wrong.authz);
       expect(ready).toMatchObject({ status: 'not_ready', reason: 'oidc_issuer_misconfigured' });
       expect(ready.detail).toMatch(detail);
-      expect(service.logs.find((l) => l.msg === 'oidc issuer misconfigured')).toMatchObject({ configuredIssuer: issuer(), problem: ready.detail });
-      const start = await fetch(`${service.url}/oauth2/start?rd=/`, { redirect: 'manual' });
+      expect(wrong.authz.logs.find((l) => l.msg === 'oidc issuer misconfigured')).toMatchObject({ configuredIssuer: issuer(), problem: ready.detail });
+      // A browser opening a protected page is sent to /oauth2/start, which says what is wrong in words a person can pass on.
+      const browser = new HttpBrowser();
+      const page = await browser.get(`${wrong.url}/notebooks/`, { accept: 'text/html', 'sec-fetch-mode': 'navigate' });
+      expect(page.status).toBe(302);
+      const start = await browser.follow(page);
+      expect(start.url).toBe(`${wrong.url}/oauth2/start?rd=${encodeURIComponent(`${wrong.url}/notebooks/`)}`);
       expect(start.status).toBe(500);
-      expect(await start.text()).toContain('Sign-in is misconfigured');
+      expect(start.headers.get('content-type')).toBe('text/html; charset=utf-8');
+      expect(start.body).toContain('Sign-in is misconfigured');
+      expect(start.body).not.toContain('cannot be reached');
     } finally {
-      await service.close();
+      await wrong.stop();
     }
   });
 
