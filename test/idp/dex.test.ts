@@ -4,9 +4,9 @@
  * runs with its defaults wherever Kubeflow would (scopes, claim sources), so what passes here is what a
  * Kubeflow operator gets. The service clock is moved to expire tokens; nothing sleeps.
  */
-import type { Browser, BrowserContext, Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import type { ConfigInput } from '../../src/config/schema.js';
-import { cookieHeaderOf, freshPage, launchChromium, loopbackCookies, screenshot, SLOW } from '../support/chromium.js';
+import { cookieHeaderOf, launchChromium, Profiles, screenshot, sessionCookieNames, SLOW } from '../support/chromium.js';
 import { startDex, type DexClient, type DexUser, type RunningDex } from '../support/dex.js';
 import { Browser as HttpBrowser } from '../support/browser.js';
 import { apiCall, bearer, claimsOf, metricValue } from '../support/gateway-client.js';
@@ -36,7 +36,7 @@ let chromium: Browser;
 let client: DexClient;
 let otherClient: DexClient;
 const clock = new TestClock();
-const contexts: BrowserContext[] = [];
+let profiles: Profiles;
 
 /** The service config for this Dex: Kubeflow's client id, the defaults for everything Kubeflow leaves alone. */
 function serviceConfig(): ConfigInput {
@@ -55,10 +55,11 @@ beforeAll(async () => {
   dex = await startDex({ users: USERS, clients: [client, otherClient], idTokenLifetime: `${ID_TOKEN_LIFETIME_MS / 1000}s`, refreshTokenReuseInterval: '3s' });
   gateway = await startGateway({ port, config: serviceConfig(), now: clock.now });
   chromium = await launchChromium();
+  profiles = new Profiles(chromium);
 }, SLOW);
 
 afterAll(async () => {
-  for (const context of contexts) await context.close().catch(() => undefined);
+  await profiles?.closeAll();
   await chromium?.close();
   await gateway?.stop();
   await dex?.stop();
@@ -68,11 +69,7 @@ afterEach(() => {
   clock.offsetMs = 0;
 });
 
-async function profile(): Promise<{ context: BrowserContext; page: Page }> {
-  const fresh = await freshPage(chromium);
-  contexts.push(fresh.context);
-  return fresh;
-}
+const profile = () => profiles.open();
 
 const onDexLoginPage = (url: URL) => url.origin === new URL(dex.issuer).origin && url.pathname === '/dex/auth/local/login';
 
@@ -87,8 +84,6 @@ async function logIn(page: Page, user: DexUser, path = '/notebooks/?ns=team-a'):
   await page.waitForURL(target);
 }
 
-const sessionCookieNames = async (context: BrowserContext) =>
-  (await loopbackCookies(context)).map((c) => c.name).filter((name) => /^oidc_authz(\.\d+)?$/.test(name)).sort();
 
 describe('browser login on Dex\'s own page', () => {
   test('lands on the original URL with kubeflow-userid and kubeflow-groups; the default scopes are all Dex\'s', async () => {

@@ -9,7 +9,7 @@
  */
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import type { ConfigInput } from '../../src/config/schema.js';
-import { cookieHeaderOf, freshPage, launchChromium, loopbackCookies, screenshot, SLOW } from '../support/chromium.js';
+import { cookieHeaderOf, launchChromium, Profiles, screenshot, sessionCookieNames, SLOW } from '../support/chromium.js';
 import { apiCall, bearer, claimsOf, metricValue } from '../support/gateway-client.js';
 import { createTestRealm, KeycloakAdmin, launchKeycloak, LONG_GROUPS, requestToken, type RunningKeycloak, type TestRealm, type TestUsername } from '../support/keycloak.js';
 import { freePort, pollUntil, startService, tempFile, TestClock } from '../support/service.js';
@@ -42,7 +42,7 @@ let realm: TestRealm;
 let gateway: Gateway;
 let chromium: Browser;
 const clock = new TestClock();
-const contexts: BrowserContext[] = [];
+let profiles: Profiles;
 
 /** The config docs/idp/keycloak.md recommends, with every claim source on. */
 function serviceConfig(overrides: Partial<NonNullable<ConfigInput['oidc']>> = {}): ConfigInput {
@@ -67,6 +67,7 @@ beforeAll(async () => {
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
   [keycloak, chromium] = await Promise.all([launchKeycloak(), launchChromium()]);
+  profiles = new Profiles(chromium);
   const admin = new KeycloakAdmin(keycloak.url);
   await admin.login();
   realm = await createTestRealm(admin, { redirectUris: [`${url}/oauth2/callback`], postLogoutRedirectUris: [`${url}/oauth2/signed_out`] });
@@ -74,7 +75,7 @@ beforeAll(async () => {
 }, BOOT);
 
 afterAll(async () => {
-  for (const context of contexts) await context.close().catch(() => undefined);
+  await profiles?.closeAll();
   await chromium?.close();
   await gateway?.stop();
   await keycloak?.stop();
@@ -84,11 +85,7 @@ afterEach(() => {
   clock.offsetMs = 0;
 });
 
-async function profile(): Promise<{ context: BrowserContext; page: Page }> {
-  const fresh = await freshPage(chromium);
-  contexts.push(fresh.context);
-  return fresh;
-}
+const profile = () => profiles.open();
 
 const onKeycloakLoginPage = (url: URL) => url.href.startsWith(`${realm.issuer}/protocol/openid-connect/auth`) || url.href.startsWith(`${realm.issuer}/login-actions/`);
 
@@ -109,8 +106,6 @@ async function loggedIn(username: TestUsername, path?: string): Promise<{ contex
   return { context, page, cookie: { cookie: await cookieHeaderOf(context, gateway.url) } };
 }
 
-const sessionCookieNames = async (context: BrowserContext) =>
-  (await loopbackCookies(context)).map((c) => c.name).filter((name) => /^oidc_authz(\.\d+)?$/.test(name)).sort();
 
 describe('browser login on Keycloak\'s own page', () => {
   test('with the default scopes (no "groups" at Keycloak): lands on the original URL as alice, groups without their "/"', async () => {

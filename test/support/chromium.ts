@@ -53,3 +53,27 @@ export async function screenshot(page: Page, name: string): Promise<void> {
   expect(bytes.readUInt32BE(16)).toBeGreaterThan(100);
   expect(bytes.readUInt32BE(20)).toBeGreaterThan(100);
 }
+
+/** Browser profiles opened by one test file, closed together at its end. */
+export class Profiles {
+  readonly #contexts: BrowserContext[] = [];
+
+  constructor(private readonly browser: Browser) {}
+
+  /** A fresh profile (no cookies from other tests) and a page in it. */
+  async open(): Promise<{ context: BrowserContext; page: Page }> {
+    const fresh = await freshPage(this.browser);
+    this.#contexts.push(fresh.context);
+    return fresh;
+  }
+
+  async closeAll(): Promise<void> {
+    for (const context of this.#contexts.splice(0)) await context.close().catch(() => undefined);
+  }
+}
+
+/** The names of oidc-authz's session cookies (`oidc_authz`, or its chunks `oidc_authz.N`) in a profile, sorted. */
+export async function sessionCookieNames(context: BrowserContext, cookieName = 'oidc_authz'): Promise<string[]> {
+  const pattern = new RegExp(`^${cookieName}(\\.\\d+)?$`);
+  return (await loopbackCookies(context)).map((c) => c.name).filter((name) => pattern.test(name)).sort();
+}
