@@ -3,7 +3,7 @@
  * path only copies prepared header values. The mapping follows Kubeflow's conventions: user id from a
  * claim (default `email`), ordered regex transformers (first match wins), a prefix; groups from a claim.
  */
-import type { IdentityConfig, MachineIdentityConfig } from '../config/schema.js';
+import type { Config, IdentityConfig, MachineIdentityConfig } from '../config/schema.js';
 import { lookupClaim, parseClaimPath, type ClaimPath, type Claims } from './claims.js';
 
 export interface Identity {
@@ -37,8 +37,8 @@ export interface IdentityMapping {
   readonly transformers: readonly Transformer[];
   readonly groupTransformers: readonly Transformer[];
   readonly allowUnverifiedEmail: boolean;
-  /** A person's user id may not start with this (the machines' prefix), so the two can never meet. */
-  readonly reservedPrefix: string | null;
+  /** A person's user id may not start with any of these (every issuer's machine prefix), so the two can never meet. */
+  readonly reservedPrefixes: readonly string[];
   /** Tokens carrying the `when` claim are machines' and use `mapping` instead. */
   readonly machine: { readonly when: ClaimPath; readonly mapping: IdentityMapping } | null;
 }
@@ -52,7 +52,17 @@ export interface MappingOverrides {
 const compileTransformers = (list: IdentityConfig['userIdTransformers']): Transformer[] =>
   list.map((t) => ({ match: new RegExp(t.match, 'u'), replace: t.replace }));
 
-export function compileIdentityMapping(config: IdentityConfig, overrides: MappingOverrides = {}): IdentityMapping {
+/** Every machine prefix a config defines: no person's user id may start with one, whatever its issuer. */
+export function machinePrefixes(config: Pick<Config, 'oidc' | 'issuers'>): string[] {
+  const configured = [config.oidc?.machineIdentity, ...config.issuers.map((i) => i.machineIdentity)];
+  return configured.filter((m): m is MachineIdentityConfig => m !== undefined).map((m) => m.userIdPrefix);
+}
+
+/**
+ * The identity mapping for tokens of one issuer: `overrides` are the issuer's own settings,
+ * `reservedPrefixes` every machine prefix of the config (machinePrefixes), refused for people.
+ */
+export function compileIdentityMapping(config: IdentityConfig, overrides: MappingOverrides = {}, reservedPrefixes: readonly string[] = []): IdentityMapping {
   const groupsClaim = parseClaimPath(overrides.groupsClaim ?? config.groupsClaim);
   const groupTransformers = compileTransformers(config.groupTransformers);
   const machineConfig = overrides.machineIdentity;
@@ -66,7 +76,7 @@ export function compileIdentityMapping(config: IdentityConfig, overrides: Mappin
       transformers: [],
       groupTransformers,
       allowUnverifiedEmail: config.allowUnverifiedEmail,
-      reservedPrefix: null,
+      reservedPrefixes: [],
       machine: null,
     },
   };
@@ -77,7 +87,7 @@ export function compileIdentityMapping(config: IdentityConfig, overrides: Mappin
     transformers: compileTransformers(config.userIdTransformers),
     groupTransformers,
     allowUnverifiedEmail: config.allowUnverifiedEmail,
-    reservedPrefix: machineConfig?.userIdPrefix ?? null,
+    reservedPrefixes: machineConfig === undefined || reservedPrefixes.includes(machineConfig.userIdPrefix) ? reservedPrefixes : [...reservedPrefixes, machineConfig.userIdPrefix],
     machine,
   };
 }
@@ -111,7 +121,7 @@ export function buildIdentity(claims: Claims, tokenMapping: IdentityMapping, via
   }
   userId = mapping.userIdPrefix + userId;
   if (userId.length > MAX_USER_ID_LENGTH || !SAFE_USER_ID.test(userId)) return { ok: false, reason: 'invalid_user_id' };
-  if (mapping.reservedPrefix !== null && userId.startsWith(mapping.reservedPrefix)) return { ok: false, reason: 'invalid_user_id' };
+  for (const reserved of mapping.reservedPrefixes) if (userId.startsWith(reserved)) return { ok: false, reason: 'invalid_user_id' };
 
   const groups = readGroups(lookupClaim(claims, mapping.groupsClaim), mapping.groupTransformers);
   return {

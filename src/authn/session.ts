@@ -25,7 +25,8 @@ export type SessionResult =
   | { readonly kind: 'unavailable'; readonly reason: 'idp_unavailable' };
 
 export type RefreshResult =
-  | { readonly kind: 'ok'; readonly tokens: SessionTokens }
+  /** `partial`: the tokens were renewed but a claim source could not be read (its claims are left out for now). */
+  | { readonly kind: 'ok'; readonly tokens: SessionTokens; readonly partial?: 'claims_unavailable' }
   /** `error`: the IdP's OAuth error code (or ours for a failed check); `description`: its words. */
   | { readonly kind: 'rejected'; readonly error: string; readonly description: string }
   | { readonly kind: 'unavailable'; readonly error: string; readonly description: string };
@@ -138,9 +139,11 @@ export class SessionAuthenticator {
       // the IdP refused the second use of the refresh token (Dex without a reuse interval), clearing
       // here could land after that replica's fresh cookie and end a live session. A dead cookie does no
       // harm: its next check is refused again, and the next login overwrites it.
-      return this.remember(key, { kind: 'invalid', credential: 'cookie', reason: 'session_revoked', setCookie: [] });
+      // A refused refresh token never becomes good again: remember that for the rest of the session, so a
+      // page that keeps polling with a dead cookie does not ask the IdP again every minute.
+      return this.remember(key, { kind: 'invalid', credential: 'cookie', reason: 'session_revoked', setCookie: [] }, this.store.endOf(session.createdAt));
     }
-    this.events.refreshed('ok');
+    this.events.refreshed('ok', outcome.partial);
     const renewed: SessionData = { ...outcome.tokens, createdAt: session.createdAt };
     const issued = await this.issue(renewed, names);
     if ('failure' in issued) return this.remember(key, { kind: 'invalid', credential: 'cookie', reason: issued.failure, setCookie: this.store.clear(names) });
@@ -164,8 +167,8 @@ export class SessionAuthenticator {
     return Math.min(session.expiresAt, this.store.endOf(session.createdAt));
   }
 
-  private remember(key: string, result: SessionResult): SessionResult {
-    this.cache.set(key, result, this.now() + FAILURE_CACHE_MS);
+  private remember(key: string, result: SessionResult, until = this.now() + FAILURE_CACHE_MS): SessionResult {
+    this.cache.set(key, result, until);
     return result;
   }
 }

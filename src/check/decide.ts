@@ -27,11 +27,11 @@ export type Decision =
       /** The issuer an unknown_issuer token named (the operator's clue to a wrong issuer spelling). */
       readonly issuer?: string | undefined;
     } & WithCookies)
-  | {
+  | ({
       readonly kind: 'forbidden'; readonly rule: CompiledRule; readonly reason: ForbiddenReason; readonly unmet: UnmetRequirement | null; readonly identity: Identity | null;
       /** A browser's page load: answered with a page, not JSON. */
       readonly navigation: boolean;
-    }
+    } & WithCookies)
   | { readonly kind: 'bad_request'; readonly rule: null; readonly reason: BadRequestReason }
   | { readonly kind: 'unavailable'; readonly rule: CompiledRule; readonly reason: 'jwks_unavailable' | 'idp_unavailable' };
 
@@ -88,7 +88,9 @@ export function authorize(
   const { identity } = auth;
   if (rule.access.kind === 'require') {
     const unmet = evaluateRequirement(rule.access.requirement, identity, params);
-    if (unmet !== null) return { kind: 'forbidden', rule, reason: 'requirement_not_met', unmet, identity, navigation: request !== null && isBrowserNavigation(request) };
+    // A session refreshed by this check must get its new cookie even when the rule says no: with
+    // rotating refresh tokens the old cookie's token is spent.
+    if (unmet !== null) return { kind: 'forbidden', rule, reason: 'requirement_not_met', unmet, identity, navigation: request !== null && isBrowserNavigation(request), setCookie: auth.setCookie };
   }
   return { kind: 'allow', rule, identity, reason: identity.via, setCookie: auth.setCookie };
 }

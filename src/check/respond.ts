@@ -85,9 +85,11 @@ export function createResponder(options: ResponderOptions): Responder {
         }, extra);
         return;
       }
-      case 'forbidden':
+      case 'forbidden': {
+        const cookies: string[] = [];
+        if (decision.setCookie) for (const cookie of decision.setCookie) cookies.push('set-cookie', cookie);
         if (decision.navigation) {
-          sendForbiddenPage(res, decision, options.signOutUrl);
+          sendForbiddenPage(res, decision, options.signOutUrl, cookies);
           return;
         }
         sendJson(res, 403, {
@@ -95,8 +97,9 @@ export function createResponder(options: ResponderOptions): Responder {
           reason: decision.reason,
           rule: decision.rule.name,
           ...(decision.unmet ? { requirement: decision.unmet } : {}),
-        });
+        }, cookies);
         return;
+      }
       case 'bad_request':
         sendJson(res, 400, { error: 'bad_request', reason: decision.reason });
         return;
@@ -108,7 +111,7 @@ export function createResponder(options: ResponderOptions): Responder {
 }
 
 /** A browser's page load that the rules deny: who they are, which rule said no, a way to switch accounts. */
-function sendForbiddenPage(res: ServerResponse, decision: Extract<Decision, { kind: 'forbidden' }>, signOutUrl: string | null): void {
+function sendForbiddenPage(res: ServerResponse, decision: Extract<Decision, { kind: 'forbidden' }>, signOutUrl: string | null, cookies: readonly string[]): void {
   const who = decision.identity === null
     ? ''
     : `<p>You are signed in as <strong>${escapeHtml(decision.identity.userId)}</strong>.</p>`;
@@ -116,7 +119,7 @@ function sendForbiddenPage(res: ServerResponse, decision: Extract<Decision, { ki
     ? `<p>The rule <code>${escapeHtml(decision.rule.name)}</code> does not allow this request${decision.unmet ? ` (${escapeHtml(decision.unmet)} not met)` : ''}.</p>`
     : `<p>No one may open this page (rule <code>${escapeHtml(decision.rule.name)}</code>).</p>`;
   const body = htmlPage('Access denied', `${who}${why}${decision.identity === null ? '' : linkParagraph(signOutUrl, 'Sign out (to sign in as someone else)')}`);
-  res.writeHead(403, [...FORBIDDEN_HTML_HEADERS, 'content-length', String(Buffer.byteLength(body))]);
+  res.writeHead(403, [...FORBIDDEN_HTML_HEADERS, ...cookies, 'content-length', String(Buffer.byteLength(body))]);
   res.end(body);
 }
 

@@ -285,6 +285,16 @@ export const configSchema = z
       if (!config.publicUrl) ctx.addIssue({ code: 'custom', path: ['publicUrl'], message: 'is required with oidc (the callback is publicUrl + /oauth2/callback)' });
       if (!config.session.secretsFile) ctx.addIssue({ code: 'custom', path: ['session', 'secretsFile'], message: 'is required with oidc (cookie secrets, one per line)' });
     }
+    // Machines of two issuers with one prefix would share user ids (a "ci-bot" in each realm).
+    const prefixes: Array<{ prefix: string; path: PropertyKey[] }> = [];
+    if (config.oidc?.machineIdentity) prefixes.push({ prefix: config.oidc.machineIdentity.userIdPrefix, path: ['oidc', 'machineIdentity', 'userIdPrefix'] });
+    config.issuers.forEach((entry, index) => {
+      if (entry.machineIdentity) prefixes.push({ prefix: entry.machineIdentity.userIdPrefix, path: ['issuers', index, 'machineIdentity', 'userIdPrefix'] });
+    });
+    prefixes.forEach(({ prefix, path }, index) => {
+      const clash = prefixes.slice(0, index).find((other) => other.prefix.startsWith(prefix) || prefix.startsWith(other.prefix));
+      if (clash) ctx.addIssue({ code: 'custom', path, message: `"${prefix}" overlaps the machine prefix "${clash.prefix}" of ${clash.path.slice(0, -2).join('.')}: machines of two issuers could share a user id; give each issuer its own prefix` });
+    });
     if (config.identity.userIdHeader === config.identity.groupsHeader) {
       ctx.addIssue({ code: 'custom', path: ['identity', 'groupsHeader'], message: 'must differ from identity.userIdHeader' });
     }

@@ -12,7 +12,8 @@ export function escapeHtml(text: string): string {
 export const HTML_HEADERS: Readonly<Record<string, string>> = {
   'content-type': 'text/html; charset=utf-8',
   'cache-control': 'no-store',
-  'content-security-policy': "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'",
+  // frame-ancestors 'self': Kubeflow's dashboard shows apps (and so our 403 page) in a same-origin iframe.
+  'content-security-policy': "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'self'",
   'x-content-type-options': 'nosniff',
 };
 

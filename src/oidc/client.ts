@@ -90,8 +90,16 @@ const MAX_RETRY_MS = 30_000;
  * operator's mistake, so they count as the IdP being unusable for now.
  */
 const CLIENT_ERRORS = new Set(['invalid_client', 'unauthorized_client', 'unsupported_grant_type']);
-/** OAuth errors of an IdP in trouble (RFC 6749 §4.1.2.1): retry later. */
-const SERVER_ERRORS = new Set(['server_error', 'temporarily_unavailable']);
+/** OAuth errors of an IdP in trouble (RFC 6749 §4.1.2.1) or one asking us to slow down: retry later. */
+const SERVER_ERRORS = new Set(['server_error', 'temporarily_unavailable', 'slow_down']);
+/**
+ * The only answers to a refresh that end a session: the refresh token is no longer good. Dex says
+ * `invalid_request` for a refresh token it no longer has (another login replaced it). Anything else an
+ * IdP or the response can do wrong is unavailability: the session is kept and the check answers 503.
+ */
+const SESSION_ENDED = new Set(['invalid_grant', 'invalid_request']);
+/** The shortest time between two refreshes of one session, whatever the IdP says its tokens live. */
+export const MIN_TOKEN_LIFETIME_MS = 30_000;
 
 export class OidcClient {
   private configuration: oidc.Configuration | null = null;
@@ -199,13 +207,15 @@ export class OidcClient {
   private async checkPostLogoutRedirect(configuration: oidc.Configuration): Promise<void> {
     const endpoint = configuration.serverMetadata().end_session_endpoint;
     if (!endpoint) return;
-    const url = new URL(endpoint);
-    url.searchParams.set('client_id', this.settings.clientId);
-    url.searchParams.set('post_logout_redirect_uri', this.settings.postLogoutRedirectUri);
     try {
+      const url = new URL(endpoint);
+      url.searchParams.set('client_id', this.settings.clientId);
+      url.searchParams.set('post_logout_redirect_uri', this.settings.postLogoutRedirectUri);
       const response = await fetch(url, { redirect: 'manual', signal: AbortSignal.timeout(this.settings.timeoutMs) });
       await response.body?.cancel();
-      if (response.status >= 400 && response.status < 500) {
+      if (response.status < 400) {
+        this.logger.debug('the IdP accepts our post_logout_redirect_uri', { postLogoutRedirectUri: this.settings.postLogoutRedirectUri, status: response.status });
+      } else if (response.status < 500) {
         this.logger.warn('the IdP refuses our post_logout_redirect_uri: sign-out will show its error page and leave the IdP session alive; register the URI for the client at the IdP', {
           postLogoutRedirectUri: this.settings.postLogoutRedirectUri,
           clientId: this.settings.clientId,
@@ -251,7 +261,7 @@ export class OidcClient {
         idTokenExpected: true,
       });
     } catch (error) {
-      throw classify(error);
+      throw classify(error, 'login');
     }
     return tokenSetFrom(response, undefined, now);
   }
@@ -267,7 +277,7 @@ export class OidcClient {
       const response = await oidc.refreshTokenGrant(config, refreshToken);
       return { kind: 'ok', ...tokenSetFrom(response, previousIdToken, now) };
     } catch (error) {
-      const classified = classify(error);
+      const classified = classify(error, 'refresh');
       if (classified instanceof IdpRejectedError) return { kind: 'rejected', error: classified.error, description: classified.message };
       return { kind: 'unavailable', error: unavailabilityOf(classified), description: classified.message };
     }
@@ -279,7 +289,7 @@ export class OidcClient {
     try {
       return (await oidc.fetchUserInfo(config, accessToken, expectedSubject)) as Claims;
     } catch (error) {
-      throw classify(error);
+      throw classify(error, 'userinfo');
     }
   }
 
@@ -304,24 +314,41 @@ function tokenSetFrom(response: oidc.TokenEndpointResponse, previousIdToken: str
   const idToken = response.id_token ?? previousIdToken;
   if (idToken === undefined) throw new IdpRejectedError('missing_id_token', 'the token response has no ID token');
   const idClaims = decodeJwt(idToken) as Claims;
-  const expiresAt = response.id_token !== undefined
+  const stated = response.id_token !== undefined
     ? (typeof idClaims.exp === 'number' ? idClaims.exp * 1000 : 0)
     : now + (typeof response.expires_in === 'number' ? response.expires_in * 1000 : 0);
-  return { idToken, idClaims, accessToken: response.access_token, refreshToken: response.refresh_token, expiresAt };
+  // An IdP that states no lifetime (or one already past by our clock) must not make every check refresh.
+  return { idToken, idClaims, accessToken: response.access_token, refreshToken: response.refresh_token, expiresAt: Math.max(stated, now + MIN_TOKEN_LIFETIME_MS) };
 }
 
-/** OAuth error responses and failed token checks are rejections; everything else is unavailability. */
-function classify(error: unknown): IdpRejectedError | IdpUnavailableError {
+type IdpCall = 'login' | 'refresh' | 'userinfo';
+
+/**
+ * What an IdP failure means. Rejections are for the user (sign in again); everything else keeps
+ * sessions and is retried. At a refresh only "this refresh token is no longer good" rejects; at a
+ * login the IdP's refusals and failed token checks do (the user starts again), except what is ours
+ * (client authentication: a WWW-Authenticate challenge or a client error) or the IdP's trouble.
+ */
+export function classify(error: unknown, call: IdpCall): IdpRejectedError | IdpUnavailableError {
   if (error instanceof IdpRejectedError || error instanceof IdpUnavailableError) return error;
+  if (error instanceof oidc.WWWAuthenticateChallengeError) {
+    const challenge = error.cause[0];
+    const code = typeof challenge?.parameters.error === 'string' ? challenge.parameters.error : 'invalid_client';
+    if (call === 'userinfo' && error.status === 401 && code === 'invalid_token') return new IdpRejectedError(code, oneLine(challenge?.parameters.error_description ?? code));
+    return new IdpMisconfiguredError(`the IdP refused this client (${error.status} ${code}): is the client secret right?`);
+  }
   if (error instanceof oidc.ResponseBodyError) {
     const description = oneLine(error.error_description ?? error.error);
     if (CLIENT_ERRORS.has(error.error)) return new IdpMisconfiguredError(`the IdP refused this client: ${error.error}: ${description}`);
-    if (SERVER_ERRORS.has(error.error) || error.status >= 500) return new IdpUnavailableError(`the IdP answered ${error.status} ${error.error}: ${description}`);
+    if (SERVER_ERRORS.has(error.error) || error.status >= 500 || error.status === 429) return new IdpUnavailableError(`the IdP answered ${error.status} ${error.error}: ${description}`);
+    if (call === 'refresh' && !SESSION_ENDED.has(error.error)) return new IdpUnavailableError(`the IdP answered ${error.status} ${error.error} to a refresh: ${description}`);
     return new IdpRejectedError(error.error, description);
   }
   if (error instanceof oidc.AuthorizationResponseError) return new IdpRejectedError(error.error, oneLine(error.error_description ?? error.error));
   const code = (error as { code?: unknown }).code;
-  if (typeof code === 'string' && code.startsWith('OAUTH_') && code !== 'OAUTH_RESPONSE_IS_NOT_CONFORM' && code !== 'OAUTH_HTTP_REQUEST_FORBIDDEN') {
+  // openid-client's own checks of a response (ID token claims, shape): at a login the user starts again;
+  // at a refresh the IdP sent us something broken, which is no reason to end the user's session.
+  if (call !== 'refresh' && typeof code === 'string' && code.startsWith('OAUTH_') && code !== 'OAUTH_RESPONSE_IS_NOT_CONFORM' && code !== 'OAUTH_RESPONSE_IS_NOT_JSON' && code !== 'OAUTH_HTTP_REQUEST_FORBIDDEN') {
     return new IdpRejectedError(code.toLowerCase(), oneLine((error as Error).message));
   }
   return new IdpUnavailableError(`identity provider unavailable: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
@@ -330,9 +357,12 @@ function classify(error: unknown): IdpRejectedError | IdpUnavailableError {
 /** A bounded metric label for why the IdP could not be used. */
 function unavailabilityOf(error: IdpUnavailableError): string {
   if (error instanceof IdpMisconfiguredError) return 'misconfigured';
-  const cause = error.cause as { name?: string; code?: string } | undefined;
+  const cause = error.cause as { name?: string; code?: string; cause?: { status?: unknown } } | undefined;
   if (cause?.name === 'TimeoutError' || cause?.name === 'AbortError') return 'timeout';
-  if (cause?.code === 'OAUTH_RESPONSE_IS_NOT_CONFORM' || cause?.code === 'OAUTH_RESPONSE_IS_NOT_JSON') return 'bad_response';
+  // openid-client keeps the Response of a non-OAuth answer as its cause: a 5xx or 429 is the IdP in trouble.
+  const status = typeof cause?.cause?.status === 'number' ? cause.cause.status : 0;
+  if (status >= 500 || status === 429) return 'server_error';
+  if (typeof cause?.code === 'string' && cause.code.startsWith('OAUTH_')) return 'bad_response';
   return error.message.startsWith('the IdP answered') ? 'server_error' : 'unreachable';
 }
 

@@ -17,7 +17,7 @@ import type { ClaimSource } from '../config/schema.js';
 import type { Logger } from '../log.js';
 import type { RefreshResult, TokenRefresher } from '../authn/session.js';
 import type { SessionData } from '../session/store.js';
-import { IdpRejectedError, IdpUnavailableError, type OidcClient, type TokenSet } from './client.js';
+import { IdpRejectedError, IdpUnavailableError, MIN_TOKEN_LIFETIME_MS, type OidcClient, type TokenSet } from './client.js';
 
 /** Claims about the token rather than the person (RFC 7519 §4.1, OIDC Core §2, Keycloak's session_state). */
 export const PROTOCOL_CLAIMS: ReadonlySet<string> = new Set([
@@ -154,7 +154,17 @@ export class SessionTokenSource implements TokenRefresher {
       return { kind: 'ok', tokens: await collectSessionTokens(outcome, session.refreshToken, this.sources) };
     } catch (error) {
       if (error instanceof IdpRejectedError) return { kind: 'rejected', error: error.error, description: error.message };
-      return { kind: 'unavailable', error: 'unreachable', description: error instanceof Error ? error.message : String(error) };
+      // The IdP has already rotated the refresh token: dropping the new one would leave the session
+      // with a spent token and end it at the next check. Keep the new tokens, without the claims that
+      // could not be read (fail closed: rules on them do not match), and read them again soon.
+      this.sources.logger.warn('claims could not be read after a refresh; the session keeps its new tokens without them until the next refresh', {
+        error: error instanceof Error ? error.message : String(error),
+      });
+      return {
+        kind: 'ok',
+        partial: 'claims_unavailable',
+        tokens: { idToken: outcome.idToken, refreshToken: outcome.refreshToken ?? session.refreshToken, addedClaims: {}, expiresAt: this.now() + MIN_TOKEN_LIFETIME_MS },
+      };
     }
   }
 }

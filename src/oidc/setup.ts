@@ -6,7 +6,7 @@
 import { readFileSync } from 'node:fs';
 import type { Router } from 'express';
 import type { BearerVerifier } from '../authn/bearer.js';
-import { compileIdentityMapping } from '../authn/identity.js';
+import { compileIdentityMapping, machinePrefixes } from '../authn/identity.js';
 import { SessionAuthenticator } from '../authn/session.js';
 import { ConfigError } from '../config/load.js';
 import type { Config } from '../config/schema.js';
@@ -80,7 +80,8 @@ export function createBrowserLogin(
   }, now);
   const sessions = new SessionAuthenticator(
     store,
-    compileIdentityMapping(config.identity),
+    // Sessions are people: no session's user id may take a machine's prefix.
+    compileIdentityMapping(config.identity, {}, machinePrefixes(config)),
     tokenSource,
     {
       refreshed: (result, error, description) => {
@@ -116,10 +117,10 @@ export function createBrowserLogin(
 const REFRESH_ERROR_LABELS = new Set([
   'invalid_request', 'invalid_client', 'invalid_grant', 'unauthorized_client', 'unsupported_grant_type', 'invalid_scope',
   'access_denied', 'server_error', 'temporarily_unavailable', 'no_refresh_token',
-  'unreachable', 'timeout', 'bad_response', 'misconfigured',
+  'unreachable', 'timeout', 'bad_response', 'misconfigured', 'claims_unavailable',
 ]);
 
 export function refreshErrorLabel(result: 'ok' | 'rejected' | 'unavailable', error: string | undefined): string {
-  if (result === 'ok' || error === undefined) return 'none';
+  if (error === undefined) return 'none';
   return REFRESH_ERROR_LABELS.has(error) ? error : 'other';
 }

@@ -174,6 +174,20 @@ describe('refresh with Dex\'s short-lived ID tokens (the service clock moves pas
     expect(await metricValue(gateway.authz, 'oidc_authz_session_refreshes_total{result="ok",error="none"}')).toBe(before + 1);
   }, SLOW);
 
+  test('a check that refreshes the session and is then denied still hands the new cookie to the client, through Envoy', async () => {
+    const { context, page } = await profile();
+    await logIn(page, USERS[0]!);
+    const cookie = await cookieHeaderOf(context, gateway.url);
+    clock.advance(ID_TOKEN_LIFETIME_MS + 60_000);
+    const denied = await apiCall(gateway.url, '/workspaces/team-a/nb', { cookie }, 'POST');
+    expect(denied.status).toBe(403);
+    // Dex rotated the refresh token: without the new cookie the next check would present a spent one.
+    const renewed = denied.headers.getSetCookie().find((c) => c.startsWith('oidc_authz='));
+    expect(renewed).toBeDefined();
+    clock.offsetMs = 0;
+    expect((await apiCall(gateway.url, '/workspaces/team-a/nb', { cookie: renewed!.split(';', 1)[0]! })).status).toBe(200);
+  }, SLOW);
+
   test('two replicas refreshing the same session at the same moment both succeed, and the session lives on', async () => {
     const { context, page } = await profile();
     await logIn(page, USERS[1]!);

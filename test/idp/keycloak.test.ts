@@ -297,8 +297,9 @@ describe('start-up checks against Keycloak', () => {
     } finally {
       await service.close();
     }
+    // The gateway's service asked the same question for the registered URI, and Keycloak said yes.
+    expect(gateway.authz.logs.find((l) => l.msg === 'the IdP accepts our post_logout_redirect_uri')).toMatchObject({ postLogoutRedirectUri: `${gateway.url}/oauth2/signed_out`, status: 302 });
     expect(gateway.authz.logs.find((l) => String(l.msg).startsWith('the IdP refuses our post_logout_redirect_uri'))).toBeUndefined();
-    expect(gateway.authz.logs.find((l) => l.msg === 'oidc discovery ok')).toBeDefined();
   });
 
   test('the realm missing from the issuer is a misconfiguration that readiness reports', async () => {

@@ -551,3 +551,29 @@ test('configured scopes are sent as written; those the IdP does not list are nam
     await svc.close();
   }
 });
+
+test('a wrong client secret at refresh time (a rotated secret) keeps every session: 503, not the end of it', async () => {
+  const clock = new TestClock();
+  const svc = await startService(loginConfig(), { now: clock.now });
+  const browser = new Browser();
+  let wrong: RunningService | undefined;
+  try {
+    await login(browser, 'alice', 'alice-pw');
+    const cookie = browser.jar.header(`${publicUrl}/x`)!;
+    // A second replica whose client secret is wrong: oidc-provider answers 401 invalid_client with a challenge.
+    wrong = await startService({ ...loginConfig(), listen: { port: 0 }, oidc: { ...loginConfig().oidc!, clientSecretFile: tempFile('not-the-secret') } }, { now: clock.now });
+    clock.advance(2 * 3600_000);
+    const failed = await fetch(`${wrong.url}/authz/x`, { headers: { host: `127.0.0.1:${port}`, cookie, accept: 'application/json' } });
+    expect(failed.status).toBe(503);
+    expect(failed.headers.getSetCookie()).toEqual([]);
+    const metrics = await fetch(`${wrong.metricsUrl}/metrics`).then((r) => r.text());
+    expect(metrics).toMatch(/oidc_authz_session_refreshes_total\{result="unavailable",error="misconfigured"\} 1\n/);
+    expect(wrong.logs.find((l) => l.msg === 'session refresh failed: IdP unavailable')).toMatchObject({ error: 'misconfigured', description: expect.stringContaining('client secret') });
+    // The replica with the right secret refreshes the same session.
+    const ok = await check(browser, '/x', { accept: 'application/json' });
+    expect(ok.status).toBe(200);
+  } finally {
+    await wrong?.close();
+    await svc.close();
+  }
+});

@@ -167,6 +167,16 @@ describe('parseConfig: validation', () => {
       expected: ['oidc.claimsFrom: must not repeat a source'],
     },
     {
+      what: 'two issuers whose machines would share ids (the same default prefix)',
+      input: { ...OIDC, oidc: { issuer: 'https://kc.example.com/realms/a', clientId: 'c', machineIdentity: {} }, issuers: [{ issuer: 'https://kc.example.com/realms/b', audiences: ['c'], machineIdentity: {} }] },
+      expected: ['issuers.0.machineIdentity.userIdPrefix: "service-account:" overlaps the machine prefix "service-account:" of oidc: machines of two issuers could share a user id; give each issuer its own prefix'],
+    },
+    {
+      what: 'a machine prefix that starts another issuer\'s',
+      input: { issuers: [{ issuer: 'https://a.example.com', audiences: ['c'], machineIdentity: { userIdPrefix: 'sa:' } }, { issuer: 'https://b.example.com', audiences: ['c'], machineIdentity: { userIdPrefix: 'sa:b:' } }] },
+      expected: ['issuers.1.machineIdentity.userIdPrefix: "sa:b:" overlaps the machine prefix "sa:" of issuers.0: machines of two issuers could share a user id; give each issuer its own prefix'],
+    },
+    {
       what: 'scopes without openid',
       input: { ...OIDC, oidc: { issuer: 'https://kc.example.com/realms/x', clientId: 'c', scopes: ['email', 'profile'] } },
       expected: ['oidc.scopes: must include "openid"'],

@@ -1,4 +1,4 @@
-import { buildIdentity, compileIdentityMapping, type IdentityFailure, type IdentityMapping, type MappingOverrides } from '../../src/authn/identity.js';
+import { buildIdentity, compileIdentityMapping, machinePrefixes, type IdentityFailure, type IdentityMapping, type MappingOverrides } from '../../src/authn/identity.js';
 import { parseConfig } from '../../src/config/load.js';
 import type { ConfigInput, MachineIdentityConfig } from '../../src/config/schema.js';
 
@@ -186,6 +186,29 @@ describe('buildIdentity: machines (client-credentials tokens) and people never s
   ])('$what', ({ claims, mapping, expected }) => {
     const result = buildIdentity(claims, mapping, 'bearer');
     expect(result.ok ? { userId: result.identity.userId, machine: result.identity.machine, groups: [...result.identity.groups] } : result.reason).toEqual(expected);
+  });
+
+  test('every issuer\'s machine prefix is refused for people of any issuer, browser sessions included', () => {
+    const config = parseConfig({
+      publicUrl: 'https://kf.example.com',
+      oidc: { issuer: 'https://kc.example.com/realms/a', clientId: 'c', machineIdentity: {} },
+      session: { secretsFile: '/x' },
+      issuers: [{ issuer: 'https://kc.example.com/realms/b', audiences: ['c'], machineIdentity: { userIdPrefix: 'realm-b-sa:' } }],
+      identity: { userIdClaim: 'preferred_username' },
+    });
+    const prefixes = machinePrefixes(config);
+    expect(prefixes).toEqual(['service-account:', 'realm-b-sa:']);
+    // A session's mapping has no machineIdentity of its own (sessions are people), yet refuses both.
+    const session = compileIdentityMapping(config.identity, {}, prefixes);
+    for (const name of ['service-account:ci-bot', 'realm-b-sa:ci-bot']) {
+      expect(buildIdentity({ ...ALICE, preferred_username: name }, session, 'cookie')).toEqual({ ok: false, reason: 'invalid_user_id' });
+    }
+    expect(buildIdentity({ ...ALICE, preferred_username: 'alice' }, session, 'cookie').ok).toBe(true);
+    // The second realm's machines keep their own prefix; the first realm's prefix stays reserved there too.
+    const realmB = compileIdentityMapping(config.identity, { machineIdentity: config.issuers[0]!.machineIdentity }, prefixes);
+    const machine = buildIdentity({ iss: 'https://kc.example.com/realms/b', client_id: 'ci-bot' }, realmB, 'bearer');
+    expect(machine.ok && machine.identity.userId).toBe('realm-b-sa:ci-bot');
+    expect(buildIdentity({ ...ALICE, preferred_username: 'service-account:x' }, realmB, 'bearer')).toEqual({ ok: false, reason: 'invalid_user_id' });
   });
 });
 
