@@ -44,7 +44,7 @@ export function createAuthenticator(bearer: BearerVerifier | null, session: Sess
         return bearer.verify(token);
       }
       if (session === null) return NONE;
-      return session.authenticate(request.headers.cookie);
+      return session.authenticate(request.headers.cookie, request.scheme === 'https');
     },
   };
 }

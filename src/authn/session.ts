@@ -65,26 +65,27 @@ export class SessionAuthenticator {
     return this.cache.size;
   }
 
-  authenticate(cookieHeader: string | undefined): SessionResult | Promise<SessionResult> {
+  /** `requestSecure`: the request came over https (cookies set in the answer follow session.secure "auto"). */
+  authenticate(cookieHeader: string | undefined, requestSecure = true): SessionResult | Promise<SessionResult> {
     const cookie = this.store.read(cookieHeader);
     if (cookie.kind === 'none') return NONE;
-    if (cookie.kind === 'invalid') return { kind: 'invalid', credential: 'cookie', reason: 'session_invalid', setCookie: this.store.clear(cookie.names) };
+    if (cookie.kind === 'invalid') return { kind: 'invalid', credential: 'cookie', reason: 'session_invalid', setCookie: this.store.clear(cookie.names, requestSecure) };
     const key = hash('sha256', cookie.value, 'base64url');
     const cached = this.cache.get(key, this.now());
     if (cached !== undefined) return cached;
     let pending = this.opening.get(key);
     if (pending === undefined) {
-      pending = this.open(cookie.value, key, cookie.names).finally(() => this.opening.delete(key));
+      pending = this.open(cookie.value, key, cookie.names, requestSecure).finally(() => this.opening.delete(key));
       this.opening.set(key, pending);
     }
     return pending;
   }
 
   /** Seals a new session (after login) and primes the cache with it. */
-  async issue(data: SessionData, previousNames: readonly string[] = []): Promise<{ setCookies: string[]; identity: Identity } | { failure: IdentityFailure }> {
+  async issue(data: SessionData, previousNames: readonly string[] = [], requestSecure = true): Promise<{ setCookies: string[]; identity: Identity } | { failure: IdentityFailure }> {
     const built = buildIdentity(sessionClaims(decodeJwt(data.idToken) as Claims, data.addedClaims), this.mapping, 'cookie');
     if (!built.ok) return { failure: built.reason };
-    const issued = await this.store.issue(data, previousNames);
+    const issued = await this.store.issue(data, previousNames, requestSecure);
     this.events.issued(issued.chunks);
     const identity: Identity = { ...built.identity, idToken: data.idToken };
     this.cache.set(hash('sha256', issued.sealed, 'base64url'), { kind: 'identity', identity, session: data }, this.validUntil(data));
@@ -104,30 +105,30 @@ export class SessionAuthenticator {
     return cookie.kind === 'none' ? [] : [...cookie.names];
   }
 
-  clear(names: readonly string[]): string[] {
-    return this.store.clear(names);
+  clear(names: readonly string[], requestSecure = true): string[] {
+    return this.store.clear(names, requestSecure);
   }
 
-  private async open(value: string, key: string, names: readonly string[]): Promise<SessionResult> {
+  private async open(value: string, key: string, names: readonly string[], requestSecure: boolean): Promise<SessionResult> {
     const session = await this.store.open(value);
     const now = this.now();
-    if (session === null) return this.remember(key, { kind: 'invalid', credential: 'cookie', reason: 'session_invalid', setCookie: this.store.clear(names) });
-    if (now >= this.store.endOf(session.createdAt)) return this.remember(key, { kind: 'invalid', credential: 'cookie', reason: 'session_expired', setCookie: this.store.clear(names) });
+    if (session === null) return this.remember(key, { kind: 'invalid', credential: 'cookie', reason: 'session_invalid', setCookie: this.store.clear(names, requestSecure) });
+    if (now >= this.store.endOf(session.createdAt)) return this.remember(key, { kind: 'invalid', credential: 'cookie', reason: 'session_expired', setCookie: this.store.clear(names, requestSecure) });
     if (now < session.expiresAt) {
-      const result = this.identityResult(session, names);
+      const result = this.identityResult(session, names, requestSecure);
       if (result.kind === 'identity') this.cache.set(key, result, this.validUntil(session));
       else this.remember(key, result);
       return result;
     }
     if (session.refreshToken === null || this.refresher === null) {
-      return { kind: 'invalid', credential: 'cookie', reason: 'session_expired', setCookie: this.store.clear(names) };
+      return { kind: 'invalid', credential: 'cookie', reason: 'session_expired', setCookie: this.store.clear(names, requestSecure) };
     }
     // Refresh tokens may rotate: a second refresh with the same token would end the session, which
     // is why opens are single-flight per cookie (authenticate) and the result is cached for the old cookie.
-    return this.refresh(session, names, key);
+    return this.refresh(session, names, key, requestSecure);
   }
 
-  private async refresh(session: SessionData, names: readonly string[], key: string): Promise<SessionResult> {
+  private async refresh(session: SessionData, names: readonly string[], key: string, requestSecure: boolean): Promise<SessionResult> {
     const outcome = await this.refresher!.refresh(session);
     if (outcome.kind === 'unavailable') {
       this.events.refreshed('unavailable', outcome.error, outcome.description);
@@ -145,22 +146,22 @@ export class SessionAuthenticator {
     }
     this.events.refreshed('ok', outcome.partial);
     const renewed: SessionData = { ...outcome.tokens, createdAt: session.createdAt };
-    const issued = await this.issue(renewed, names);
-    if ('failure' in issued) return this.remember(key, { kind: 'invalid', credential: 'cookie', reason: issued.failure, setCookie: this.store.clear(names) });
+    const issued = await this.issue(renewed, names, requestSecure);
+    if ('failure' in issued) return this.remember(key, { kind: 'invalid', credential: 'cookie', reason: issued.failure, setCookie: this.store.clear(names, requestSecure) });
     const result: SessionResult = { kind: 'identity', identity: issued.identity, session: renewed, setCookie: issued.setCookies };
     this.cache.set(key, result, Math.min(this.validUntil(renewed), this.now() + OLD_COOKIE_GRACE_MS));
     return result;
   }
 
-  private identityResult(session: SessionData, names: readonly string[]): SessionResult {
+  private identityResult(session: SessionData, names: readonly string[], requestSecure: boolean): SessionResult {
     let claims: Claims;
     try {
       claims = sessionClaims(decodeJwt(session.idToken) as Claims, session.addedClaims);
     } catch {
-      return { kind: 'invalid', credential: 'cookie', reason: 'session_invalid', setCookie: this.store.clear(names) };
+      return { kind: 'invalid', credential: 'cookie', reason: 'session_invalid', setCookie: this.store.clear(names, requestSecure) };
     }
     const built = buildIdentity(claims, this.mapping, 'cookie');
-    return built.ok ? { kind: 'identity', identity: { ...built.identity, idToken: session.idToken }, session } : { kind: 'invalid', credential: 'cookie', reason: built.reason, setCookie: this.store.clear(names) };
+    return built.ok ? { kind: 'identity', identity: { ...built.identity, idToken: session.idToken }, session } : { kind: 'invalid', credential: 'cookie', reason: built.reason, setCookie: this.store.clear(names, requestSecure) };
   }
 
   private validUntil(session: SessionData): number {

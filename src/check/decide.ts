@@ -11,7 +11,7 @@ import { evaluateRequirement, type UnmetRequirement } from '../policy/requiremen
 import type { CompiledRule, Policy } from '../policy/rules.js';
 import { pathSegments, type PathParams } from '../policy/template.js';
 import { normalizeHost, normalizePath, type BadRequestReason } from './normalize.js';
-import { isBrowserNavigation, originalUrl, type CheckRequest } from './request.js';
+import { isBrowserNavigation, type CheckRequest } from './request.js';
 
 export type UnauthorizedReason = 'no_credentials' | TokenFailure | SessionFailure;
 export type ForbiddenReason = 'rule_deny' | 'default_deny' | 'requirement_not_met';
@@ -32,14 +32,17 @@ export type Decision =
       /** A browser's page load: answered with a page, not JSON. */
       readonly navigation: boolean;
     } & WithCookies)
-  | { readonly kind: 'bad_request'; readonly rule: null; readonly reason: BadRequestReason }
+  | { readonly kind: 'bad_request'; readonly rule: null; readonly reason: BadRequestReason | 'host_not_allowed' }
   | { readonly kind: 'unavailable'; readonly rule: CompiledRule; readonly reason: 'jwks_unavailable' | 'idp_unavailable' };
 
 export interface DecideDeps {
   readonly policy: Policy;
   readonly authenticator: Authenticator;
-  /** Where a browser without a valid session is sent (…/oauth2/start?rd=…); null without browser login. */
-  readonly loginUrl: ((originalUrl: string) => string) | null;
+  /**
+   * Where a browser without a valid session is sent (…/oauth2/start?rd=…) — null from the function when
+   * the request's host is not one we may send a browser back to; null itself without browser login.
+   */
+  readonly loginUrl: ((request: CheckRequest) => string | null) | null;
 }
 
 
@@ -77,7 +80,10 @@ export function authorize(
       // A browser without a usable session logs in; a bad bearer token or an API call gets 401.
       if (!invalidToken && loginUrl !== null && request !== null && isBrowserNavigation(request)) {
         const reason = auth.kind === 'none' ? 'no_credentials' : (auth.reason as SessionFailure);
-        return { kind: 'login', rule, reason, location: loginUrl(originalUrl(request)), setCookie };
+        const location = loginUrl(request);
+        // No public origin for this Host (not on allowedHosts): no login can start from here.
+        if (location === null) return { kind: 'bad_request', rule: null, reason: 'host_not_allowed' };
+        return { kind: 'login', rule, reason, location, setCookie };
       }
       const issuer = auth.kind === 'invalid' ? auth.issuer : undefined;
       return { kind: 'unauthorized', rule, reason: auth.kind === 'none' ? 'no_credentials' : auth.reason, invalidToken, setCookie, issuer };

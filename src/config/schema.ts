@@ -5,6 +5,9 @@
 import { z } from 'zod';
 import { parseDurationMs } from './duration.js';
 
+/** Where the login callback is served. */
+export const CALLBACK_PATH = '/oauth2/callback';
+
 /** A duration such as "30s", "10m", "7d" or a number of seconds; parsed into milliseconds. */
 const duration = (fallback: string) =>
   z
@@ -27,6 +30,15 @@ const httpUrl = z.string().refine((value) => {
     return false;
   }
 }, 'must be an absolute http(s) URL without credentials or fragment');
+
+/** An absolute http(s) URL, or a path ("/x") resolved against the request's public origin. */
+const urlOrPath = z
+  .string()
+  .refine((value) => (value.startsWith('/') && !value.startsWith('//')) || /^https?:\/\/[^/@\s]+(\/\S*)?$/.test(value), 'an absolute http(s) URL or a path starting with "/"')
+  .refine((value) => !/[#\s\\]/.test(value), 'without fragment, spaces or backslashes');
+
+/** Host patterns: "host", "host:port", "host:*", ".domain" (the domain and its sub-domains), "[::1]:port". */
+const hostPattern = z.string().regex(/^(\.?[a-z0-9]([a-z0-9.-]*[a-z0-9])?|\[[0-9a-f:.]+\])(:(\d{1,5}|\*))?$/, 'a lower-case host, host:port, host:* or .domain');
 
 /**
  * Identity header names: lower case letters, digits and "-". No "_": upstreams behind WSGI/CGI read
@@ -161,7 +173,14 @@ export const configSchema = z
       .default('/authz'),
     /** Trust x-forwarded-proto from the gateway (true when Envoy terminates TLS or sets it itself). */
     trustForwardedProto: z.boolean().default(false),
+    /** Where /oauth2/* is reachable from browsers. Without it, each request's own Host (on allowedHosts) is used. */
     publicUrl: httpUrl.optional(),
+    /**
+     * The hosts browsers may use when publicUrl is not set (Kubeflow's `kubectl port-forward … 8080:80`
+     * gives localhost:8080, a real install its host name): the public origin is then the request's
+     * scheme (x-forwarded-proto when trusted) and Host, refused unless listed here.
+     */
+    allowedHosts: z.array(hostPattern).default([]),
     oidc: z
       .strictObject({
         issuer: httpUrl,
@@ -191,8 +210,19 @@ export const configSchema = z
         machineIdentity: machineIdentitySchema.optional(),
         jwksUri: httpUrl.optional(),
         algorithms,
-        /** Where sign-out lands (passed to the IdP as post_logout_redirect_uri); default publicUrl + "/oauth2/signed_out". */
-        afterLogoutUrl: httpUrl.optional(),
+        /** Where sign-out lands (passed to the IdP as post_logout_redirect_uri); default <public origin>/oauth2/signed_out. */
+        afterLogoutUrl: urlOrPath.optional(),
+        /**
+         * The redirect_uri sent to the IdP; default <public origin>/oauth2/callback. A path is sent as
+         * written (Kubeflow's Dex registers "/oauth2/callback", and compares redirect URIs as strings):
+         * the IdP then redirects the browser relative to its own address, which must be the gateway.
+         */
+        redirectUri: urlOrPath.refine((value) => value === CALLBACK_PATH || value.endsWith(CALLBACK_PATH), `must end with ${CALLBACK_PATH}, where the callback is served`).optional(),
+        /**
+         * After a login, go here first with ?next=<the page the user asked for> (oidc-authservice's
+         * AFTER_LOGIN_URL: a platform can create the user's profile before the first page loads).
+         */
+        afterLoginUrl: urlOrPath.optional(),
         /** Optional `prompt` for the authorization request (e.g. "login", "consent", "select_account"). */
         prompt: z.string().regex(/^[a-z_ ]+$/).optional(),
         /**
@@ -234,7 +264,8 @@ export const configSchema = z
         cookieName: z.string().regex(/^[A-Za-z0-9_-]+$/, 'letters, digits, "_" and "-"').default('oidc_authz'),
         secretsFile: z.string().min(1).optional(),
         maxAge: duration('7d'),
-        secure: z.boolean().default(true),
+        /** Secure cookies; "auto": Secure when the request came over https (x-forwarded-proto, trusted). */
+        secure: z.union([z.boolean(), z.literal('auto')]).default(true),
         domain: z.string().min(1).optional(),
       })
       .prefault({}),
@@ -282,7 +313,9 @@ export const configSchema = z
       issuers.add(entry.issuer);
     });
     if (config.oidc) {
-      if (!config.publicUrl) ctx.addIssue({ code: 'custom', path: ['publicUrl'], message: 'is required with oidc (the callback is publicUrl + /oauth2/callback)' });
+      if (!config.publicUrl && config.allowedHosts.length === 0) {
+        ctx.addIssue({ code: 'custom', path: ['publicUrl'], message: 'is required with oidc unless allowedHosts lists the hosts browsers use (the public origin is then taken from each request)' });
+      }
       if (!config.session.secretsFile) ctx.addIssue({ code: 'custom', path: ['session', 'secretsFile'], message: 'is required with oidc (cookie secrets, one per line)' });
     }
     // Machines of two issuers with one prefix would share user ids (a "ci-bot" in each realm).

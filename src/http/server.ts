@@ -69,7 +69,8 @@ export function createService(config: Config, deps: ServiceDeps): Service {
       forwardIdToken: config.identity.forwardIdToken,
       plan,
       retryAfterSeconds: 5,
-      signOutUrl: login && config.publicUrl ? `${new URL(config.publicUrl).origin}/oauth2/sign_out` : null,
+      // Relative: the 403 page is served on the origin the browser used.
+      signOutUrl: login ? '/oauth2/sign_out' : null,
     }),
     metrics,
     logger,

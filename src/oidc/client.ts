@@ -21,14 +21,24 @@ export interface OidcSettings {
   readonly clientSecret: string | undefined;
   /** As configured; undefined: DEFAULT_SCOPES minus those the IdP does not list. */
   readonly scopes: readonly string[] | undefined;
-  readonly redirectUri: string;
+  /**
+   * A redirect_uri that is a path ("/oauth2/callback"), sent to the IdP as written in the authorization
+   * request and in the code exchange; undefined: each login uses its absolute callback URL.
+   */
+  readonly relativeRedirectUri: string | undefined;
   readonly timeoutMs: number;
   /** Extra authorization request parameters (e.g. prompt). */
   readonly extraAuthParams: Readonly<Record<string, string>>;
+  /** An absolute post_logout_redirect_uri known at start-up (checked against the IdP then), if any. */
+  readonly postLogoutRedirectUri: string | undefined;
+}
+
+/** What one login needs to know about the request it starts from. */
+export interface LoginUrls {
+  /** The redirect_uri of this login (absolute, or the relative one as configured). */
+  readonly redirectUri: string;
   /** Replaces discovery's authorization_endpoint for browsers (absolute URL). */
   readonly authorizationEndpoint: string | undefined;
-  /** Where the IdP sends the browser after sign-out; checked against the IdP once discovery succeeds. */
-  readonly postLogoutRedirectUri: string;
 }
 
 /** What a token endpoint answered, the ID token already validated by openid-client. */
@@ -75,6 +85,7 @@ export interface LoginRequest {
   readonly state: string;
   readonly nonce: string;
   readonly codeVerifier: string;
+  readonly redirectUri: string;
 }
 
 export type DiscoveryStatus =
@@ -171,6 +182,17 @@ export class OidcClient {
       throw problem.kind === 'misconfigured' ? new IdpMisconfiguredError(problem.message) : new IdpUnavailableError(problem.message, { cause: error });
     }
     this.adoptScopes(configuration.serverMetadata().scopes_supported);
+    const relative = this.settings.relativeRedirectUri;
+    if (relative !== undefined) {
+      // openid-client names the callback's absolute URL as redirect_uri in the code exchange; an IdP that
+      // registered the path only (Kubeflow's Dex, compared as strings) needs the exchange to name the
+      // same string as the authorization request did.
+      configuration[oidc.customFetch] = (url, options) => {
+        const body = options.body;
+        if (body instanceof URLSearchParams && body.get('grant_type') === 'authorization_code' && body.has('redirect_uri')) body.set('redirect_uri', relative);
+        return fetch(url, options as RequestInit);
+      };
+    }
     this.configuration = configuration;
     this.status = { state: 'ready' };
     this.logger.info('oidc discovery ok', { issuer, scopes: this.scopes });
@@ -206,18 +228,19 @@ export class OidcClient {
    */
   private async checkPostLogoutRedirect(configuration: oidc.Configuration): Promise<void> {
     const endpoint = configuration.serverMetadata().end_session_endpoint;
-    if (!endpoint) return;
+    const uri = this.settings.postLogoutRedirectUri;
+    if (!endpoint || uri === undefined) return;
     try {
       const url = new URL(endpoint);
       url.searchParams.set('client_id', this.settings.clientId);
-      url.searchParams.set('post_logout_redirect_uri', this.settings.postLogoutRedirectUri);
+      url.searchParams.set('post_logout_redirect_uri', uri);
       const response = await fetch(url, { redirect: 'manual', signal: AbortSignal.timeout(this.settings.timeoutMs) });
       await response.body?.cancel();
       if (response.status < 400) {
-        this.logger.debug('the IdP accepts our post_logout_redirect_uri', { postLogoutRedirectUri: this.settings.postLogoutRedirectUri, status: response.status });
+        this.logger.debug('the IdP accepts our post_logout_redirect_uri', { postLogoutRedirectUri: uri, status: response.status });
       } else if (response.status < 500) {
         this.logger.warn('the IdP refuses our post_logout_redirect_uri: sign-out will show its error page and leave the IdP session alive; register the URI for the client at the IdP', {
-          postLogoutRedirectUri: this.settings.postLogoutRedirectUri,
+          postLogoutRedirectUri: uri,
           clientId: this.settings.clientId,
           status: response.status,
         });
@@ -227,13 +250,13 @@ export class OidcClient {
     }
   }
 
-  async startLogin(): Promise<LoginRequest> {
+  async startLogin(urls: LoginUrls): Promise<LoginRequest> {
     const config = await this.config();
     const codeVerifier = oidc.randomPKCECodeVerifier();
     const state = oidc.randomState();
     const nonce = oidc.randomNonce();
     const url = oidc.buildAuthorizationUrl(config, {
-      redirect_uri: this.settings.redirectUri,
+      redirect_uri: urls.redirectUri,
       scope: this.scopes,
       code_challenge: await oidc.calculatePKCECodeChallenge(codeVerifier),
       code_challenge_method: 'S256',
@@ -241,12 +264,12 @@ export class OidcClient {
       nonce,
       ...this.settings.extraAuthParams,
     });
-    if (this.settings.authorizationEndpoint !== undefined) {
-      const browserFacing = new URL(this.settings.authorizationEndpoint);
+    if (urls.authorizationEndpoint !== undefined) {
+      const browserFacing = new URL(urls.authorizationEndpoint);
       browserFacing.search = url.search;
-      return { url: browserFacing.href, state, nonce, codeVerifier };
+      return { url: browserFacing.href, state, nonce, codeVerifier, redirectUri: urls.redirectUri };
     }
-    return { url: url.href, state, nonce, codeVerifier };
+    return { url: url.href, state, nonce, codeVerifier, redirectUri: urls.redirectUri };
   }
 
   /** Exchanges the code at the callback URL; validates state, nonce, PKCE, iss, aud, exp. */
@@ -294,7 +317,7 @@ export class OidcClient {
   }
 
   /** The IdP's end-session URL, or null when it advertises none (or cannot be reached). */
-  async endSessionUrl(idTokenHint: string | undefined): Promise<string | null> {
+  async endSessionUrl(idTokenHint: string | undefined, postLogoutRedirectUri: string): Promise<string | null> {
     let config: oidc.Configuration;
     try {
       config = await this.config();
@@ -302,7 +325,7 @@ export class OidcClient {
       return null;
     }
     if (!config.serverMetadata().end_session_endpoint) return null;
-    const params: Record<string, string> = { post_logout_redirect_uri: this.settings.postLogoutRedirectUri, client_id: this.settings.clientId };
+    const params: Record<string, string> = { post_logout_redirect_uri: postLogoutRedirectUri, client_id: this.settings.clientId };
     if (idTokenHint) params.id_token_hint = idTokenHint;
     return oidc.buildEndSessionUrl(config, params).href;
   }

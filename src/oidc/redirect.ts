@@ -43,7 +43,7 @@ const DEFAULT_PORTS: Record<string, string> = { 'http:': '80', 'https:': '443' }
  * "host", "host:port", "host:*", ".domain", "[::1]", "[::1]:port". A port is compared with the URL's
  * effective port ("host:443" is https://host/); an entry without a port allows only the default port.
  */
-function hostAllowed(url: URL, entry: string): boolean {
+export function hostAllowed(url: URL, entry: string): boolean {
   const { host: hostPart, port: portPart } = splitEntry(entry.toLowerCase());
   const effectivePort = url.port === '' ? DEFAULT_PORTS[url.protocol] : url.port;
   if (portPart === '' ? url.port !== '' : portPart !== '*' && portPart !== effectivePort) return false;

@@ -14,10 +14,11 @@ import type { Metrics } from '../metrics.js';
 import { IdpMisconfiguredError, IdpRejectedError, IdpUnavailableError, type OidcClient } from './client.js';
 import { sendErrorPage, sendSignedOutPage } from './pages.js';
 import type { SessionTokenSource } from './session-claims.js';
+import type { PublicOrigins } from '../http/public-origin.js';
 import { safeReturnUrl, type RedirectPolicy } from './redirect.js';
 import { CALLBACK_PATH, type TransactionCookies } from './transaction.js';
 
-/** The default landing after sign-out (oidc.afterLogoutUrl): register publicUrl + this at the IdP. */
+/** The default landing after sign-out (oidc.afterLogoutUrl): register <public origin> + this at the IdP. */
 export const SIGNED_OUT_PATH = '/oauth2/signed_out';
 
 export interface LoginRoutesDeps {
@@ -26,8 +27,11 @@ export interface LoginRoutesDeps {
   readonly transactions: TransactionCookies;
   readonly sessions: SessionAuthenticator;
   readonly bearer: BearerVerifier | null;
-  readonly redirects: RedirectPolicy;
-  readonly afterLogoutUrl: string;
+  /** The public origin of a request (publicUrl, or its own Host when allowed). */
+  readonly origins: PublicOrigins;
+  readonly redirectAllowList: readonly string[];
+  /** Paths are resolved against the request's public origin. */
+  readonly urls: { readonly redirectUri: string | undefined; readonly authorizationEndpoint: string | undefined; readonly afterLogoutUrl: string | undefined; readonly afterLoginUrl: string | undefined };
   readonly metrics: Metrics;
   readonly logger: Logger;
   readonly now: () => number;
@@ -46,33 +50,68 @@ function sendIdpUnusablePage(res: Response, error: unknown, retryUrl: string): v
 
 const NO_STORE = { 'cache-control': 'no-store' };
 
+/** Where a request stands: its public origin and what follows from it. */
+interface Site {
+  readonly origin: string;
+  /** Came over https (cookies follow session.secure "auto"). */
+  readonly secure: boolean;
+  readonly redirects: RedirectPolicy;
+  /** …/oauth2/start?rd=<returnTo> on this origin. */
+  startUrl(returnTo: string): string;
+  /** A configured URL or path, absolute on this origin. */
+  absolute(urlOrPath: string): string;
+}
+
 export function createLoginRoutes(deps: LoginRoutesDeps): Router {
-  const { client, transactions, sessions, redirects, metrics, logger } = deps;
+  const { client, transactions, sessions, metrics, logger, urls } = deps;
   const router = Router();
-  const startUrl = (returnTo: string) => `${redirects.publicOrigin}/oauth2/start?rd=${encodeURIComponent(returnTo)}`;
+
+  /** The request's site, or null after answering 400 for a host that is not ours. */
+  const siteOf = (req: Request, res: Response): Site | null => {
+    const origin = deps.origins.ofHeaders(req.headers);
+    if (origin === null) {
+      logger.info('request for a host not on allowedHosts', { host: String(req.headers.host ?? '').slice(0, 255) });
+      sendErrorPage(res, 400, 'Unknown host', 'This address is not one this sign-in service is configured for (allowedHosts).', null);
+      return null;
+    }
+    return {
+      origin,
+      secure: origin.startsWith('https:'),
+      redirects: { publicOrigin: origin, allowList: deps.redirectAllowList },
+      startUrl: (returnTo) => `${origin}/oauth2/start?rd=${encodeURIComponent(returnTo)}`,
+      absolute: (urlOrPath) => (urlOrPath.startsWith('/') ? `${origin}${urlOrPath}` : urlOrPath),
+    };
+  };
 
   router.get('/oauth2/start', async (req, res) => {
-    const returnTo = safeReturnUrl(req.query.rd, redirects);
+    const site = siteOf(req, res);
+    if (site === null) return;
+    const returnTo = safeReturnUrl(req.query.rd, site.redirects);
     try {
-      const login = await client.startLogin();
-      const cookie = await transactions.create({ state: login.state, nonce: login.nonce, codeVerifier: login.codeVerifier, returnTo });
+      const login = await client.startLogin({
+        // A configured path is sent as written (relative redirect); otherwise this origin's callback.
+        redirectUri: urls.redirectUri ?? `${site.origin}${CALLBACK_PATH}`,
+        authorizationEndpoint: urls.authorizationEndpoint === undefined ? undefined : site.absolute(urls.authorizationEndpoint),
+      });
+      const cookie = await transactions.create({ state: login.state, nonce: login.nonce, codeVerifier: login.codeVerifier, returnTo, redirectUri: login.redirectUri }, site.secure);
       metrics.loginStarts.inc();
       res.set(NO_STORE).append('set-cookie', cookie).redirect(302, login.url);
     } catch (error) {
       logger.warn('login start failed', { error });
-      sendIdpUnusablePage(res, error, startUrl(returnTo));
+      sendIdpUnusablePage(res, error, site.startUrl(returnTo));
     }
   });
 
   router.get(CALLBACK_PATH, async (req, res) => {
+    const site = siteOf(req, res);
+    if (site === null) return;
     const finish = (result: CallbackResult) => metrics.callbacks.inc({ result });
     const state = typeof req.query.state === 'string' ? req.query.state : '';
     const cookies = parseCookies(req.headers.cookie ?? '');
     const tx = state ? await transactions.find(cookies, state) : null;
-    if (state) res.append('set-cookie', transactions.clear(state));
+    if (state) res.append('set-cookie', transactions.clear(state, site.secure));
     res.set(NO_STORE);
-    const retry = startUrl(tx?.returnTo ?? `${redirects.publicOrigin}/`);
-
+    const retry = site.startUrl(tx?.returnTo ?? `${site.origin}/`);
     if (typeof req.query.error === 'string') {
       finish('idp_error');
       const description = typeof req.query.error_description === 'string' ? req.query.error_description.slice(0, 300) : '';
@@ -92,7 +131,7 @@ export function createLoginRoutes(deps: LoginRoutesDeps): Router {
 
     let tokens;
     try {
-      tokens = await deps.tokenSource.login(new URL(req.originalUrl, redirects.publicOrigin), tx);
+      tokens = await deps.tokenSource.login(new URL(req.originalUrl, site.origin), tx);
     } catch (error) {
       if (error instanceof IdpRejectedError) {
         finish('rejected');
@@ -107,7 +146,7 @@ export function createLoginRoutes(deps: LoginRoutesDeps): Router {
     const previous = sessions.namesIn(req.headers.cookie);
     let issued;
     try {
-      issued = await sessions.issue({ ...tokens, createdAt: deps.now() }, previous);
+      issued = await sessions.issue({ ...tokens, createdAt: deps.now() }, previous, site.secure);
     } catch (error) {
       finish('identity_rejected');
       logger.warn('session could not be issued', { error });
@@ -121,24 +160,46 @@ export function createLoginRoutes(deps: LoginRoutesDeps): Router {
     finish('ok');
     logger.info('login', { user: issued.identity.userId });
     for (const cookie of issued.setCookies) res.append('set-cookie', cookie);
-    res.redirect(302, tx.returnTo);
+    res.redirect(302, landingAfterLogin(site, tx.returnTo));
   });
 
+  /**
+   * oidc-authservice's AFTER_LOGIN_URL: a platform's page that runs first (to create the user's profile),
+   * told where the user was going with ?next=<path on this origin>.
+   */
+  const landingAfterLogin = (site: Site, returnTo: string): string => {
+    if (urls.afterLoginUrl === undefined) return returnTo;
+    const landing = new URL(site.absolute(urls.afterLoginUrl));
+    const target = new URL(returnTo);
+    landing.searchParams.set('next', target.origin === site.origin ? `${target.pathname}${target.search}` : returnTo);
+    return landing.href;
+  };
+
   const signOut = async (req: Request, res: Response, answer: (target: string) => void) => {
+    const site = siteOf(req, res);
+    if (site === null) return;
     const { session, names } = await sessions.peek(req.headers.cookie);
-    for (const cookie of sessions.clear(names)) res.append('set-cookie', cookie);
-    const endSession = await client.endSessionUrl(session?.idToken);
+    for (const cookie of sessions.clear(names, site.secure)) res.append('set-cookie', cookie);
+    const afterLogout = site.absolute(urls.afterLogoutUrl ?? SIGNED_OUT_PATH);
+    const endSession = await client.endSessionUrl(session?.idToken, afterLogout);
     metrics.signOuts.inc();
     res.set(NO_STORE);
-    answer(endSession ?? safeReturnUrl(req.query.rd, redirects, deps.afterLogoutUrl));
+    answer(endSession ?? safeReturnUrl(req.query.rd, site.redirects, afterLogout));
   };
   const redirectTo = (res: Response) => (target: string) => res.redirect(302, target);
+  const json201 = (res: Response) => (target: string) => res.status(201).json({ afterLogoutURL: target });
+  // Both paths, both methods: Kubeflow's central dashboard (v1.10) navigates with GET to its LOGOUT_URL
+  // (Kubeflow sets /oauth2/sign_out); older dashboards POST to /authservice/logout and then navigate to
+  // the afterLogoutURL of its JSON answer (201, as oidc-authservice answered).
   router.get('/oauth2/sign_out', (req, res) => signOut(req, res, redirectTo(res)));
   router.post('/oauth2/sign_out', (req, res) => signOut(req, res, redirectTo(res)));
-  // Kubeflow's central dashboard POSTs here and then navigates to afterLogoutURL (201, as oidc-authservice).
-  router.post('/authservice/logout', (req, res) => signOut(req, res, (target) => res.status(201).json({ afterLogoutURL: target })));
+  router.get('/authservice/logout', (req, res) => signOut(req, res, redirectTo(res)));
+  router.post('/authservice/logout', (req, res) => signOut(req, res, json201(res)));
 
-  router.get(SIGNED_OUT_PATH, (_req, res) => sendSignedOutPage(res, startUrl(`${redirects.publicOrigin}/`)));
+  router.get(SIGNED_OUT_PATH, (req, res) => {
+    const site = siteOf(req, res);
+    if (site !== null) sendSignedOutPage(res, site.startUrl(`${site.origin}/`));
+  });
 
   router.get('/oauth2/userinfo', async (req, res) => {
     res.set(NO_STORE);
@@ -148,7 +209,7 @@ export function createLoginRoutes(deps: LoginRoutesDeps): Router {
       const result = await deps.bearer.verify(token);
       if (result.kind === 'identity') identity = result.identity;
     } else if (token === null) {
-      const result = await sessions.authenticate(req.headers.cookie);
+      const result = await sessions.authenticate(req.headers.cookie, deps.origins.ofHeaders(req.headers)?.startsWith('https:') ?? true);
       if (result.kind === 'identity') {
         identity = result.identity;
         for (const cookie of result.setCookie ?? []) res.append('set-cookie', cookie);

@@ -15,18 +15,20 @@ import type { Metrics } from '../metrics.js';
 import { createSealer } from '../session/seal.js';
 import { readSecretsFile, SecretsError } from '../session/secrets.js';
 import { SessionStore } from '../session/store.js';
+import { originalUrl, type CheckRequest } from '../check/request.js';
+import { createPublicOrigins } from '../http/public-origin.js';
 import { OidcClient } from './client.js';
 import { createLoginRoutes, SIGNED_OUT_PATH } from './routes.js';
 import { SessionTokenSource } from './session-claims.js';
-import { CALLBACK_PATH, TransactionCookies } from './transaction.js';
+import { TransactionCookies } from './transaction.js';
 
 export interface BrowserLogin {
   readonly sessions: SessionAuthenticator;
   readonly routes: Router;
   /** Discovery state (readiness), start() at boot, stop() at shutdown. */
   readonly client: OidcClient;
-  /** …/oauth2/start?rd=<original URL> */
-  loginUrl(originalUrl: string): string;
+  /** …/oauth2/start?rd=<original URL> on the request's public origin; null when its host is not allowed. */
+  loginUrl(request: CheckRequest): string | null;
 }
 
 export function createBrowserLogin(
@@ -34,14 +36,14 @@ export function createBrowserLogin(
   deps: { metrics: Metrics; logger: Logger; bearer: BearerVerifier | null; now: () => number },
 ): BrowserLogin | null {
   const oidcConfig = config.oidc;
-  if (!oidcConfig || !config.publicUrl || !config.session.secretsFile) return null;
+  if (!oidcConfig || !config.session.secretsFile) return null;
   const { metrics, logger, now } = deps;
 
   let secrets;
   try {
     secrets = readSecretsFile(config.session.secretsFile);
   } catch (error) {
-    throw new ConfigError('config', [`session.secretsFile: ${(error as SecretsError).message}`]);
+    throw new ConfigError('config', [`session.secretsFile: ${(error as SecretsError).message}${SECRETS_HINT}`]);
   }
   let clientSecret: string | undefined;
   if (oidcConfig.clientSecretFile) {
@@ -51,23 +53,29 @@ export function createBrowserLogin(
       throw new ConfigError('config', [`oidc.clientSecretFile: cannot read: ${(error as NodeJS.ErrnoException).code ?? String(error)}`]);
     }
     if (clientSecret.length === 0) throw new ConfigError('config', ['oidc.clientSecretFile: the file is empty']);
+    if (clientSecret === KUBEFLOW_EXAMPLE_CLIENT_SECRET) {
+      logger.warn('oidc.clientSecretFile holds the client secret published in Kubeflow\'s example Dex configuration: anyone can use it to exchange codes as this client; change it at Dex and here');
+    }
   }
 
-  const publicOrigin = new URL(config.publicUrl).origin;
+  const origins = createPublicOrigins(config);
   const attributes = { secure: config.session.secure, domain: config.session.domain };
   const sealer = createSealer(secrets);
   const store = new SessionStore(sealer, { cookieName: config.session.cookieName, attributes, maxAgeMs: config.session.maxAge }, now);
-  const afterLogoutUrl = oidcConfig.afterLogoutUrl ?? `${publicOrigin}${SIGNED_OUT_PATH}`;
+  const relative = (value: string | undefined) => value !== undefined && value.startsWith('/');
+  // A post-logout URI known at start-up is checked against the IdP then (a path waits for a request's origin).
+  const knownAfterLogout = oidcConfig.afterLogoutUrl !== undefined && !relative(oidcConfig.afterLogoutUrl)
+    ? oidcConfig.afterLogoutUrl
+    : origins.fixed === null ? undefined : `${origins.fixed}${oidcConfig.afterLogoutUrl ?? SIGNED_OUT_PATH}`;
   const client = new OidcClient({
     issuer: oidcConfig.issuer,
     clientId: oidcConfig.clientId,
     clientSecret,
     scopes: oidcConfig.scopes,
-    redirectUri: `${publicOrigin}${CALLBACK_PATH}`,
+    relativeRedirectUri: relative(oidcConfig.redirectUri) ? oidcConfig.redirectUri : undefined,
     timeoutMs: oidcConfig.timeout,
     extraAuthParams: oidcConfig.prompt ? { prompt: oidcConfig.prompt } : {},
-    authorizationEndpoint: oidcConfig.authorizationEndpoint === undefined ? undefined : new URL(oidcConfig.authorizationEndpoint, publicOrigin).href,
-    postLogoutRedirectUri: afterLogoutUrl,
+    postLogoutRedirectUri: knownAfterLogout,
   }, logger);
   const bearer = deps.bearer;
   const tokenSource = new SessionTokenSource(client, {
@@ -103,15 +111,30 @@ export function createBrowserLogin(
     transactions,
     sessions,
     bearer: deps.bearer,
-    redirects: { publicOrigin, allowList: config.redirectAllowList },
-    afterLogoutUrl,
+    origins,
+    redirectAllowList: config.redirectAllowList,
+    urls: {
+      redirectUri: oidcConfig.redirectUri,
+      authorizationEndpoint: oidcConfig.authorizationEndpoint,
+      afterLogoutUrl: oidcConfig.afterLogoutUrl,
+      afterLoginUrl: oidcConfig.afterLoginUrl,
+    },
     metrics,
     logger,
     now,
   });
-  const startUrl = `${publicOrigin}/oauth2/start?rd=`;
-  return { sessions, routes, client, loginUrl: (originalUrl) => startUrl + encodeURIComponent(originalUrl) };
+  const loginUrl = (request: CheckRequest): string | null => {
+    const origin = origins.of(request.authority, request.scheme);
+    return origin === null ? null : `${origin}/oauth2/start?rd=${encodeURIComponent(originalUrl(request))}`;
+  };
+  return { sessions, routes, client, loginUrl };
 }
+
+/** The client secret of Kubeflow's example Dex (common/dex/base/secret_params.env): fine to start with, never to keep. */
+const KUBEFLOW_EXAMPLE_CLIENT_SECRET = 'pUBnBOY80SnXgjibTYM9ZWNzY2xreNGQok';
+
+/** What a missing or placeholder cookie secret needs, in the words of the command that makes one. */
+const SECRETS_HINT = ' (make one: openssl rand -base64 48; on Kubernetes put it under key cookie-secrets of the Secret the pods mount)';
 
 /** OAuth's error codes (RFC 6749 §5.2) and our unavailability kinds; anything else is "other", so the label stays bounded. */
 const REFRESH_ERROR_LABELS = new Set([

@@ -4,23 +4,26 @@
  * callback path, and cleared when the callback uses it.
  */
 import { hash } from 'node:crypto';
-import { clearCookieHeader, setCookieHeader, type CookieAttributes } from '../session/cookies.js';
+import { attributesFor, clearCookieHeader, setCookieHeader, type CookiePolicy } from '../session/cookies.js';
 import type { Sealer } from '../session/seal.js';
 
-export const CALLBACK_PATH = '/oauth2/callback';
+export { CALLBACK_PATH } from '../config/schema.js';
+import { CALLBACK_PATH } from '../config/schema.js';
 
 export interface LoginTransaction {
   readonly state: string;
   readonly nonce: string;
   readonly codeVerifier: string;
   readonly returnTo: string;
+  /** The redirect_uri the authorization request named: the code exchange must name the same. */
+  readonly redirectUri: string;
 }
 
 export class TransactionCookies {
   constructor(
     private readonly sealer: Sealer,
     private readonly baseName: string,
-    private readonly attributes: CookieAttributes,
+    private readonly policy: CookiePolicy,
     private readonly ttlSeconds: number,
   ) {}
 
@@ -28,9 +31,9 @@ export class TransactionCookies {
     return `${this.baseName}_login_${hash('sha256', state, 'base64url').slice(0, 16)}`;
   }
 
-  async create(tx: LoginTransaction): Promise<string> {
+  async create(tx: LoginTransaction, requestSecure = true): Promise<string> {
     const sealed = await this.sealer.seal({ ...tx }, this.ttlSeconds);
-    return setCookieHeader(this.nameFor(tx.state), sealed, this.ttlSeconds, this.attributes, CALLBACK_PATH);
+    return setCookieHeader(this.nameFor(tx.state), sealed, this.ttlSeconds, attributesFor(this.policy, requestSecure), CALLBACK_PATH);
   }
 
   /** The transaction for `state` from the request's cookies, or null (unknown, expired, tampered). */
@@ -39,12 +42,12 @@ export class TransactionCookies {
     if (sealed === undefined) return null;
     const data = await this.sealer.unseal(sealed, this.ttlSeconds);
     if (data === null || data.state !== state) return null;
-    const { nonce, codeVerifier, returnTo } = data;
-    if (typeof nonce !== 'string' || typeof codeVerifier !== 'string' || typeof returnTo !== 'string') return null;
-    return { state, nonce, codeVerifier, returnTo };
+    const { nonce, codeVerifier, returnTo, redirectUri } = data;
+    if (typeof nonce !== 'string' || typeof codeVerifier !== 'string' || typeof returnTo !== 'string' || typeof redirectUri !== 'string') return null;
+    return { state, nonce, codeVerifier, returnTo, redirectUri };
   }
 
-  clear(state: string): string {
-    return clearCookieHeader(this.nameFor(state), this.attributes, CALLBACK_PATH);
+  clear(state: string, requestSecure = true): string {
+    return clearCookieHeader(this.nameFor(state), attributesFor(this.policy, requestSecure), CALLBACK_PATH);
   }
 }

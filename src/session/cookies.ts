@@ -18,6 +18,17 @@ export interface CookieAttributes {
   readonly domain?: string | undefined;
 }
 
+/** session.secure and session.domain: "auto" decides Secure per request (https or not). */
+export interface CookiePolicy {
+  readonly secure: boolean | 'auto';
+  readonly domain?: string | undefined;
+}
+
+/** The attributes for a cookie set in answer to a request that came over https (`requestSecure`) or not. */
+export function attributesFor(policy: CookiePolicy, requestSecure: boolean): CookieAttributes {
+  return { secure: policy.secure === 'auto' ? requestSecure : policy.secure, domain: policy.domain };
+}
+
 export type SessionCookie =
   | { readonly kind: 'none' }
   | { readonly kind: 'present'; readonly value: string; readonly names: readonly string[] }

@@ -7,6 +7,11 @@ import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 
 export const MIN_SECRET_LENGTH = 32;
+/**
+ * Marks the placeholder the Kubeflow overlay ships (kustomize cannot generate a random secret): a
+ * cookie secret anyone can read would let anyone seal a session, so the service refuses to start.
+ */
+export const PLACEHOLDER_MARK = 'REPLACE-ME';
 
 export interface SealingSecrets {
   /** Only the newest secret: iron-session seals with the highest id it is given. */
@@ -22,6 +27,7 @@ export function secretsFromLines(lines: readonly string[]): SealingSecrets {
   const numbered = lines.map((line, index) => ({ secret: line.trim(), line: index + 1 })).filter(({ secret }) => secret.length > 0 && !secret.startsWith('#'));
   if (numbered.length === 0) throw new SecretsError('holds no secret (one per line, the first seals)');
   for (const { secret, line } of numbered) {
+    if (secret.includes(PLACEHOLDER_MARK)) throw new SecretsError(`the secret on line ${line} is the placeholder shipped with the manifests: anyone could forge sessions with it; replace it with a secret of your own`);
     if (secret.length < MIN_SECRET_LENGTH) throw new SecretsError(`the secret on line ${line} is shorter than ${MIN_SECRET_LENGTH} characters`);
   }
   const secrets = numbered.map(({ secret }) => secret);

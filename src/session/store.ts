@@ -5,7 +5,7 @@
  * the tokens expire (for refresh).
  */
 import type { Claims } from '../authn/claims.js';
-import { readSessionCookie, sessionSetCookies, clearCookieHeader, chunkSessionValue, type CookieAttributes, type SessionCookie } from './cookies.js';
+import { attributesFor, readSessionCookie, sessionSetCookies, clearCookieHeader, chunkSessionValue, type CookiePolicy, type SessionCookie } from './cookies.js';
 import type { Sealer } from './seal.js';
 
 export interface SessionData {
@@ -28,7 +28,7 @@ export interface IssuedSession {
 
 export interface SessionStoreOptions {
   readonly cookieName: string;
-  readonly attributes: CookieAttributes;
+  readonly attributes: CookiePolicy;
   readonly maxAgeMs: number;
 }
 
@@ -48,11 +48,12 @@ export class SessionStore {
     return createdAt + this.options.maxAgeMs;
   }
 
-  async issue(data: SessionData, previousNames: readonly string[] = []): Promise<IssuedSession> {
+  /** `requestSecure`: the request this answers came over https (for session.secure "auto"). */
+  async issue(data: SessionData, previousNames: readonly string[] = [], requestSecure = true): Promise<IssuedSession> {
     const remainingSeconds = Math.max(1, Math.floor((this.endOf(data.createdAt) - this.now()) / 1000));
     const sealed = await this.sealer.seal({ ...data }, remainingSeconds);
     return {
-      setCookies: sessionSetCookies(this.options.cookieName, sealed, remainingSeconds, this.options.attributes, previousNames),
+      setCookies: sessionSetCookies(this.options.cookieName, sealed, remainingSeconds, attributesFor(this.options.attributes, requestSecure), previousNames),
       sealed,
       chunks: chunkSessionValue(this.options.cookieName, sealed).length,
     };
@@ -71,7 +72,8 @@ export class SessionStore {
   }
 
   /** Set-Cookie headers that expire every named cookie. */
-  clear(names: readonly string[]): string[] {
-    return names.map((name) => clearCookieHeader(name, this.options.attributes));
+  clear(names: readonly string[], requestSecure = true): string[] {
+    const attributes = attributesFor(this.options.attributes, requestSecure);
+    return names.map((name) => clearCookieHeader(name, attributes));
   }
 }

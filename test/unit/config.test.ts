@@ -177,6 +177,16 @@ describe('parseConfig: validation', () => {
       expected: ['issuers.1.machineIdentity.userIdPrefix: "sa:b:" overlaps the machine prefix "sa:" of issuers.0: machines of two issuers could share a user id; give each issuer its own prefix'],
     },
     {
+      what: 'browser login without publicUrl or allowedHosts (no way to know the public origin)',
+      input: { oidc: { issuer: 'https://dex.example.com', clientId: 'c' }, session: { secretsFile: '/s' } },
+      expected: ['publicUrl: is required with oidc unless allowedHosts lists the hosts browsers use (the public origin is then taken from each request)'],
+    },
+    {
+      what: 'a redirect URI that is not the callback',
+      input: { ...OIDC, oidc: { issuer: 'https://dex.example.com', clientId: 'c', redirectUri: '/oauth2/other' } },
+      expected: ['oidc.redirectUri: must end with /oauth2/callback, where the callback is served'],
+    },
+    {
       what: 'scopes without openid',
       input: { ...OIDC, oidc: { issuer: 'https://kc.example.com/realms/x', clientId: 'c', scopes: ['email', 'profile'] } },
       expected: ['oidc.scopes: must include "openid"'],
@@ -202,6 +212,11 @@ describe('parseConfig: validation', () => {
     { what: 'a rule name with a space', input: { rules: [{ name: 'my rule', paths: ['/'], allow: 'deny' }] }, path: 'rules.0.name' },
     { what: 'an upper-case host glob', input: { rules: [{ name: 'a', hosts: ['Example.com'], paths: ['/'], allow: 'deny' }] }, path: 'rules.0.hosts.0' },
     { what: 'an email domain with "@"', input: { rules: [{ name: 'a', paths: ['/'], allow: { emailDomains: ['@example.com'] } }] }, path: 'rules.0.allow.emailDomains.0' },
+    { what: 'a scheme-relative afterLogoutUrl', input: { ...OIDC, oidc: { issuer: 'https://dex.example.com', clientId: 'c', afterLogoutUrl: '//evil.example.com/' } }, path: 'oidc.afterLogoutUrl' },
+    { what: 'a javascript: afterLoginUrl', input: { ...OIDC, oidc: { issuer: 'https://dex.example.com', clientId: 'c', afterLoginUrl: 'javascript:alert(1)' } }, path: 'oidc.afterLoginUrl' },
+    { what: 'an upper-case allowed host', input: { allowedHosts: ['Kubeflow.example.com'] }, path: 'allowedHosts.0' },
+    { what: 'an allowed host with a path', input: { allowedHosts: ['localhost:8080/x'] }, path: 'allowedHosts.0' },
+    { what: 'session.secure neither a boolean nor "auto"', input: { session: { secure: 'sometimes' } }, path: 'session.secure' },
     { what: 'a group transformer that is not a regular expression', input: { identity: { groupTransformers: [{ match: '[', replace: '' }] } }, path: 'identity.groupTransformers.0.match' },
     { what: 'an unknown claim source', input: { ...OIDC, oidc: { issuer: 'https://kc.example.com/realms/x', clientId: 'c', claimsFrom: ['id_token', 'introspection'] } }, path: 'oidc.claimsFrom.1' },
     { what: 'a machine prefix with a space', input: { ...OIDC, oidc: { issuer: 'https://kc.example.com/realms/x', clientId: 'c', machineIdentity: { userIdPrefix: 'service account:' } } }, path: 'oidc.machineIdentity.userIdPrefix' },

@@ -85,6 +85,8 @@ describe('secretsFromLines refuses', () => {
     { what: 'a 31-character secret after whitespace is trimmed', lines: [` ${SHORT_31} `], message: /line 1\b.*shorter than 32 characters/, secret: SHORT_31 },
     // After a comment line, the short secret is on line 2 of the file and line 2 of the non-empty lines.
     { what: 'a short secret after a comment line is named as line 2', lines: ['# rotated 2026-11', SHORT_31], message: /line 2\b.*shorter than 32 characters/, secret: SHORT_31 },
+    { what: 'the placeholder the Kubeflow overlay ships (kustomize cannot generate one)', lines: ['REPLACE-ME-with-the-output-of-openssl-rand-base64-48'], message: /line 1 is the placeholder shipped with the manifests: anyone could forge sessions/ },
+    { what: 'the placeholder after a real secret', lines: [A, 'REPLACE-ME-with-the-output-of-openssl-rand-base64-48'], message: /line 2 is the placeholder/ },
     { what: 'no lines at all', lines: [], message: /holds no secret/ },
     { what: 'only blank lines', lines: ['', '  ', '\t'], message: /holds no secret/ },
     { what: 'only comments', lines: ['# one', '#two'], message: /holds no secret/ },
