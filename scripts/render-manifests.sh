@@ -20,3 +20,6 @@ render oidc-authz oidc-authz manifests/values/base.yaml manifests/base/oidc-auth
 render oidc-authz oauth2-proxy manifests/values/kubeflow.yaml manifests/overlays/kubeflow/oidc-authz.yaml
 istiod_values oidc-authz oidc-authz "" charts/oidc-authz/istiod-values.yaml
 istiod_values oidc-authz oauth2-proxy manifests/values/kubeflow.yaml manifests/overlays/kubeflow/istiod-values.yaml
+# Kubeflow's Istio is installed from manifests: the same provider as a patch of ConfigMap istio.
+node scripts/kubeflow-mesh.mjs < manifests/overlays/kubeflow/istiod-values.yaml > manifests/components/kubeflow-istio-mesh/cm.istio-mesh.yaml
+echo "wrote manifests/components/kubeflow-istio-mesh/cm.istio-mesh.yaml"

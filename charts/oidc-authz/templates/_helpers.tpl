@@ -90,13 +90,17 @@ envoyExtAuthzHttp:
 {{/* RequestAuthentication rules: explicit, or one covering every configured issuer. */}}
 {{- define "oidc-authz.jwtRules" -}}
 {{- $rules := list -}}
+{{- /* fromHeaders: only the Authorization header (Istio would also take an access_token query parameter). */ -}}
+{{- $fromHeaders := list (dict "name" "Authorization" "prefix" "Bearer ") -}}
 {{- if .Values.config.oidc -}}
-{{- $rule := dict "issuer" .Values.config.oidc.issuer "forwardOriginalToken" true -}}
+{{- $rule := dict "issuer" .Values.config.oidc.issuer "forwardOriginalToken" true "fromHeaders" $fromHeaders -}}
 {{- if .Values.config.oidc.jwksUri }}{{ $_ := set $rule "jwksUri" .Values.config.oidc.jwksUri }}{{ end -}}
 {{- $rules = append $rules $rule -}}
 {{- end -}}
 {{- range .Values.config.issuers -}}
-{{- $rule := dict "issuer" .issuer "audiences" .audiences "forwardOriginalToken" true -}}
+{{- $rule := dict "issuer" .issuer "forwardOriginalToken" true "fromHeaders" $fromHeaders -}}
+{{- /* With authorized parties, a token may pass oidc-authz on azp alone: an audience list here would refuse it. */ -}}
+{{- if and .audiences (not .authorizedParties) }}{{ $_ := set $rule "audiences" .audiences }}{{ end -}}
 {{- if .jwksUri }}{{ $_ := set $rule "jwksUri" .jwksUri }}{{ end -}}
 {{- $rules = append $rules $rule -}}
 {{- end -}}
