@@ -14,7 +14,7 @@ export const DEX_VERSION = 'v2.45.1';
 export const DEX_BIN = process.env.DEX_BIN ?? resolve(process.cwd(), `.tools/dex/dex-${DEX_VERSION}`);
 
 /**
- * bcrypt hashes (cost 10, Dex's minimum) of "<name>-pw", made once with golang.org/x/crypto/bcrypt:
+ * bcrypt hashes (cost 10, Dex's minimum) of the test passwords, made once with golang.org/x/crypto/bcrypt:
  * Dex accepts only bcrypt hashes for static passwords, and Node has no bcrypt of its own.
  */
 export const DEX_PASSWORD_HASHES: Readonly<Record<string, string>> = {
@@ -22,6 +22,8 @@ export const DEX_PASSWORD_HASHES: Readonly<Record<string, string>> = {
   'bob-pw': '$2a$10$LcqohPv0Jg/iurP4njyAruLsJjf0Ccns6ExF/grRCHx4h3zm6VYI2',
   'carol-pw': '$2a$10$COB48JrpYdLBOfVEEwrEG.wFfiSZLWv74yW4/SORi7ATkDTMS4kwK',
   'dave-pw': '$2a$10$pDs.IHi6AiaCfyFXbnpQCOXfJM.T2tTQKxIZtxD2S6adhPHUPle7O',
+  /** Kubeflow's example user (user@example.com) has this password. */
+  '12341234': '$2a$10$.o4TH7k./LUuA45qA9BbheW2ovDq6ikGQucbQ9c6mm6Fgm04Z9XRG',
 };
 
 export interface DexUser {

@@ -8,7 +8,7 @@ import { startEcho, type Echo } from '../../demo/echo.js';
 import { startEnvoy, type RunningEnvoy } from '../../demo/envoy.js';
 import type { ConfigInput } from '../../src/config/schema.js';
 import { extAuthzProvider } from '../../src/envoy-contract.js';
-import { AUTHZ_ROUTES } from '../../src/envoy-config.js';
+import { AUTHZ_ROUTES, type ExtAuthzProvider } from '../../src/envoy-config.js';
 import { freePort, startService, tempFile, type RunningService } from './service.js';
 
 export const STACK_CLIENT = { clientId: 'kubeflow-oidc-authservice', clientSecret: 'e2e-client-secret' };
@@ -51,6 +51,8 @@ export interface GatewayOptions {
   readonly now?: () => number;
   /** Prefixes Envoy routes to another address without a check (Kubeflow's /dex/). */
   readonly uncheckedRoutes?: ReadonlyArray<{ prefix: string; host: string; port: number }>;
+  /** The extension provider as a mesh config states it (its service and port are pointed at the service here); default: extAuthzProvider(config). */
+  readonly provider?: ExtAuthzProvider;
 }
 
 export async function startGateway(options: GatewayOptions): Promise<Gateway> {
@@ -58,7 +60,9 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   const echo = await startEcho();
   const authz = await startService({ publicUrl: url, trustForwardedProto: true, ...options.config }, options.now ? { now: options.now } : {});
   const authzPort = Number(new URL(authz.url).port);
-  const provider = extAuthzProvider(authz.service.config, { service: '127.0.0.1', port: authzPort, timeout: '2s' });
+  const provider = options.provider === undefined
+    ? extAuthzProvider(authz.service.config, { service: '127.0.0.1', port: authzPort, timeout: '2s' })
+    : { ...options.provider, service: '127.0.0.1', port: authzPort };
   const envoy = await startEnvoy({
     listenPort: options.port,
     authz: { host: '127.0.0.1', port: authzPort },
