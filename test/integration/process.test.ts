@@ -49,6 +49,19 @@ describe('serve', () => {
     expect(result.stderr).toContain('listen.port');
     expect(result.stdout).not.toContain('listening');
   });
+
+  test('a missing cookie secret (the Secret not created, its optional volume empty) stops start-up saying what to make, not a silent crash loop', async () => {
+    const configFile = writeTempConfig({
+      listen: { port: 0, metricsPort: 0 },
+      allowedHosts: ['localhost:*'],
+      oidc: { issuer: 'http://127.0.0.1:9/dex', clientId: 'kubeflow-oidc-authservice' },
+      session: { secretsFile: '/var/run/secrets/oidc-authz/cookie-secrets' },
+    });
+    const result = await runCli(['serve', '--config', configFile]);
+    expect(result.code).toBe(1);
+    expect(result.stderr).toContain('session.secretsFile: cannot read /var/run/secrets/oidc-authz/cookie-secrets: ENOENT (make one: openssl rand -base64 48; on Kubernetes put it under key cookie-secrets of the Secret the pods mount)');
+    expect(result.stdout).not.toContain('listening');
+  });
 });
 
 describe('check-config', () => {
