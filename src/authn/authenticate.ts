@@ -34,7 +34,15 @@ export function bearerTokenOf(header: string | string[] | undefined): string | n
   return token.length === 0 || token.includes(' ') ? '' : token;
 }
 
-export function createAuthenticator(bearer: BearerVerifier | null, session: SessionAuthenticator | null = null): Authenticator {
+/**
+ * `servedOverHttps`: whether the browser reaches us over https for this request (the public origin's
+ * scheme: publicUrl when set), which decides Secure on cookies a refresh sets under session.secure "auto".
+ */
+export function createAuthenticator(
+  bearer: BearerVerifier | null,
+  session: SessionAuthenticator | null = null,
+  servedOverHttps: (request: CheckRequest) => boolean = (request) => request.scheme === 'https',
+): Authenticator {
   return {
     authenticate(request) {
       const token = bearerTokenOf(request.headers.authorization);
@@ -44,7 +52,7 @@ export function createAuthenticator(bearer: BearerVerifier | null, session: Sess
         return bearer.verify(token);
       }
       if (session === null) return NONE;
-      return session.authenticate(request.headers.cookie, request.scheme === 'https');
+      return session.authenticate(request.headers.cookie, servedOverHttps(request));
     },
   };
 }

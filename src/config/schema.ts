@@ -217,7 +217,9 @@ export const configSchema = z
          * written (Kubeflow's Dex registers "/oauth2/callback", and compares redirect URIs as strings):
          * the IdP then redirects the browser relative to its own address, which must be the gateway.
          */
-        redirectUri: urlOrPath.refine((value) => value === CALLBACK_PATH || value.endsWith(CALLBACK_PATH), `must end with ${CALLBACK_PATH}, where the callback is served`).optional(),
+        redirectUri: urlOrPath
+          .refine((value) => (value.startsWith('/') ? value === CALLBACK_PATH : new URL(value).pathname.endsWith(CALLBACK_PATH)), `must be ${CALLBACK_PATH}, or an absolute URL ending with it (where the callback is served)`)
+          .optional(),
         /**
          * After a login, go here first with ?next=<the page the user asked for> (oidc-authservice's
          * AFTER_LOGIN_URL: a platform can create the user's profile before the first page loads).
@@ -317,6 +319,9 @@ export const configSchema = z
         ctx.addIssue({ code: 'custom', path: ['publicUrl'], message: 'is required with oidc unless allowedHosts lists the hosts browsers use (the public origin is then taken from each request)' });
       }
       if (!config.session.secretsFile) ctx.addIssue({ code: 'custom', path: ['session', 'secretsFile'], message: 'is required with oidc (cookie secrets, one per line)' });
+    }
+    if (config.session.secure === 'auto' && !config.publicUrl && !config.trustForwardedProto) {
+      ctx.addIssue({ code: 'custom', path: ['session', 'secure'], message: '"auto" decides by the request\'s scheme, which without publicUrl comes from x-forwarded-proto: set trustForwardedProto: true (behind a gateway that sets it), or publicUrl, or true/false' });
     }
     // Machines of two issuers with one prefix would share user ids (a "ci-bot" in each realm).
     const prefixes: Array<{ prefix: string; path: PropertyKey[] }> = [];

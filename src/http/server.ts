@@ -41,7 +41,7 @@ export function createService(config: Config, deps: ServiceDeps): Service {
   const now = deps.now ?? Date.now;
   const bearer = createBearerVerifier(config, metrics, logger, now);
   const login = createBrowserLogin(config, { metrics, logger, bearer, now });
-  const authenticator = createAuthenticator(bearer, login?.sessions ?? null);
+  const authenticator = createAuthenticator(bearer, login?.sessions ?? null, login?.servedOverHttps);
   const plan = identityHeaderPlan(config);
   const state: AppState = {
     ready: true,

@@ -131,7 +131,7 @@ export function createLoginRoutes(deps: LoginRoutesDeps): Router {
 
     let tokens;
     try {
-      tokens = await deps.tokenSource.login(new URL(req.originalUrl, site.origin), tx);
+      tokens = await deps.tokenSource.login(exchangeUrl(new URL(req.originalUrl, site.origin), tx.redirectUri), tx);
     } catch (error) {
       if (error instanceof IdpRejectedError) {
         finish('rejected');
@@ -162,6 +162,18 @@ export function createLoginRoutes(deps: LoginRoutesDeps): Router {
     for (const cookie of issued.setCookies) res.append('set-cookie', cookie);
     res.redirect(302, landingAfterLogin(site, tx.returnTo));
   });
+
+  /**
+   * The URL openid-client reads the callback's parameters from and takes the code exchange's redirect_uri
+   * from (without its query): the redirect_uri the authorization request named, sealed in the transaction,
+   * not whatever Host this callback came in on. A relative one is sent as written by the client's hook.
+   */
+  const exchangeUrl = (callbackUrl: URL, redirectUri: string): URL => {
+    if (redirectUri.startsWith('/')) return callbackUrl;
+    const url = new URL(redirectUri);
+    url.search = callbackUrl.search;
+    return url;
+  };
 
   /**
    * oidc-authservice's AFTER_LOGIN_URL: a platform's page that runs first (to create the user's profile),

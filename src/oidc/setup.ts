@@ -29,6 +29,8 @@ export interface BrowserLogin {
   readonly client: OidcClient;
   /** …/oauth2/start?rd=<original URL> on the request's public origin; null when its host is not allowed. */
   loginUrl(request: CheckRequest): string | null;
+  /** The browser reaches us over https for this request (its public origin's scheme; publicUrl wins). */
+  servedOverHttps(request: CheckRequest): boolean;
 }
 
 export function createBrowserLogin(
@@ -127,7 +129,8 @@ export function createBrowserLogin(
     const origin = origins.of(request.authority, request.scheme);
     return origin === null ? null : `${origin}/oauth2/start?rd=${encodeURIComponent(originalUrl(request))}`;
   };
-  return { sessions, routes, client, loginUrl };
+  const servedOverHttps = (request: CheckRequest): boolean => (origins.of(request.authority, request.scheme) ?? `${request.scheme}:`).startsWith('https:');
+  return { sessions, routes, client, loginUrl, servedOverHttps };
 }
 
 /** The client secret of Kubeflow's example Dex (common/dex/base/secret_params.env): fine to start with, never to keep. */

@@ -7,7 +7,7 @@
 import { startDevIdp, type DevIdp } from '../../demo/dev-idp.js';
 import type { ConfigInput } from '../../src/config/schema.js';
 import { Browser } from '../support/browser.js';
-import { freePort, startService, tempFile, type RunningService } from '../support/service.js';
+import { freePort, startService, tempFile, TestClock, type RunningService } from '../support/service.js';
 
 const CLIENT = { clientId: 'kubeflow-oidc-authservice', clientSecret: 'public-origin-client-secret' };
 let idp: DevIdp;
@@ -82,7 +82,7 @@ describe('the public origin comes from the request', () => {
   );
 
   test('x-forwarded-proto counts only when trusted', async () => {
-    const untrusting = await startService(config({ listen: { port: 0 }, trustForwardedProto: false }));
+    const untrusting = await startService({ ...config({ listen: { port: 0 }, trustForwardedProto: false }), session: { secretsFile: tempFile('public-origin-cookie-secret-0123456789abcdef'), secure: false } });
     try {
       const res = await new Browser().get(`${untrusting.url}/authz/jupyter/`, { host: 'kubeflow.example.com', accept: 'text/html', 'sec-fetch-mode': 'navigate', 'x-forwarded-proto': 'https' });
       expect(res.location).toBe(`http://kubeflow.example.com/oauth2/start?rd=${encodeURIComponent('http://kubeflow.example.com/jupyter/')}`);
@@ -115,10 +115,61 @@ describe('a whole login on http://localhost (Kubeflow\'s port-forward)', () => {
     expect(allowed.headers.get('kubeflow-userid')).toBe('alice@example.com');
   });
 
-  test('the same login over https (x-forwarded-proto) sets Secure cookies', async () => {
-    const start = await new Browser().get(`http://127.0.0.1:${port}/oauth2/start?rd=/`, { host: 'kubeflow.example.com', 'x-forwarded-proto': 'https' });
+  test('the same login over https (x-forwarded-proto) sets Secure cookies: the transaction\'s and the session\'s', async () => {
+    const browser = new Browser();
+    const https = { host: 'kubeflow.example.com', 'x-forwarded-proto': 'https' };
+    const start = await browser.get(`http://127.0.0.1:${port}/oauth2/start?rd=/jupyter/`, https);
     expect(new URL(start.location!).searchParams.get('redirect_uri')).toBe('https://kubeflow.example.com/oauth2/callback');
-    expect(start.headers.getSetCookie()[0]).toMatch(/;\s*Secure/i);
+    const txCookie = start.headers.getSetCookie()[0]!;
+    expect(txCookie).toMatch(/;\s*Secure/i);
+    const callbackUrl = new URL(await browser.loginAtIdp(start.location!, 'alice', 'alice-pw'));
+    const callback = await browser.get(`http://127.0.0.1:${port}${callbackUrl.pathname}${callbackUrl.search}`, { ...https, cookie: txCookie.split(';', 1)[0]! });
+    expect(callback.location).toBe('https://kubeflow.example.com/jupyter/');
+    expect(callback.headers.getSetCookie().find((c) => c.startsWith('oidc_authz='))).toMatch(/;\s*Secure/i);
+  });
+});
+
+describe('session.secure "auto" on refreshes in a check', () => {
+  const clock = new TestClock();
+  afterEach(() => {
+    clock.offsetMs = 0;
+  });
+
+  /** A session as a login over `origin` left it, then a check past its expiry with the gateway's x-forwarded-proto. */
+  async function refreshedCookie(service: RunningService, host: string, loginProto: string, checkProto: string): Promise<string> {
+    const browser = new Browser();
+    const start = await browser.get(`${service.url}/oauth2/start?rd=/x`, { host, 'x-forwarded-proto': loginProto });
+    const txCookie = start.headers.getSetCookie()[0]!.split(';', 1)[0]!;
+    const callbackUrl = new URL(await browser.loginAtIdp(start.location!, 'alice', 'alice-pw'));
+    const callback = await browser.get(`${service.url}${callbackUrl.pathname}${callbackUrl.search}`, { host, 'x-forwarded-proto': loginProto, cookie: txCookie });
+    const session = callback.headers.getSetCookie().find((c) => c.startsWith('oidc_authz='))!.split(';', 1)[0]!;
+    clock.advance(2 * 3600_000);
+    const check = await browser.get(`${service.url}/authz/x`, { host, cookie: session, accept: 'application/json', 'x-forwarded-proto': checkProto });
+    expect(check.status).toBe(200);
+    return check.headers.getSetCookie().find((c) => c.startsWith('oidc_authz='))!;
+  }
+
+  test('with publicUrl https, a refresh keeps Secure even when the gateway says http (TLS ended at a load balancer)', async () => {
+    await svc.close();
+    const fixed = await startService(config({ publicUrl: 'https://kubeflow.example.com' }), { now: clock.now });
+    try {
+      expect(await refreshedCookie(fixed, 'kubeflow.example.com', 'https', 'http')).toMatch(/;\s*Secure/i);
+    } finally {
+      await fixed.close();
+      svc = await startService(config());
+    }
+  });
+
+  test('without publicUrl, Secure follows the request\'s own scheme: https → Secure, the port-forward\'s http → not', async () => {
+    await svc.close();
+    const derived = await startService(config(), { now: clock.now });
+    try {
+      expect(await refreshedCookie(derived, 'kubeflow.example.com', 'https', 'https')).toMatch(/;\s*Secure/i);
+      expect(await refreshedCookie(derived, `localhost:${port}`, 'http', 'http')).not.toMatch(/;\s*Secure/i);
+    } finally {
+      await derived.close();
+      svc = await startService(config());
+    }
   });
 });
 

@@ -184,7 +184,17 @@ describe('parseConfig: validation', () => {
     {
       what: 'a redirect URI that is not the callback',
       input: { ...OIDC, oidc: { issuer: 'https://dex.example.com', clientId: 'c', redirectUri: '/oauth2/other' } },
-      expected: ['oidc.redirectUri: must end with /oauth2/callback, where the callback is served'],
+      expected: ['oidc.redirectUri: must be /oauth2/callback, or an absolute URL ending with it (where the callback is served)'],
+    },
+    {
+      what: 'a relative redirect URI under a prefix (the callback is served at /oauth2/callback only)',
+      input: { ...OIDC, oidc: { issuer: 'https://dex.example.com', clientId: 'c', redirectUri: '/kubeflow/oauth2/callback' } },
+      expected: ['oidc.redirectUri: must be /oauth2/callback, or an absolute URL ending with it (where the callback is served)'],
+    },
+    {
+      what: 'session.secure "auto" with neither publicUrl nor a trusted x-forwarded-proto (it would never be Secure)',
+      input: { allowedHosts: ['kubeflow.example.com'], oidc: { issuer: 'https://dex.example.com', clientId: 'c' }, session: { secretsFile: '/s', secure: 'auto' } },
+      expected: ['session.secure: "auto" decides by the request\'s scheme, which without publicUrl comes from x-forwarded-proto: set trustForwardedProto: true (behind a gateway that sets it), or publicUrl, or true/false'],
     },
     {
       what: 'scopes without openid',
