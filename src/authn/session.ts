@@ -41,6 +41,7 @@ export interface SessionEvents {
 }
 
 const NONE: SessionResult = { kind: 'none' };
+const ALWAYS_SECURE = () => true;
 const FAILURE_CACHE_MS = 60_000;
 /** After a refresh, checks still carrying the old cookie get the new one for this long. */
 const OLD_COOKIE_GRACE_MS = 60_000;
@@ -65,17 +66,20 @@ export class SessionAuthenticator {
     return this.cache.size;
   }
 
-  /** `requestSecure`: the request came over https (cookies set in the answer follow session.secure "auto"). */
-  authenticate(cookieHeader: string | undefined, requestSecure = true): SessionResult | Promise<SessionResult> {
+  /**
+   * `requestSecure`: whether the request came over https (cookies set in the answer follow session.secure
+   * "auto"). A function, asked only when a cookie is set: a cached session costs no origin lookup.
+   */
+  authenticate(cookieHeader: string | undefined, requestSecure: () => boolean = ALWAYS_SECURE): SessionResult | Promise<SessionResult> {
     const cookie = this.store.read(cookieHeader);
     if (cookie.kind === 'none') return NONE;
-    if (cookie.kind === 'invalid') return { kind: 'invalid', credential: 'cookie', reason: 'session_invalid', setCookie: this.store.clear(cookie.names, requestSecure) };
+    if (cookie.kind === 'invalid') return { kind: 'invalid', credential: 'cookie', reason: 'session_invalid', setCookie: this.store.clear(cookie.names, requestSecure()) };
     const key = hash('sha256', cookie.value, 'base64url');
     const cached = this.cache.get(key, this.now());
     if (cached !== undefined) return cached;
     let pending = this.opening.get(key);
     if (pending === undefined) {
-      pending = this.open(cookie.value, key, cookie.names, requestSecure).finally(() => this.opening.delete(key));
+      pending = this.open(cookie.value, key, cookie.names, requestSecure()).finally(() => this.opening.delete(key));
       this.opening.set(key, pending);
     }
     return pending;
