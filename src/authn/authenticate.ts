@@ -52,7 +52,7 @@ export function createAuthenticator(
         return bearer.verify(token);
       }
       if (session === null) return NONE;
-      return session.authenticate(request.headers.cookie, () => servedOverHttps(request));
+      return session.authenticate(request.headers.cookie, servedOverHttps, request);
     },
   };
 }

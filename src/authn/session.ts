@@ -67,19 +67,22 @@ export class SessionAuthenticator {
   }
 
   /**
-   * `requestSecure`: whether the request came over https (cookies set in the answer follow session.secure
-   * "auto"). A function, asked only when a cookie is set: a cached session costs no origin lookup.
+   * `servedOverHttps(context)`: whether the request came over https (cookies set in the answer follow
+   * session.secure "auto"). Asked only when a cookie is set: a cached session costs no origin lookup (and,
+   * with the request passed as `context`, no closure either).
    */
-  authenticate(cookieHeader: string | undefined, requestSecure: () => boolean = ALWAYS_SECURE): SessionResult | Promise<SessionResult> {
+  authenticate<C>(cookieHeader: string | undefined, servedOverHttps: (context: C) => boolean, context: C): SessionResult | Promise<SessionResult>;
+  authenticate(cookieHeader: string | undefined): SessionResult | Promise<SessionResult>;
+  authenticate(cookieHeader: string | undefined, servedOverHttps: (context: unknown) => boolean = ALWAYS_SECURE, context?: unknown): SessionResult | Promise<SessionResult> {
     const cookie = this.store.read(cookieHeader);
     if (cookie.kind === 'none') return NONE;
-    if (cookie.kind === 'invalid') return { kind: 'invalid', credential: 'cookie', reason: 'session_invalid', setCookie: this.store.clear(cookie.names, requestSecure()) };
+    if (cookie.kind === 'invalid') return { kind: 'invalid', credential: 'cookie', reason: 'session_invalid', setCookie: this.store.clear(cookie.names, servedOverHttps(context)) };
     const key = hash('sha256', cookie.value, 'base64url');
     const cached = this.cache.get(key, this.now());
     if (cached !== undefined) return cached;
     let pending = this.opening.get(key);
     if (pending === undefined) {
-      pending = this.open(cookie.value, key, cookie.names, requestSecure()).finally(() => this.opening.delete(key));
+      pending = this.open(cookie.value, key, cookie.names, servedOverHttps(context)).finally(() => this.opening.delete(key));
       this.opening.set(key, pending);
     }
     return pending;

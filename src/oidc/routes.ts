@@ -221,7 +221,7 @@ export function createLoginRoutes(deps: LoginRoutesDeps): Router {
       const result = await deps.bearer.verify(token);
       if (result.kind === 'identity') identity = result.identity;
     } else if (token === null) {
-      const result = await sessions.authenticate(req.headers.cookie, () => deps.origins.ofHeaders(req.headers)?.startsWith('https:') ?? true);
+      const result = await sessions.authenticate(req.headers.cookie, (headers) => deps.origins.ofHeaders(headers)?.startsWith('https:') ?? true, req.headers);
       if (result.kind === 'identity') {
         identity = result.identity;
         for (const cookie of result.setCookie ?? []) res.append('set-cookie', cookie);
