@@ -73,6 +73,23 @@ function authzConfig(ctx, overrides = {}) {
   };
 }
 
+/** The cookie-session variants: browser login configured, no bearer issuers. */
+function cookieConfig(ctx) {
+  return {
+    ...authzConfig(ctx),
+    issuers: [],
+    publicUrl: `https://${HOST}`,
+    oidc: { issuer: ctx.issuer, clientId: AUDIENCE, jwksUri: ctx.jwksUri },
+    session: { secretsFile: ctx.sessionSecretsFile },
+  };
+}
+
+/**
+ * The header of issue 13's quadratic-scan report: just under Envoy's 60 KiB header budget, the session
+ * cookie's name again and again with no separator a cookie parser splits on.
+ */
+const HOSTILE_COOKIE = 'oidc_authz= '.repeat(Math.floor((59 * 1024) / 'oidc_authz= '.length));
+
 // ---------------------------------------------------------------------------------------------------
 // Variants. To add one (e.g. a cookie session): a Lua script next to this file, and an entry here.
 //   server:  'bare' | 'authz'            config(ctx): the service config (authz only)
@@ -120,17 +137,21 @@ const VARIANTS = [
     id: 'cookie-cached',
     label: 'valid session cookie (no refresh) → 200',
     server: 'authz',
-    config: (ctx) => ({
-      ...authzConfig(ctx),
-      issuers: [],
-      publicUrl: `https://${HOST}`,
-      oidc: { issuer: ctx.issuer, clientId: AUDIENCE, jwksUri: ctx.jwksUri },
-      session: { secretsFile: ctx.sessionSecretsFile },
-    }),
+    config: (ctx) => cookieConfig(ctx),
     lua: 'cookie-cached.lua',
     path: API_PATH,
     headers: (ctx) => ({ host: HOST, cookie: ctx.sessionCookie, accept: 'application/json' }),
     expect: { status: 200, decision: 'allow' },
+  },
+  {
+    id: 'cookie-hostile',
+    label: '59 KB Cookie of repeated `oidc_authz= ` (issue 13) → 401',
+    server: 'authz',
+    config: (ctx) => cookieConfig(ctx),
+    lua: 'cookie-cached.lua',
+    path: API_PATH,
+    headers: () => ({ host: HOST, cookie: HOSTILE_COOKIE, accept: 'application/json' }),
+    expect: { status: 401, decision: 'unauthorized' },
   },
   {
     id: 'bearer-forbidden',
@@ -157,7 +178,7 @@ async function sealSession(idToken) {
   const secretsFile = join(WORK, 'cookie-secrets');
   writeFileSync(secretsFile, `${SESSION_SECRET}\n`);
   const store = new SessionStore(createSealer(secretsFromLines([SESSION_SECRET])), {
-    cookieName: 'oidc_authz', attributes: { secure: true }, maxAgeMs: 7 * 24 * 3600_000,
+    names: { base: 'oidc_authz', sessionPrefix: '' }, attributes: { secure: true }, maxAgeMs: 7 * 24 * 3600_000,
   });
   const exp = JSON.parse(Buffer.from(idToken.split('.')[1], 'base64url').toString()).exp;
   const issued = await store.issue({ idToken, refreshToken: 'bench-refresh-token', createdAt: Date.now(), expiresAt: exp * 1000 });

@@ -4,13 +4,14 @@
  */
 import { z } from 'zod';
 import { configSchema } from './config/schema.js';
-import { AUTH_REQUEST_HEADERS, CHECK_REQUEST_HEADERS, DOWNSTREAM_ON_ALLOW, DOWNSTREAM_ON_DENY } from './envoy-contract.js';
+import { ALWAYS_UPSTREAM_ON_ALLOW, AUTH_REQUEST_HEADERS, CHECK_REQUEST_HEADERS, DOWNSTREAM_ON_ALLOW, DOWNSTREAM_ON_DENY } from './envoy-contract.js';
 
 /** The fixed parts of the Istio extension provider; the chart adds service, port, prefix and the configured identity header names. */
 export function chartContract() {
   return {
     includeRequestHeadersInCheck: [...CHECK_REQUEST_HEADERS],
     authRequestHeaders: [...AUTH_REQUEST_HEADERS],
+    alwaysToUpstreamOnAllow: [...ALWAYS_UPSTREAM_ON_ALLOW],
     headersToDownstreamOnAllow: [...DOWNSTREAM_ON_ALLOW],
     headersToDownstreamOnDeny: [...DOWNSTREAM_ON_DENY],
     statusOnError: '503',

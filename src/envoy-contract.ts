@@ -24,6 +24,8 @@ export const CHECK_REQUEST_HEADERS = [
 export const AUTH_REQUEST_HEADERS = ['x-auth-request-user', 'x-auth-request-email', 'x-auth-request-groups'] as const;
 
 export const DOWNSTREAM_ON_ALLOW = ['set-cookie'] as const;
+/** Set upstream on allows whatever the config: the Cookie header without our cookies. */
+export const ALWAYS_UPSTREAM_ON_ALLOW = ['cookie'] as const;
 /** content-security-policy and x-content-type-options: the 403 page a browser gets is HTML. */
 export const DOWNSTREAM_ON_DENY = ['set-cookie', 'content-type', 'cache-control', 'retry-after', 'content-security-policy', 'x-content-type-options'] as const;
 
@@ -43,32 +45,44 @@ export function underscoreSpellings(name: string): string[] {
   return variants;
 }
 
-export interface IdentityHeaderPlan {
-  /** Every identity header the code can set: Istio's headersToUpstreamOnAllow. */
+/**
+ * Headers an upstream could read as a different method than the one the rules judged: a GET that a
+ * framework honouring `X-HTTP-Method-Override: DELETE` runs as a DELETE.
+ */
+export const METHOD_OVERRIDE_HEADERS = ['x-http-method-override', 'x-http-method', 'x-method-override'] as const;
+
+export interface UpstreamHeaderPlan {
+  /** Every header the code can set upstream: Istio's headersToUpstreamOnAllow. */
   readonly upstreamOnAllow: readonly string[];
-  /** x-envoy-auth-headers-to-remove value on an anonymous allow. */
+  /** x-envoy-auth-headers-to-remove value on an anonymous allow… */
   readonly removeOnAnonymousAllow: string;
-  /** x-envoy-auth-headers-to-remove value on an authenticated allow. */
+  /** …and on an authenticated allow. */
   readonly removeOnAuthenticatedAllow: string;
 }
 
-export function identityHeaderPlan(config: Pick<Config, 'identity'>): IdentityHeaderPlan {
+/**
+ * What an allow sets and removes upstream. The `cookie` header is set on every allow whose request
+ * carries one of our cookies (the others, byte for byte) and removed when none is left; so it is in
+ * upstreamOnAllow, and added to the removal list only in the answers that remove it (see respond.ts).
+ */
+export function upstreamHeaderPlan(config: Pick<Config, 'identity' | 'removeMethodOverrideHeaders'>): UpstreamHeaderPlan {
   const { userIdHeader, groupsHeader, authRequestHeaders, forwardIdToken } = config.identity;
   const primary = [userIdHeader, groupsHeader];
   const all = [...primary, ...AUTH_REQUEST_HEADERS];
   const set = authRequestHeaders ? all : primary;
   const notSet = all.filter((h) => !set.includes(h));
   const spellings = all.flatMap(underscoreSpellings);
+  const methodOverride = config.removeMethodOverrideHeaders ? METHOD_OVERRIDE_HEADERS : [];
   return {
     // `authorization` is never removed: a bearer request's own token must still reach the upstream.
-    upstreamOnAllow: forwardIdToken ? [...all, 'authorization'] : all,
-    removeOnAnonymousAllow: [...all, ...spellings].join(','),
-    removeOnAuthenticatedAllow: [...notSet, ...spellings].join(','),
+    upstreamOnAllow: [...all, ...(forwardIdToken ? ['authorization'] : []), ...ALWAYS_UPSTREAM_ON_ALLOW],
+    removeOnAnonymousAllow: [...all, ...spellings, ...methodOverride].join(','),
+    removeOnAuthenticatedAllow: [...notSet, ...spellings, ...methodOverride].join(','),
   };
 }
 
 /** Istio meshConfig.extensionProviders[].envoyExtAuthzHttp settings for this config. */
-export function extAuthzProvider(config: Pick<Config, 'identity' | 'checkPathPrefix'>, service: { service: string; port: number; timeout?: string }) {
+export function extAuthzProvider(config: Pick<Config, 'identity' | 'checkPathPrefix' | 'removeMethodOverrideHeaders'>, service: { service: string; port: number; timeout?: string }) {
   return {
     service: service.service,
     port: service.port,
@@ -77,7 +91,7 @@ export function extAuthzProvider(config: Pick<Config, 'identity' | 'checkPathPre
     failOpen: false,
     statusOnError: '503',
     includeRequestHeadersInCheck: [...CHECK_REQUEST_HEADERS],
-    headersToUpstreamOnAllow: [...identityHeaderPlan(config).upstreamOnAllow],
+    headersToUpstreamOnAllow: [...upstreamHeaderPlan(config).upstreamOnAllow],
     headersToDownstreamOnAllow: [...DOWNSTREAM_ON_ALLOW],
     headersToDownstreamOnDeny: [...DOWNSTREAM_ON_DENY],
   };

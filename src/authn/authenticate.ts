@@ -5,6 +5,7 @@
  * are not ours and fall through to the cookie.
  */
 import type { CheckRequest } from '../check/request.js';
+import type { SessionCookie } from '../session/cookies.js';
 import type { BearerVerifier, TokenFailure } from './bearer.js';
 import type { Identity } from './identity.js';
 import type { SessionAuthenticator, SessionFailure } from './session.js';
@@ -16,7 +17,8 @@ export type AuthResult =
   | { readonly kind: 'unavailable'; readonly reason: 'jwks_unavailable' | 'idp_unavailable' };
 
 export interface Authenticator {
-  authenticate(request: CheckRequest): AuthResult | Promise<AuthResult>;
+  /** `sessionCookie`: the session in the request's Cookie header (read once per check, by decide). */
+  authenticate(request: CheckRequest, sessionCookie: SessionCookie): AuthResult | Promise<AuthResult>;
 }
 
 const NONE: AuthResult = { kind: 'none' };
@@ -44,7 +46,7 @@ export function createAuthenticator(
   servedOverHttps: (request: CheckRequest) => boolean = (request) => request.scheme === 'https',
 ): Authenticator {
   return {
-    authenticate(request) {
+    authenticate(request, sessionCookie) {
       const token = bearerTokenOf(request.headers.authorization);
       if (token !== null) {
         if (token === '') return MALFORMED;
@@ -52,7 +54,7 @@ export function createAuthenticator(
         return bearer.verify(token);
       }
       if (session === null) return NONE;
-      return session.authenticate(request.headers.cookie, servedOverHttps, request);
+      return session.authenticateCookie(sessionCookie, servedOverHttps, request);
     },
   };
 }

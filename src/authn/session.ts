@@ -8,6 +8,7 @@ import { hash } from 'node:crypto';
 import { decodeJwt } from 'jose';
 import { ExpiringLru } from '../cache.js';
 import { sessionClaims, type SessionTokens } from '../oidc/session-claims.js';
+import type { SessionCookie } from '../session/cookies.js';
 import type { SessionData, SessionStore } from '../session/store.js';
 import type { Claims } from './claims.js';
 import { buildIdentity, type Identity, type IdentityFailure, type IdentityMapping } from './identity.js';
@@ -74,7 +75,11 @@ export class SessionAuthenticator {
   authenticate<C>(cookieHeader: string | undefined, servedOverHttps: (context: C) => boolean, context: C): SessionResult | Promise<SessionResult>;
   authenticate(cookieHeader: string | undefined): SessionResult | Promise<SessionResult>;
   authenticate(cookieHeader: string | undefined, servedOverHttps: (context: unknown) => boolean = ALWAYS_SECURE, context?: unknown): SessionResult | Promise<SessionResult> {
-    const cookie = this.store.read(cookieHeader);
+    return this.authenticateCookie(this.store.read(cookieHeader), servedOverHttps, context);
+  }
+
+  /** As authenticate, for a session cookie already read from its header (the check reads the header once). */
+  authenticateCookie<C>(cookie: SessionCookie, servedOverHttps: (context: C) => boolean, context: C): SessionResult | Promise<SessionResult> {
     if (cookie.kind === 'none') return NONE;
     if (cookie.kind === 'invalid') return { kind: 'invalid', credential: 'cookie', reason: 'session_invalid', setCookie: this.store.clear(cookie.names, servedOverHttps(context)) };
     const key = hash('sha256', cookie.value, 'base64url');

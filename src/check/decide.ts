@@ -10,6 +10,7 @@ import type { Identity } from '../authn/identity.js';
 import { evaluateRequirement, type UnmetRequirement } from '../policy/requirement.js';
 import type { CompiledRule, Policy } from '../policy/rules.js';
 import { pathSegments, type PathParams } from '../policy/template.js';
+import { readCookieHeader, type CookieNames } from '../session/cookie-header.js';
 import { normalizeHost, normalizePath, type BadRequestReason } from './normalize.js';
 import { isBrowserNavigation, type CheckRequest } from './request.js';
 
@@ -20,7 +21,11 @@ export type ForbiddenReason = 'rule_deny' | 'default_deny' | 'requirement_not_me
 type WithCookies = { readonly setCookie?: readonly string[] | undefined };
 
 export type Decision =
-  | ({ readonly kind: 'allow'; readonly rule: CompiledRule; readonly identity: Identity | null; readonly reason: 'anonymous' | 'bearer' | 'cookie' } & WithCookies)
+  | ({
+      readonly kind: 'allow'; readonly rule: CompiledRule; readonly identity: Identity | null; readonly reason: 'anonymous' | 'bearer' | 'cookie';
+      /** The Cookie header for the upstream: null to leave it, "" to remove it (it held only our cookies). */
+      readonly upstreamCookie: string | null;
+    } & WithCookies)
   | ({ readonly kind: 'login'; readonly rule: CompiledRule; readonly reason: 'no_credentials' | SessionFailure; readonly location: string } & WithCookies)
   | ({
       readonly kind: 'unauthorized'; readonly rule: CompiledRule; readonly reason: UnauthorizedReason; readonly invalidToken: boolean;
@@ -32,7 +37,7 @@ export type Decision =
       /** A browser's page load: answered with a page, not JSON. */
       readonly navigation: boolean;
     } & WithCookies)
-  | { readonly kind: 'bad_request'; readonly rule: null; readonly reason: BadRequestReason | 'host_not_allowed' }
+  | { readonly kind: 'bad_request'; readonly rule: null; readonly reason: BadRequestReason | 'host_not_allowed' | 'too_many_cookies' }
   | { readonly kind: 'unavailable'; readonly rule: CompiledRule; readonly reason: 'jwks_unavailable' | 'idp_unavailable' };
 
 export interface DecideDeps {
@@ -43,6 +48,8 @@ export interface DecideDeps {
    * the request's host is not one we may send a browser back to; null itself without browser login.
    */
   readonly loginUrl: ((request: CheckRequest) => string | null) | null;
+  /** Our cookies' names: read for the session, removed from what the upstream gets. */
+  readonly cookieNames: CookieNames;
 }
 
 
@@ -52,17 +59,21 @@ export function decide(request: CheckRequest, deps: DecideDeps): Decision | Prom
   const host = normalizeHost(request.authority);
   if (!host.ok) return { kind: 'bad_request', rule: null, reason: host.reason };
 
+  // Read once: the session for the authenticator, the rest for the upstream (which never gets our cookies).
+  const cookies = readCookieHeader(request.headers.cookie, deps.cookieNames);
+  if (cookies.overflow) return { kind: 'bad_request', rule: null, reason: 'too_many_cookies' };
+
   const { rule, params } = deps.policy.match(request.method, host.host, pathSegments(path.path));
   switch (rule.access.kind) {
     case 'anonymous':
-      return { kind: 'allow', rule, identity: null, reason: 'anonymous' };
+      return { kind: 'allow', rule, identity: null, reason: 'anonymous', upstreamCookie: cookies.upstream };
     case 'deny':
       return { kind: 'forbidden', rule, reason: rule.index === -1 ? 'default_deny' : 'rule_deny', unmet: null, identity: null, navigation: isBrowserNavigation(request) };
   }
-  const auth = deps.authenticator.authenticate(request);
+  const auth = deps.authenticator.authenticate(request, cookies.session);
   return auth instanceof Promise
-    ? auth.then((a) => authorize(rule, params, a, request, deps.loginUrl))
-    : authorize(rule, params, auth, request, deps.loginUrl);
+    ? auth.then((a) => authorize(rule, params, a, request, deps.loginUrl, cookies.upstream))
+    : authorize(rule, params, auth, request, deps.loginUrl, cookies.upstream);
 }
 
 export function authorize(
@@ -71,6 +82,7 @@ export function authorize(
   auth: AuthResult,
   request: CheckRequest | null = null,
   loginUrl: DecideDeps['loginUrl'] = null,
+  upstreamCookie: string | null = null,
 ): Decision {
   switch (auth.kind) {
     case 'none':
@@ -98,5 +110,5 @@ export function authorize(
     // rotating refresh tokens the old cookie's token is spent.
     if (unmet !== null) return { kind: 'forbidden', rule, reason: 'requirement_not_met', unmet, identity, navigation: request !== null && isBrowserNavigation(request), setCookie: auth.setCookie };
   }
-  return { kind: 'allow', rule, identity, reason: identity.via, setCookie: auth.setCookie };
+  return { kind: 'allow', rule, identity, reason: identity.via, setCookie: auth.setCookie, upstreamCookie };
 }

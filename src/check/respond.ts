@@ -4,7 +4,7 @@
  * allow answers are prepared once, so an allow writes a small flat array and no body.
  */
 import type { ServerResponse } from 'node:http';
-import { REMOVE_HEADERS_HEADER, type IdentityHeaderPlan } from '../envoy-contract.js';
+import { REMOVE_HEADERS_HEADER, type UpstreamHeaderPlan } from '../envoy-contract.js';
 import { escapeHtml, HTML_HEADERS, htmlPage, linkParagraph } from '../http/html.js';
 import type { Decision } from './decide.js';
 
@@ -14,7 +14,7 @@ export interface ResponderOptions {
   readonly authRequestHeaders: boolean;
   /** Send the session's ID token upstream as `authorization: Bearer …` (identity.forwardIdToken). */
   readonly forwardIdToken: boolean;
-  readonly plan: IdentityHeaderPlan;
+  readonly plan: UpstreamHeaderPlan;
   /** Seconds a client should wait after a 503. */
   readonly retryAfterSeconds: number;
   /** Offered on the 403 page a browser sees; null without browser login. */
@@ -36,23 +36,29 @@ const JSON_HEADERS = ['content-type', 'application/json', 'cache-control', 'no-s
 export function createResponder(options: ResponderOptions): Responder {
   const { userIdHeader, groupsHeader, authRequestHeaders, forwardIdToken, plan } = options;
   const anonymousAllow = [REMOVE_HEADERS_HEADER, plan.removeOnAnonymousAllow, 'content-length', '0'];
+  // The Cookie header held only our cookies: the upstream gets none (an empty value would be sent as one).
+  const anonymousAllowWithoutCookie = [REMOVE_HEADERS_HEADER, `${plan.removeOnAnonymousAllow},cookie`, 'content-length', '0'];
+  const removeOnAuthenticatedAllowWithCookie = `${plan.removeOnAuthenticatedAllow},cookie`;
   const wwwAuthenticate = 'Bearer realm="oidc-authz"';
 
   return (res, decision) => {
     switch (decision.kind) {
       case 'allow': {
-        const identity = decision.identity;
+        const { identity, upstreamCookie } = decision;
         if (identity === null) {
-          res.writeHead(200, anonymousAllow);
+          if (upstreamCookie === null) res.writeHead(200, anonymousAllow);
+          else if (upstreamCookie === '') res.writeHead(200, anonymousAllowWithoutCookie);
+          else res.writeHead(200, [...anonymousAllow, 'cookie', upstreamCookie]);
           res.end();
           return;
         }
         const headers = [
           userIdHeader, identity.userId,
           groupsHeader, identity.groupsHeaderValue,
-          REMOVE_HEADERS_HEADER, plan.removeOnAuthenticatedAllow,
+          REMOVE_HEADERS_HEADER, upstreamCookie === '' ? removeOnAuthenticatedAllowWithCookie : plan.removeOnAuthenticatedAllow,
           'content-length', '0',
         ];
+        if (upstreamCookie !== null && upstreamCookie !== '') headers.push('cookie', upstreamCookie);
         if (authRequestHeaders) {
           headers.push('x-auth-request-user', identity.userId, 'x-auth-request-groups', identity.groupsHeaderValue);
           headers.push('x-auth-request-email', identity.email ?? '');

@@ -269,6 +269,12 @@ export const configSchema = z
         /** Secure cookies; "auto": Secure when the request came over https (x-forwarded-proto, trusted). */
         secure: z.union([z.boolean(), z.literal('auto')]).default(true),
         domain: z.string().min(1).optional(),
+        /**
+         * Name the session cookie `__Host-<cookieName>` and the login and sign-out cookies
+         * `__Secure-<cookieName>_…`: browsers then keep the session only as set by this host over https
+         * for Path=/ (no script and no sibling sub-domain can plant one beside it). Needs secure: true, no domain.
+         */
+        cookiePrefixes: z.boolean().default(false),
       })
       .prefault({}),
     identity: z
@@ -296,6 +302,11 @@ export const configSchema = z
         forwardIdToken: z.boolean().default(false),
       })
       .prefault({}),
+    /**
+     * Remove x-http-method-override, x-http-method and x-method-override upstream on every allow: the rules
+     * judge the request's method, and a framework that honours them would run another one.
+     */
+    removeMethodOverrideHeaders: z.boolean().default(true),
     redirectAllowList: z.array(z.string().min(1)).default([]),
     defaultRule: z.enum(['deny', 'authenticated']).default('deny'),
     rules: z.array(ruleSchema).default([]),
@@ -322,6 +333,12 @@ export const configSchema = z
     }
     if (config.session.secure === 'auto' && !config.publicUrl && !config.trustForwardedProto) {
       ctx.addIssue({ code: 'custom', path: ['session', 'secure'], message: '"auto" decides by the request\'s scheme, which without publicUrl comes from x-forwarded-proto: set trustForwardedProto: true (behind a gateway that sets it), or publicUrl, or true/false' });
+    }
+    if (config.session.cookiePrefixes && config.session.secure !== true) {
+      ctx.addIssue({ code: 'custom', path: ['session', 'cookiePrefixes'], message: 'needs session.secure: true (browsers drop __Host- and __Secure- cookies that are not Secure)' });
+    }
+    if (config.session.cookiePrefixes && config.session.domain !== undefined) {
+      ctx.addIssue({ code: 'custom', path: ['session', 'cookiePrefixes'], message: 'cannot be used with session.domain (a __Host- cookie belongs to one host and carries no Domain)' });
     }
     // Machines of two issuers with one prefix would share user ids (a "ci-bot" in each realm).
     const prefixes: Array<{ prefix: string; path: PropertyKey[] }> = [];

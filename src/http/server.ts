@@ -11,10 +11,11 @@ import { createBearerVerifier } from '../authn/issuers.js';
 import type { SessionAuthenticator } from '../authn/session.js';
 import { createBrowserLogin } from '../oidc/setup.js';
 import { createResponder } from '../check/respond.js';
-import { identityHeaderPlan } from '../envoy-contract.js';
+import { upstreamHeaderPlan } from '../envoy-contract.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
 import { compilePolicy } from '../policy/rules.js';
+import { cookieNamesOf } from '../session/cookie-header.js';
 import { createApp, type AppState } from './app.js';
 import { createCheckHandler } from './check-handler.js';
 
@@ -42,7 +43,7 @@ export function createService(config: Config, deps: ServiceDeps): Service {
   const bearer = createBearerVerifier(config, metrics, logger, now);
   const login = createBrowserLogin(config, { metrics, logger, bearer, now });
   const authenticator = createAuthenticator(bearer, login?.sessions ?? null, login?.servedOverHttps);
-  const plan = identityHeaderPlan(config);
+  const plan = upstreamHeaderPlan(config);
   const state: AppState = {
     ready: true,
     notReadyBecause: () => {
@@ -61,7 +62,7 @@ export function createService(config: Config, deps: ServiceDeps): Service {
     prefixLength: config.checkPathPrefix.length,
     trustForwardedProto: config.trustForwardedProto,
     fallbackScheme: config.publicUrl?.startsWith('https:') ? 'https' : 'http',
-    deps: { policy, authenticator, loginUrl: login ? login.loginUrl : null },
+    deps: { policy, authenticator, loginUrl: login ? login.loginUrl : null, cookieNames: cookieNamesOf(config.session) },
     respond: createResponder({
       userIdHeader: config.identity.userIdHeader,
       groupsHeader: config.identity.groupsHeader,

@@ -3,7 +3,6 @@
  * Kubeflow's POST /authservice/logout. Istio routes these to us directly (they are excluded from the
  * ext_authz check), so they answer the browser themselves.
  */
-import { parse as parseCookies } from 'cookie';
 import { Router, type Request, type Response } from 'express';
 import type { BearerVerifier } from '../authn/bearer.js';
 import { bearerTokenOf } from '../authn/authenticate.js';
@@ -107,8 +106,7 @@ export function createLoginRoutes(deps: LoginRoutesDeps): Router {
     if (site === null) return;
     const finish = (result: CallbackResult) => metrics.callbacks.inc({ result });
     const state = typeof req.query.state === 'string' ? req.query.state : '';
-    const cookies = parseCookies(req.headers.cookie ?? '');
-    const tx = state ? await transactions.find(cookies, state) : null;
+    const tx = state ? await transactions.find(req.headers.cookie, state) : null;
     if (state) res.append('set-cookie', transactions.clear(state, site.secure));
     res.set(NO_STORE);
     const retry = site.startUrl(tx?.returnTo ?? `${site.origin}/`);

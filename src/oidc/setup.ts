@@ -15,6 +15,7 @@ import type { Metrics } from '../metrics.js';
 import { createSealer } from '../session/seal.js';
 import { readSecretsFile, SecretsError } from '../session/secrets.js';
 import { SessionStore } from '../session/store.js';
+import { cookieNamesOf, secondaryCookieBase } from '../session/cookie-header.js';
 import { originalUrl, type CheckRequest } from '../check/request.js';
 import { createPublicOrigins } from '../http/public-origin.js';
 import { OidcClient } from './client.js';
@@ -63,7 +64,8 @@ export function createBrowserLogin(
   const origins = createPublicOrigins(config);
   const attributes = { secure: config.session.secure, domain: config.session.domain };
   const sealer = createSealer(secrets);
-  const store = new SessionStore(sealer, { cookieName: config.session.cookieName, attributes, maxAgeMs: config.session.maxAge }, now);
+  const names = cookieNamesOf(config.session);
+  const store = new SessionStore(sealer, { names, attributes, maxAgeMs: config.session.maxAge }, now);
   const relative = (value: string | undefined) => value !== undefined && value.startsWith('/');
   // A post-logout URI known at start-up is checked against the IdP then (a path waits for a request's origin).
   const knownAfterLogout = oidcConfig.afterLogoutUrl !== undefined && !relative(oidcConfig.afterLogoutUrl)
@@ -106,7 +108,7 @@ export function createBrowserLogin(
     now,
   );
   metrics.sessionCacheSize = () => sessions.cacheSize;
-  const transactions = new TransactionCookies(sealer, config.session.cookieName, attributes, Math.ceil(oidcConfig.loginTimeout / 1000));
+  const transactions = new TransactionCookies(sealer, secondaryCookieBase(names), attributes, Math.ceil(oidcConfig.loginTimeout / 1000));
   const routes = createLoginRoutes({
     client,
     tokenSource,

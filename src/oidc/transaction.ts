@@ -4,6 +4,7 @@
  * callback path, and cleared when the callback uses it.
  */
 import { hash } from 'node:crypto';
+import { findCookie } from '../session/cookie-header.js';
 import { attributesFor, clearCookieHeader, setCookieHeader, type CookiePolicy } from '../session/cookies.js';
 import type { Sealer } from '../session/seal.js';
 
@@ -36,10 +37,10 @@ export class TransactionCookies {
     return setCookieHeader(this.nameFor(tx.state), sealed, this.ttlSeconds, attributesFor(this.policy, requestSecure), CALLBACK_PATH);
   }
 
-  /** The transaction for `state` from the request's cookies, or null (unknown, expired, tampered). */
-  async find(cookies: Record<string, string | undefined>, state: string): Promise<LoginTransaction | null> {
-    const sealed = cookies[this.nameFor(state)];
-    if (sealed === undefined) return null;
+  /** The transaction for `state` from the request's Cookie header, or null (unknown, twice, expired, tampered). */
+  async find(cookieHeader: string | undefined, state: string): Promise<LoginTransaction | null> {
+    const sealed = findCookie(cookieHeader, this.nameFor(state));
+    if (sealed === null) return null;
     const data = await this.sealer.unseal(sealed, this.ttlSeconds);
     if (data === null || data.state !== state) return null;
     const { nonce, codeVerifier, returnTo, redirectUri } = data;

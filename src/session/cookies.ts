@@ -3,8 +3,7 @@
  * `<name>`; a larger one is split into `<name>.0`, `<name>.1`, … Each chunk is `<tag>~<count>~<part>`,
  * where `tag` is a hash of the whole seal: chunks are reassembled only when all of them carry the same
  * tag and count and the joined value hashes to that tag, so chunks of two sessions never mix.
- * Envoy joins two HTTP/1.1 Cookie lines with ",", so both ";" and "," separate cookies here (seals
- * contain neither).
+ * Reading them from a Cookie header is cookie-header.ts's job.
  */
 import { hash } from 'node:crypto';
 import { serialize } from 'cookie';
@@ -32,51 +31,18 @@ export function attributesFor(policy: CookiePolicy, requestSecure: boolean): Coo
 export type SessionCookie =
   | { readonly kind: 'none' }
   | { readonly kind: 'present'; readonly value: string; readonly names: readonly string[] }
-  | { readonly kind: 'invalid'; readonly reason: 'chunks_mismatch' | 'chunks_incomplete'; readonly names: readonly string[] };
-
-const NONE: SessionCookie = { kind: 'none' };
+  | {
+      readonly kind: 'invalid';
+      /** `duplicate`: a session cookie or chunk twice in one request; `oversized`: longer than any we set. */
+      readonly reason: 'chunks_mismatch' | 'chunks_incomplete' | 'duplicate' | 'oversized';
+      readonly names: readonly string[];
+    };
 
 /**
- * All cookies whose name is `name` or `name.<digits>`, from a Cookie header. Scans for the name
- * instead of splitting the whole header: this runs on every cookie check.
+ * The session in the cookies found under its name (`name`, `name.0`, `name.1`, …, each once): the single
+ * cookie alone, or a complete set of chunks that belong together.
  */
-export function findSessionCookies(header: string | undefined, name: string): Map<string, string> | null {
-  if (header === undefined) return null;
-  let found: Map<string, string> | null = null;
-  for (let at = header.indexOf(name); at !== -1; at = header.indexOf(name, at + name.length)) {
-    if (at > 0 && !isSeparatorBefore(header.charCodeAt(at - 1))) continue;
-    let end = at + name.length;
-    if (header.charCodeAt(end) === 0x2e) {
-      // "name.<1–2 digits>"
-      let digits = 0;
-      while (digits < 3 && isDigit(header.charCodeAt(end + 1 + digits))) digits++;
-      if (digits === 0 || digits > 2) continue;
-      end += 1 + digits;
-    }
-    let eq = end;
-    while (header.charCodeAt(eq) === 0x20) eq++;
-    if (header.charCodeAt(eq) !== 0x3d) continue;
-    // indexOf is a native scan; a JavaScript loop over a 4 KB seal costs microseconds.
-    const semicolon = header.indexOf(';', eq + 1);
-    const comma = header.indexOf(',', eq + 1);
-    const valueEnd = semicolon === -1 ? (comma === -1 ? header.length : comma) : comma === -1 ? semicolon : Math.min(semicolon, comma);
-    (found ??= new Map()).set(header.slice(at, end), header.slice(eq + 1, valueEnd).trim());
-  }
-  return found;
-}
-
-/** Cookie pairs are separated by ";" (RFC 6265) or "," (Envoy joining two Cookie lines), plus spaces. */
-function isSeparatorBefore(code: number): boolean {
-  return code === 0x20 || code === 0x3b || code === 0x2c || code === 0x09;
-}
-
-function isDigit(code: number): boolean {
-  return code >= 0x30 && code <= 0x39;
-}
-
-export function readSessionCookie(header: string | undefined, name: string): SessionCookie {
-  const cookies = findSessionCookies(header, name);
-  if (cookies === null) return NONE;
+export function assembleSession(cookies: ReadonlyMap<string, string>, name: string): SessionCookie {
   const names = [...cookies.keys()];
   const single = cookies.get(name);
   if (single !== undefined) {

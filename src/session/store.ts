@@ -5,7 +5,8 @@
  * the tokens expire (for refresh).
  */
 import type { Claims } from '../authn/claims.js';
-import { attributesFor, readSessionCookie, sessionSetCookies, clearCookieHeader, chunkSessionValue, type CookiePolicy, type SessionCookie } from './cookies.js';
+import { readCookieHeader, sessionCookieName, type CookieNames } from './cookie-header.js';
+import { attributesFor, sessionSetCookies, clearCookieHeader, chunkSessionValue, type CookiePolicy, type SessionCookie } from './cookies.js';
 import type { Sealer } from './seal.js';
 
 export interface SessionData {
@@ -27,7 +28,8 @@ export interface IssuedSession {
 }
 
 export interface SessionStoreOptions {
-  readonly cookieName: string;
+  /** session.cookieName: the session is set as `<names.sessionPrefix><cookieName>`. */
+  readonly names: CookieNames;
   readonly attributes: CookiePolicy;
   readonly maxAgeMs: number;
 }
@@ -40,7 +42,7 @@ export class SessionStore {
   ) {}
 
   read(cookieHeader: string | undefined): SessionCookie {
-    return readSessionCookie(cookieHeader, this.options.cookieName);
+    return readCookieHeader(cookieHeader, this.options.names).session;
   }
 
   /** When a session that began at `createdAt` must end, whatever refreshes happened. */
@@ -53,9 +55,9 @@ export class SessionStore {
     const remainingSeconds = Math.max(1, Math.floor((this.endOf(data.createdAt) - this.now()) / 1000));
     const sealed = await this.sealer.seal({ ...data }, remainingSeconds);
     return {
-      setCookies: sessionSetCookies(this.options.cookieName, sealed, remainingSeconds, attributesFor(this.options.attributes, requestSecure), previousNames),
+      setCookies: sessionSetCookies(sessionCookieName(this.options.names), sealed, remainingSeconds, attributesFor(this.options.attributes, requestSecure), previousNames),
       sealed,
-      chunks: chunkSessionValue(this.options.cookieName, sealed).length,
+      chunks: chunkSessionValue(sessionCookieName(this.options.names), sealed).length,
     };
   }
 

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { parseAllDocuments, parse as parseYaml } from 'yaml';
 import { chartContract, chartValuesSchema } from '../../src/chart-files.js';
 import { parseConfig } from '../../src/config/load.js';
-import { extAuthzProvider, identityHeaderPlan } from '../../src/envoy-contract.js';
+import { extAuthzProvider, upstreamHeaderPlan } from '../../src/envoy-contract.js';
 
 const ROOT = process.cwd();
 const HELM = process.env.HELM ?? join(ROOT, '.tools/bin/helm');
@@ -100,7 +100,7 @@ describe.each([['default values', [] as string[]], ...CI_VALUES.map((file) => [f
     expect(provider.envoyExtAuthzHttp).toEqual(
       extAuthzProvider(config, { service: 'oidc-authz.oidc-authz.svc.cluster.local', port: 8080, timeout: '3s' }),
     );
-    expect(provider.envoyExtAuthzHttp.headersToUpstreamOnAllow).toEqual(identityHeaderPlan(config).upstreamOnAllow);
+    expect(provider.envoyExtAuthzHttp.headersToUpstreamOnAllow).toEqual(upstreamHeaderPlan(config).upstreamOnAllow);
   });
 
   test('hardened pods: non-root, read-only root, no capabilities, seccomp, probes, config checksums', () => {
@@ -170,11 +170,11 @@ describe('Istio wiring', () => {
   test.each<[string, string[]]>([
     ['custom header names', ['--set', 'config.identity.userIdHeader=x-user', '--set', 'config.identity.groupsHeader=x-groups']],
     ['custom header names with the x-auth-request-* headers on', ['--set', 'config.identity.userIdHeader=x-forwarded-user', '--set', 'config.identity.groupsHeader=x-forwarded-groups', '--set', 'config.identity.authRequestHeaders=true']],
-  ])('%s: headersToUpstreamOnAllow is what identityHeaderPlan says', (_name, args) => {
+  ])('%s: headersToUpstreamOnAllow is what upstreamHeaderPlan says', (_name, args) => {
     const objects = helmTemplate(['--set', 'fullnameOverride=oidc-authz', ...args]);
     const config = renderedConfig(objects);
     const provider = renderedProvider(objects).envoyExtAuthzHttp;
-    expect(provider.headersToUpstreamOnAllow).toEqual(identityHeaderPlan(config).upstreamOnAllow);
+    expect(provider.headersToUpstreamOnAllow).toEqual(upstreamHeaderPlan(config).upstreamOnAllow);
     expect(provider.headersToUpstreamOnAllow).toEqual(expect.arrayContaining([config.identity.userIdHeader, config.identity.groupsHeader, 'x-auth-request-user']));
     expect(provider.headersToUpstreamOnAllow).not.toContain('kubeflow-userid');
     expect(provider).toEqual(extAuthzProvider(config, { service: 'oidc-authz.oidc-authz.svc.cluster.local', port: 8080, timeout: '3s' }));

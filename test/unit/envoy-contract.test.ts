@@ -6,10 +6,11 @@ import {
   DOWNSTREAM_ON_ALLOW,
   DOWNSTREAM_ON_DENY,
   extAuthzProvider,
-  identityHeaderPlan,
+  METHOD_OVERRIDE_HEADERS,
+  upstreamHeaderPlan,
   REMOVE_HEADERS_HEADER,
   underscoreSpellings,
-  type IdentityHeaderPlan,
+  type UpstreamHeaderPlan,
 } from '../../src/envoy-contract.js';
 
 const list = (value: string): string[] => (value === '' ? [] : value.split(','));
@@ -41,7 +42,7 @@ describe('underscoreSpellings', () => {
   });
 });
 
-describe('identityHeaderPlan', () => {
+describe('upstreamHeaderPlan', () => {
   /** The config, or "refused" when parseConfig rejects it with a ConfigError. */
   const configOrRefusal = (identity: ConfigInput['identity']): Config | 'refused' => {
     try {
@@ -51,35 +52,43 @@ describe('identityHeaderPlan', () => {
       throw error;
     }
   };
-  const planOf = (identity: ConfigInput['identity']): IdentityHeaderPlan => identityHeaderPlan(parseConfig({ identity }));
+  const planOf = (identity: ConfigInput['identity']): UpstreamHeaderPlan => upstreamHeaderPlan(parseConfig({ identity }));
   const ALL_DEFAULT = ['kubeflow-userid', 'kubeflow-groups', 'x-auth-request-user', 'x-auth-request-email', 'x-auth-request-groups'];
   const UNDERSCORED_DEFAULT = ALL_DEFAULT.flatMap(underscoreSpellings);
 
   test.each<{ what: string; identity: ConfigInput['identity']; expected: string[] }>([
-    { what: 'defaults', identity: {}, expected: ALL_DEFAULT },
-    { what: 'with x-auth-request headers on', identity: { authRequestHeaders: true }, expected: ALL_DEFAULT },
-    { what: 'custom header names', identity: { userIdHeader: 'x-user', groupsHeader: 'x-groups' }, expected: ['x-user', 'x-groups', ...AUTH_REQUEST_HEADERS] },
-  ])('upstreamOnAllow lists every identity header the code can set ($what)', ({ identity, expected }) => {
+    { what: 'defaults', identity: {}, expected: [...ALL_DEFAULT, 'cookie'] },
+    { what: 'with x-auth-request headers on', identity: { authRequestHeaders: true }, expected: [...ALL_DEFAULT, 'cookie'] },
+    { what: 'custom header names', identity: { userIdHeader: 'x-user', groupsHeader: 'x-groups' }, expected: ['x-user', 'x-groups', ...AUTH_REQUEST_HEADERS, 'cookie'] },
+    { what: 'the ID token forwarded', identity: { forwardIdToken: true }, expected: [...ALL_DEFAULT, 'authorization', 'cookie'] },
+  ])('upstreamOnAllow lists every header the code can set upstream: identity headers and the Cookie header without ours ($what)', ({ identity, expected }) => {
     expect(planOf(identity).upstreamOnAllow).toEqual(expected);
   });
 
   test.each<{ what: string; identity: ConfigInput['identity']; expected: string[] }>([
-    { what: 'defaults', identity: {}, expected: [...ALL_DEFAULT, ...UNDERSCORED_DEFAULT] },
-    { what: 'x-auth-request headers on', identity: { authRequestHeaders: true }, expected: [...ALL_DEFAULT, ...UNDERSCORED_DEFAULT] },
+    { what: 'defaults', identity: {}, expected: [...ALL_DEFAULT, ...UNDERSCORED_DEFAULT, ...METHOD_OVERRIDE_HEADERS] },
+    { what: 'x-auth-request headers on', identity: { authRequestHeaders: true }, expected: [...ALL_DEFAULT, ...UNDERSCORED_DEFAULT, ...METHOD_OVERRIDE_HEADERS] },
     {
       what: 'custom header names',
       identity: { userIdHeader: 'x-user', groupsHeader: 'x-groups' },
-      expected: ['x-user', 'x-groups', ...AUTH_REQUEST_HEADERS, 'x_user', 'x_groups', ...AUTH_REQUEST_HEADERS.flatMap(underscoreSpellings)],
+      expected: ['x-user', 'x-groups', ...AUTH_REQUEST_HEADERS, 'x_user', 'x_groups', ...AUTH_REQUEST_HEADERS.flatMap(underscoreSpellings), ...METHOD_OVERRIDE_HEADERS],
     },
-  ])('an anonymous allow removes every identity header and every "_" spelling ($what)', ({ identity, expected }) => {
+  ])('an anonymous allow removes every identity header, every "_" spelling and the method-override headers ($what)', ({ identity, expected }) => {
     expect(list(planOf(identity).removeOnAnonymousAllow).sort()).toEqual([...expected].sort());
   });
 
   test.each<{ what: string; identity: ConfigInput['identity']; expected: string[] }>([
-    { what: 'x-auth-request headers off: those headers and every "_" spelling', identity: { authRequestHeaders: false }, expected: [...AUTH_REQUEST_HEADERS, ...UNDERSCORED_DEFAULT] },
-    { what: 'x-auth-request headers on: only the "_" spellings', identity: { authRequestHeaders: true }, expected: UNDERSCORED_DEFAULT },
+    { what: 'x-auth-request headers off: those headers, every "_" spelling, the method overrides', identity: { authRequestHeaders: false }, expected: [...AUTH_REQUEST_HEADERS, ...UNDERSCORED_DEFAULT, ...METHOD_OVERRIDE_HEADERS] },
+    { what: 'x-auth-request headers on: only the "_" spellings and the method overrides', identity: { authRequestHeaders: true }, expected: [...UNDERSCORED_DEFAULT, ...METHOD_OVERRIDE_HEADERS] },
   ])('an authenticated allow removes $what', ({ identity, expected }) => {
     expect(list(planOf(identity).removeOnAuthenticatedAllow).sort()).toEqual([...expected].sort());
+  });
+
+  test('removeMethodOverrideHeaders: false leaves the method-override headers to the upstream', () => {
+    const plan = upstreamHeaderPlan(parseConfig({ removeMethodOverrideHeaders: false }));
+    const removed = [...list(plan.removeOnAnonymousAllow), ...list(plan.removeOnAuthenticatedAllow)];
+    expect(METHOD_OVERRIDE_HEADERS.filter((h) => removed.includes(h))).toEqual([]);
+    expect(METHOD_OVERRIDE_HEADERS).toEqual(['x-http-method-override', 'x-http-method', 'x-method-override']);
   });
 
   test('the value is a plain comma-separated list of lower-case header names', () => {
@@ -101,7 +110,7 @@ describe('identityHeaderPlan', () => {
   ])('an authenticated allow never removes a header it sets ($what)', ({ identity }) => {
     const config = configOrRefusal(identity);
     if (config === 'refused') return; // refusing the config at start-up is the other correct answer
-    const plan = identityHeaderPlan(config);
+    const plan = upstreamHeaderPlan(config);
     const set = [config.identity.userIdHeader, config.identity.groupsHeader, ...(config.identity.authRequestHeaders ? AUTH_REQUEST_HEADERS : [])];
     expect(list(plan.removeOnAuthenticatedAllow).filter((header) => set.includes(header))).toEqual([]);
   });
@@ -124,9 +133,9 @@ describe('identityHeaderPlan', () => {
   ])('no spelling of an identity header survives an allow unless we set exactly it ($what)', ({ identity }) => {
     const config = configOrRefusal(identity);
     if (config === 'refused') return; // refusing the config at start-up is the other correct answer
-    const plan = identityHeaderPlan(config);
+    const plan = upstreamHeaderPlan(config);
     const set = [config.identity.userIdHeader, config.identity.groupsHeader, ...(config.identity.authRequestHeaders ? AUTH_REQUEST_HEADERS : [])];
-    const spellings = plan.upstreamOnAllow.flatMap(sameVariable);
+    const spellings = plan.upstreamOnAllow.filter((h) => h !== 'cookie' && h !== 'authorization').flatMap(sameVariable);
     const anonymous = new Set(list(plan.removeOnAnonymousAllow));
     const authenticated = new Set(list(plan.removeOnAuthenticatedAllow));
     expect({
@@ -148,7 +157,7 @@ describe('extAuthzProvider', () => {
     { field: 'failOpen', expected: false },
     { field: 'statusOnError', expected: '503' },
     { field: 'includeRequestHeadersInCheck', expected: [...CHECK_REQUEST_HEADERS] },
-    { field: 'headersToUpstreamOnAllow', expected: ['kubeflow-userid', 'kubeflow-groups', 'x-auth-request-user', 'x-auth-request-email', 'x-auth-request-groups'] },
+    { field: 'headersToUpstreamOnAllow', expected: ['kubeflow-userid', 'kubeflow-groups', 'x-auth-request-user', 'x-auth-request-email', 'x-auth-request-groups', 'cookie'] },
     { field: 'headersToDownstreamOnAllow', expected: ['set-cookie'] },
     { field: 'headersToDownstreamOnDeny', expected: ['set-cookie', 'content-type', 'cache-control', 'retry-after', 'content-security-policy', 'x-content-type-options'] },
   ])('$field is $expected', ({ field, expected }) => {

@@ -9,12 +9,11 @@ import {
   MAX_CHUNKS,
   chunkSessionValue,
   clearCookieHeader,
-  findSessionCookies,
-  readSessionCookie,
   sessionSetCookies,
   setCookieHeader,
   type SessionCookie,
 } from '../../src/session/cookies.js';
+import { readSessionCookie } from '../../src/session/cookie-header.js';
 
 const NAME = 'oidc_authz';
 const SEAL_ALPHABET = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_*';
@@ -37,7 +36,7 @@ const header = (cookies: ReadonlyArray<{ name: string; value: string }>, separat
   cookies.map((c) => `${c.name}=${c.value}`).join(separator);
 
 const present = (value: string, names: string[]): SessionCookie => ({ kind: 'present', value, names });
-const invalid = (reason: 'chunks_mismatch' | 'chunks_incomplete', names: string[]): SessionCookie => ({ kind: 'invalid', reason, names });
+const invalid = (reason: 'chunks_mismatch' | 'chunks_incomplete' | 'duplicate', names: string[]): SessionCookie => ({ kind: 'invalid', reason, names });
 
 const SMALL = sealLike(200, 1);
 const THREE = sealLike(3 * CHUNK_SIZE - 100, 2); // three chunks, the last one shorter
@@ -190,26 +189,6 @@ describe('readSessionCookie refuses chunks that do not belong together', () => {
     { what: 'the single cookie with one stray chunk', cookies: [{ name: NAME, value: SMALL }, c1], expected: invalid('chunks_mismatch', [NAME, ...n(1)]) },
   ])('$what', ({ cookies, expected }) => {
     expect(readSessionCookie(`a=1; ${header(cookies)}; b=2`, NAME)).toEqual(expected);
-  });
-});
-
-describe('findSessionCookies', () => {
-  test.each<{ what: string; cookieHeader: string | undefined; expected: Array<[string, string]> | null }>([
-    { what: 'no header', cookieHeader: undefined, expected: null },
-    { what: 'an empty header', cookieHeader: '', expected: null },
-    { what: 'no session cookie', cookieHeader: 'a=1; b=2', expected: null },
-    { what: 'the single cookie', cookieHeader: `a=1; ${NAME}=v; b=2`, expected: [[NAME, 'v']] },
-    { what: 'chunks, values trimmed', cookieHeader: `${NAME}.0=x ; ${NAME}.1 = y,b=2`, expected: [[`${NAME}.0`, 'x'], [`${NAME}.1`, 'y']] },
-    { what: 'two-digit chunk numbers', cookieHeader: `${NAME}.10=a; ${NAME}.11=b`, expected: [[`${NAME}.10`, 'a'], [`${NAME}.11`, 'b']] },
-    { what: 'three-digit chunk numbers are not ours', cookieHeader: `${NAME}.100=a`, expected: null },
-    { what: 'a name with a suffix is not ours', cookieHeader: `${NAME}X=1; ${NAME}.x=2; ${NAME}_login_s=3; ${NAME}.1a=4`, expected: null },
-    { what: 'a name with a prefix is not ours', cookieHeader: `my${NAME}=1; my_${NAME}=2`, expected: null },
-    { what: 'the name inside another cookie\'s value is not a cookie', cookieHeader: `a=${NAME}=1; b=${NAME}.0=2`, expected: null },
-    { what: 'the name without "=" is not a cookie', cookieHeader: `${NAME}; ${NAME}.0`, expected: null },
-    { what: 'look-alikes around the real one', cookieHeader: `${NAME}X=1; ${NAME}=real; x${NAME}=2`, expected: [[NAME, 'real']] },
-  ])('$what', ({ cookieHeader, expected }) => {
-    const found = findSessionCookies(cookieHeader, NAME);
-    expect(found === null ? null : [...found.entries()]).toEqual(expected);
   });
 });
 

@@ -24,7 +24,7 @@ const large: SessionData = { ...session, idToken: idTokenOf(10_000) };
 let now = T0;
 const clock = () => now;
 function storeWith(secrets: string[], attributes: { secure: boolean; domain?: string } = { secure: true, domain: 'example.com' }): SessionStore {
-  return new SessionStore(createSealer(secretsFromLines(secrets)), { cookieName: NAME, attributes, maxAgeMs: MAX_AGE_MS }, clock);
+  return new SessionStore(createSealer(secretsFromLines(secrets)), { names: { base: NAME, sessionPrefix: '' }, attributes, maxAgeMs: MAX_AGE_MS }, clock);
 }
 const store = storeWith([A]);
 

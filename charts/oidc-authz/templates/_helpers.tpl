@@ -73,6 +73,7 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- $upstream := list (default "kubeflow-userid" $identity.userIdHeader) (default "kubeflow-groups" $identity.groupsHeader) -}}
 {{- range $contract.authRequestHeaders }}{{ $upstream = append $upstream . }}{{ end -}}
 {{- if $identity.forwardIdToken }}{{ $upstream = append $upstream "authorization" }}{{ end -}}
+{{- range $contract.alwaysToUpstreamOnAllow }}{{ $upstream = append $upstream . }}{{ end -}}
 name: {{ .Values.istio.providerName }}
 envoyExtAuthzHttp:
   service: {{ printf "%s.%s.svc.cluster.local" (include "oidc-authz.fullname" .) .Release.Namespace }}
