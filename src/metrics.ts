@@ -54,7 +54,8 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metri
     }),
     signOuts: new Counter({
       name: 'oidc_authz_sign_outs_total',
-      help: 'Sign-outs (/oauth2/sign_out and /authservice/logout).',
+      help: 'Sign-outs (/oauth2/sign_out and /authservice/logout), by what became of the session\'s refresh token at the IdP.',
+      labelNames: ['refresh_token'],
       registers: [registry],
     }),
     sessionCacheEntries: new Gauge({

@@ -59,6 +59,8 @@ export class SessionAuthenticator {
     private readonly events: SessionEvents,
     cacheMaxEntries: number,
     private readonly now: () => number = Date.now,
+    /** session.revalidateAfter: how long a session with a refresh token goes without asking the IdP. */
+    private readonly revalidateAfterMs = Number.POSITIVE_INFINITY,
   ) {
     this.cache = new ExpiringLru(cacheMaxEntries);
   }
@@ -94,7 +96,9 @@ export class SessionAuthenticator {
   }
 
   /** Seals a new session (after login) and primes the cache with it. */
-  async issue(data: SessionData, previousNames: readonly string[] = [], requestSecure = true): Promise<{ setCookies: string[]; identity: Identity } | { failure: IdentityFailure }> {
+  async issue(tokens: SessionData, previousNames: readonly string[] = [], requestSecure = true): Promise<{ setCookies: string[]; identity: Identity } | { failure: IdentityFailure }> {
+    // The refresh is due when the tokens expire or, sooner, when the session should be revalidated.
+    const data = tokens.refreshToken === null ? tokens : { ...tokens, expiresAt: Math.min(tokens.expiresAt, this.now() + this.revalidateAfterMs) };
     const built = buildIdentity(sessionClaims(decodeJwt(data.idToken) as Claims, data.addedClaims), this.mapping, 'cookie');
     if (!built.ok) return { failure: built.reason };
     const issued = await this.store.issue(data, previousNames, requestSecure);
@@ -104,11 +108,19 @@ export class SessionAuthenticator {
     return { setCookies: issued.setCookies, identity };
   }
 
-  /** The session in a request's cookies, without refreshing (sign-out, userinfo). */
-  async peek(cookieHeader: string | undefined): Promise<{ session: SessionData | null; names: readonly string[] }> {
+  /**
+   * Sign-out: the session in a request's cookies, without refreshing, and from now on refused by this
+   * replica (others refuse it at their next revalidation, once the IdP has ended its refresh token).
+   */
+  async signOut(cookieHeader: string | undefined): Promise<{ session: SessionData | null; names: readonly string[] }> {
     const cookie = this.store.read(cookieHeader);
     if (cookie.kind !== 'present') return { session: null, names: cookie.kind === 'none' ? [] : cookie.names };
-    return { session: await this.store.open(cookie.value), names: cookie.names };
+    const session = await this.store.open(cookie.value);
+    if (session !== null) {
+      // No clearing Set-Cookie: the sign-out answer clears the cookies; a replay comes from elsewhere.
+      this.remember(hash('sha256', cookie.value, 'base64url'), { kind: 'invalid', credential: 'cookie', reason: 'session_revoked', setCookie: [] }, this.store.endOf(session.createdAt));
+    }
+    return { session, names: cookie.names };
   }
 
   /** Names of this service's session cookies in a Cookie header (to expire the ones a new session does not overwrite). */

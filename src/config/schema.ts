@@ -266,6 +266,12 @@ export const configSchema = z
         cookieName: z.string().regex(/^[A-Za-z0-9_-]+$/, 'letters, digits, "_" and "-"').default('oidc_authz'),
         secretsFile: z.string().min(1).optional(),
         maxAge: duration('7d'),
+        /**
+         * A session with a refresh token is refreshed with the IdP at least this often, so a user signed out,
+         * disabled or deleted there loses access within this time on every replica (and a stolen cookie
+         * with them). Without a refresh token a session lives as long as its ID token.
+         */
+        revalidateAfter: duration('5m').refine((ms) => ms >= 30_000, 'must be at least 30s (the shortest time between two refreshes of one session)'),
         /** Secure cookies; "auto": Secure when the request came over https (x-forwarded-proto, trusted). */
         secure: z.union([z.boolean(), z.literal('auto')]).default(true),
         domain: z.string().min(1).optional(),

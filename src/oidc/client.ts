@@ -316,6 +316,35 @@ export class OidcClient {
     }
   }
 
+  /**
+   * Ends a refresh token at the IdP, so no copy of the session (a stolen cookie) can be refreshed again:
+   * with RFC 7009 revocation when discovery names an endpoint (Keycloak: also its offline sessions);
+   * otherwise with one refresh whose answer is dropped, which spends the token at IdPs that rotate
+   * refresh tokens (Dex) — `kept` when the answer shows the IdP does not rotate (nothing we can do).
+   */
+  async endRefreshToken(refreshToken: string): Promise<'revoked' | 'spent' | 'kept' | 'failed'> {
+    let config: oidc.Configuration;
+    try {
+      config = await this.config();
+    } catch {
+      return 'failed';
+    }
+    try {
+      if (config.serverMetadata().revocation_endpoint) {
+        await oidc.tokenRevocation(config, refreshToken, { token_type_hint: 'refresh_token' });
+        return 'revoked';
+      }
+      const response = await oidc.refreshTokenGrant(config, refreshToken);
+      return response.refresh_token !== undefined && response.refresh_token !== refreshToken ? 'spent' : 'kept';
+    } catch (error) {
+      const classified = classify(error, 'refresh');
+      // Already refused: the token was revoked or spent before (another sign-out, the IdP's own logout).
+      if (classified instanceof IdpRejectedError) return 'spent';
+      this.logger.warn('could not end the refresh token at the IdP on sign-out; copies of the session stay usable until session.maxAge', { error: classified.message });
+      return 'failed';
+    }
+  }
+
   /** The IdP's end-session URL, or null when it advertises none (or cannot be reached). */
   async endSessionUrl(idTokenHint: string | undefined, postLogoutRedirectUri: string): Promise<string | null> {
     let config: oidc.Configuration;

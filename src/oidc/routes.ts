@@ -11,6 +11,7 @@ import type { SessionAuthenticator } from '../authn/session.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
 import { IdpMisconfiguredError, IdpRejectedError, IdpUnavailableError, type OidcClient } from './client.js';
+import { END_SESSION_PATH, type EndSessionHandover } from './end-session.js';
 import { sendErrorPage, sendSignedOutPage } from './pages.js';
 import type { SessionTokenSource } from './session-claims.js';
 import type { PublicOrigins } from '../http/public-origin.js';
@@ -24,6 +25,7 @@ export interface LoginRoutesDeps {
   readonly client: OidcClient;
   readonly tokenSource: SessionTokenSource;
   readonly transactions: TransactionCookies;
+  readonly handover: EndSessionHandover;
   readonly sessions: SessionAuthenticator;
   readonly bearer: BearerVerifier | null;
   /** The public origin of a request (publicUrl, or its own Host when allowed). */
@@ -62,7 +64,7 @@ interface Site {
 }
 
 export function createLoginRoutes(deps: LoginRoutesDeps): Router {
-  const { client, transactions, sessions, metrics, logger, urls } = deps;
+  const { client, transactions, handover, sessions, metrics, logger, urls } = deps;
   const router = Router();
 
   /** The request's site, or null after answering 400 for a host that is not ours. */
@@ -185,26 +187,54 @@ export function createLoginRoutes(deps: LoginRoutesDeps): Router {
     return landing.href;
   };
 
-  const signOut = async (req: Request, res: Response, answer: (target: string) => void) => {
+  /**
+   * Ends the session: its cookies cleared, this replica refusing it from now on, its refresh token ended
+   * at the IdP (so no copy of the cookie can be refreshed again). A browser is then sent to the IdP's
+   * end-session endpoint (redirect), or a page script is told where to go (JSON) — never with a token.
+   */
+  const signOut = async (req: Request, res: Response, answer: 'redirect' | 'json') => {
     const site = siteOf(req, res);
     if (site === null) return;
-    const { session, names } = await sessions.peek(req.headers.cookie);
+    const { session, names } = await sessions.signOut(req.headers.cookie);
     for (const cookie of sessions.clear(names, site.secure)) res.append('set-cookie', cookie);
     const afterLogout = site.absolute(urls.afterLogoutUrl ?? SIGNED_OUT_PATH);
-    const endSession = await client.endSessionUrl(session?.idToken, afterLogout);
-    metrics.signOuts.inc();
+    const refreshToken = session?.refreshToken ?? null;
+    const [ended, endSession] = await Promise.all([
+      refreshToken === null ? Promise.resolve('none' as const) : client.endRefreshToken(refreshToken),
+      client.endSessionUrl(answer === 'redirect' ? session?.idToken : undefined, afterLogout),
+    ]);
+    metrics.signOuts.inc({ refresh_token: ended });
     res.set(NO_STORE);
-    answer(endSession ?? safeReturnUrl(req.query.rd, site.redirects, afterLogout));
+    if (answer === 'redirect') return void res.redirect(302, endSession ?? safeReturnUrl(req.query.rd, site.redirects, afterLogout));
+    if (endSession === null) return void res.status(201).json({ afterLogoutURL: afterLogout });
+    res.append('set-cookie', await handover.create(session?.idToken, site.secure));
+    res.status(201).json({ afterLogoutURL: `${site.origin}${END_SESSION_PATH}` });
   };
-  const redirectTo = (res: Response) => (target: string) => res.redirect(302, target);
-  const json201 = (res: Response) => (target: string) => res.status(201).json({ afterLogoutURL: target });
   // Both paths, both methods: Kubeflow's central dashboard (v1.10) navigates with GET to its LOGOUT_URL
   // (Kubeflow sets /oauth2/sign_out); older dashboards POST to /authservice/logout and then navigate to
   // the afterLogoutURL of its JSON answer (201, as oidc-authservice answered).
-  router.get('/oauth2/sign_out', (req, res) => signOut(req, res, redirectTo(res)));
-  router.post('/oauth2/sign_out', (req, res) => signOut(req, res, redirectTo(res)));
-  router.get('/authservice/logout', (req, res) => signOut(req, res, redirectTo(res)));
-  router.post('/authservice/logout', (req, res) => signOut(req, res, json201(res)));
+  router.get('/oauth2/sign_out', (req, res) => signOut(req, res, 'redirect'));
+  router.post('/oauth2/sign_out', (req, res) => signOut(req, res, 'redirect'));
+  router.get('/authservice/logout', (req, res) => signOut(req, res, 'redirect'));
+  router.post('/authservice/logout', (req, res) => signOut(req, res, 'json'));
+
+  /**
+   * Where POST /authservice/logout's JSON sends the browser: on to the IdP's end-session endpoint with the
+   * ID token handed over in a cookie. The hint goes only with a page navigation (a script's fetch that
+   * followed the redirect could read the final URL when the IdP shares our origin).
+   */
+  router.get(END_SESSION_PATH, async (req, res) => {
+    const site = siteOf(req, res);
+    if (site === null) return;
+    const handed = await handover.read(req.headers.cookie);
+    res.append('set-cookie', handover.clear(site.secure)).set(NO_STORE);
+    const afterLogout = site.absolute(urls.afterLogoutUrl ?? SIGNED_OUT_PATH);
+    // Without a hand-over (expired, or a link from elsewhere) the IdP's session is not ended for anyone.
+    if (handed === null) return void res.redirect(302, afterLogout);
+    const fetchMode = req.headers['sec-fetch-mode'];
+    const navigation = fetchMode === undefined || fetchMode === 'navigate';
+    res.redirect(302, (await client.endSessionUrl(navigation ? handed.idToken : undefined, afterLogout)) ?? afterLogout);
+  });
 
   router.get(SIGNED_OUT_PATH, (req, res) => {
     const site = siteOf(req, res);

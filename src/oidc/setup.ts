@@ -22,6 +22,7 @@ import { OidcClient } from './client.js';
 import { createLoginRoutes, SIGNED_OUT_PATH } from './routes.js';
 import { SessionTokenSource } from './session-claims.js';
 import { TransactionCookies } from './transaction.js';
+import { EndSessionHandover } from './end-session.js';
 
 export interface BrowserLogin {
   readonly sessions: SessionAuthenticator;
@@ -106,6 +107,7 @@ export function createBrowserLogin(
     },
     config.bearer.cacheMaxEntries,
     now,
+    config.session.revalidateAfter,
   );
   metrics.sessionCacheSize = () => sessions.cacheSize;
   const transactions = new TransactionCookies(sealer, secondaryCookieBase(names), attributes, Math.ceil(oidcConfig.loginTimeout / 1000));
@@ -113,6 +115,7 @@ export function createBrowserLogin(
     client,
     tokenSource,
     transactions,
+    handover: new EndSessionHandover(sealer, secondaryCookieBase(names), attributes),
     sessions,
     bearer: deps.bearer,
     origins,

@@ -75,7 +75,19 @@ export class SessionStore {
 
   /** Set-Cookie headers that expire every named cookie. */
   clear(names: readonly string[], requestSecure = true): string[] {
-    const attributes = attributesFor(this.options.attributes, requestSecure);
-    return names.map((name) => clearCookieHeader(name, attributes));
+    const memo = requestSecure ? this.clearedOverHttps : this.clearedOverHttp;
+    return names.map((name) => {
+      let header = memo.get(name);
+      if (header === undefined) {
+        header = clearCookieHeader(name, attributesFor(this.options.attributes, requestSecure));
+        // Only the names of our session family reach here (at most 101), so the memo stays small.
+        memo.set(name, header);
+      }
+      return header;
+    });
   }
+
+  /** Clearing headers by cookie name: a stream of checks with a broken cookie should not serialize one each. */
+  private readonly clearedOverHttps = new Map<string, string>();
+  private readonly clearedOverHttp = new Map<string, string>();
 }

@@ -72,7 +72,7 @@ async function login(browser: Browser, username: string, password: string, path 
   return browser.get(callback);
 }
 
-const sessionCookies = (browser: Browser) => browser.jar.list(publicUrl).filter((c) => c.name.startsWith('oidc_authz') && !c.name.includes('_login_'));
+const sessionCookies = (browser: Browser) => browser.jar.list(publicUrl).filter((c) => /^oidc_authz(\.\d+)?$/.test(c.name));
 
 describe('the whole flow', () => {
   let svc: RunningService;
@@ -164,15 +164,44 @@ describe('the whole flow', () => {
     expect(post.status).toBe(401);
   });
 
-  test('Kubeflow logout: POST /authservice/logout → 201 with afterLogoutURL, cookies cleared', async () => {
+  test('Kubeflow logout: POST /authservice/logout → 201 with afterLogoutURL, cookies cleared; no ID token handed to the page script', async () => {
     const browser = new Browser();
     await login(browser, 'alice', 'alice-pw');
     const res = await browser.post(`${publicUrl}/authservice/logout`, '', { accept: 'application/json' });
     expect(res.status).toBe(201);
-    const { afterLogoutURL } = JSON.parse(res.body) as { afterLogoutURL: string };
-    expect(new URL(afterLogoutURL).searchParams.get('post_logout_redirect_uri')).toBe(`${publicUrl}/goodbye`);
+    // The body is what the dashboard's script reads: our own hop, never the IdP URL with id_token_hint.
+    expect(JSON.parse(res.body)).toEqual({ afterLogoutURL: `${publicUrl}/oauth2/end_session` });
+    expect(res.body).not.toMatch(/eyJ|id_token/);
     expect(sessionCookies(browser)).toEqual([]);
     expect((await check(browser, '/x')).status).toBe(302);
+    // The hop sends the browser on to the IdP with the hint (from an HttpOnly cookie), once.
+    const hop = await browser.get(`${publicUrl}/oauth2/end_session`, { 'sec-fetch-mode': 'navigate' });
+    expect(hop.status).toBe(302);
+    const endSession = new URL(hop.location!);
+    expect(endSession.searchParams.get('post_logout_redirect_uri')).toBe(`${publicUrl}/goodbye`);
+    expect(endSession.searchParams.get('id_token_hint')).toMatch(/^eyJ/);
+    const again = await browser.get(`${publicUrl}/oauth2/end_session`);
+    expect(again.location).toBe(`${publicUrl}/goodbye`);
+  });
+
+  test('a script that fetches /oauth2/end_session (not a navigation) does not get the ID token in the redirect', async () => {
+    const browser = new Browser();
+    await login(browser, 'alice', 'alice-pw');
+    expect((await browser.post(`${publicUrl}/authservice/logout`, '', { accept: 'application/json' })).status).toBe(201);
+    const hop = await browser.get(`${publicUrl}/oauth2/end_session`, { 'sec-fetch-mode': 'cors' });
+    expect(hop.status).toBe(302);
+    const endSession = new URL(hop.location!);
+    expect(endSession.searchParams.get('id_token_hint')).toBeNull();
+    expect(endSession.searchParams.get('client_id')).toBe(CLIENT.clientId);
+  });
+
+  test('a link to /oauth2/end_session without a sign-out behind it ends nobody\'s IdP session', async () => {
+    const browser = new Browser();
+    await login(browser, 'alice', 'alice-pw');
+    const hop = await browser.get(`${publicUrl}/oauth2/end_session`);
+    expect(hop.status).toBe(302);
+    expect(hop.location).toBe(`${publicUrl}/goodbye`);
+    expect((await check(browser, '/x', { accept: 'application/json' })).status).toBe(200);
   });
 
   test('identity.forwardIdToken: the allow also carries the session ID token as authorization (Kubeflow model)', async () => {

@@ -207,7 +207,16 @@ describe('after login and sign-out', () => {
     expect(res.status).toBe(status);
     expect(res.headers.getSetCookie().some((c) => /^oidc_authz=;/.test(c))).toBe(true);
     // The landing is on the request's origin: the IdP's end-session, then our signed-out page there.
-    const target = status === 201 ? (JSON.parse(res.body) as { afterLogoutURL: string }).afterLogoutURL : res.location!;
+    let target = res.location!;
+    if (status === 201) {
+      // The JSON names our end-session hop on the same origin; the ID token waits there in a cookie.
+      const afterLogoutURL = (JSON.parse(res.body) as { afterLogoutURL: string }).afterLogoutURL;
+      expect(afterLogoutURL).toBe(`http://${host}/oauth2/end_session`);
+      const handover = browser.jar.header(`http://127.0.0.1:${port}/oauth2/end_session`)!;
+      const hop = await browser.request('GET', `http://127.0.0.1:${port}/oauth2/end_session`, { headers: { host, cookie: handover } });
+      expect(hop.status).toBe(302);
+      target = hop.location!;
+    }
     expect(new URL(target).searchParams.get('post_logout_redirect_uri')).toBe(`http://${host}/oauth2/signed_out`);
   });
 });
