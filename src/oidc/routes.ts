@@ -51,6 +51,40 @@ function sendIdpUnusablePage(res: Response, error: unknown, retryUrl: string): v
 
 const NO_STORE = { 'cache-control': 'no-store' };
 
+/**
+ * What the callback says about an IdP's error answer, in our words per error code (RFC 6749 §4.1.2.1,
+ * OIDC Core §3.1.2.6). Anyone can send a browser to /oauth2/callback?error=…&error_description=<text>,
+ * so the IdP's own words are shown only when the request carries the login transaction it answers.
+ */
+const IDP_ERRORS: Readonly<Record<string, string>> = {
+  access_denied: 'The sign-in was declined, by you or by the identity provider.',
+  login_required: 'The identity provider needs you to sign in there first.',
+  interaction_required: 'The identity provider needs you to complete a step on its pages.',
+  consent_required: 'The identity provider needs your consent before it signs you in here.',
+  account_selection_required: 'The identity provider needs you to choose an account.',
+  invalid_scope: 'The identity provider does not grant what this service asks for; an administrator must fix the requested scopes.',
+  unauthorized_client: 'The identity provider does not allow this service to sign users in this way; an administrator must check the client settings.',
+  unsupported_response_type: 'The identity provider does not support the sign-in flow this service uses; an administrator must check the client settings.',
+  invalid_request: 'The identity provider refused the sign-in request; an administrator must check the client settings.',
+  invalid_request_uri: 'The identity provider refused the sign-in request; an administrator must check the client settings.',
+  invalid_request_object: 'The identity provider refused the sign-in request; an administrator must check the client settings.',
+  request_not_supported: 'The identity provider refused the sign-in request; an administrator must check the client settings.',
+  request_uri_not_supported: 'The identity provider refused the sign-in request; an administrator must check the client settings.',
+  registration_not_supported: 'The identity provider refused the sign-in request; an administrator must check the client settings.',
+  server_error: 'The identity provider ran into a problem. Please try again in a moment.',
+  temporarily_unavailable: 'The identity provider is busy or down for maintenance. Please try again in a moment.',
+};
+
+export function describeIdpError(error: string, description: unknown): { code: string; text: string; idpWords: string | undefined } {
+  const known = Object.hasOwn(IDP_ERRORS, error);
+  const code = known ? error : 'unknown';
+  const words = known ? IDP_ERRORS[error]! : 'The identity provider did not complete the sign-in.';
+  // Only with the matching transaction (the caller passes undefined otherwise): the IdP's words, bounded.
+  const idpWords = typeof description === 'string' && description.length > 0 ? description.replace(/[^\x20-\x7e]+/g, ' ').trim().slice(0, 300) : undefined;
+  const fromIdp = idpWords === undefined ? '' : ` The identity provider said (${known ? code : 'error'}): "${idpWords}".`;
+  return { code, text: `${words}${fromIdp}`, idpWords };
+}
+
 /** Where a request stands: its public origin and what follows from it. */
 interface Site {
   readonly origin: string;
@@ -114,10 +148,9 @@ export function createLoginRoutes(deps: LoginRoutesDeps): Router {
     const retry = site.startUrl(tx?.returnTo ?? `${site.origin}/`);
     if (typeof req.query.error === 'string') {
       finish('idp_error');
-      const description = typeof req.query.error_description === 'string' ? req.query.error_description.slice(0, 300) : '';
-      logger.info('login refused by the identity provider', { error: req.query.error.slice(0, 100) });
-      return sendErrorPage(res, req.query.error === 'access_denied' ? 403 : 400, 'Sign-in was not completed',
-        `The identity provider answered "${req.query.error.slice(0, 100)}"${description ? `: ${description}` : ''}.`, retry);
+      const refusal = describeIdpError(req.query.error, tx === null ? undefined : req.query.error_description);
+      logger.info('login refused by the identity provider', { error: refusal.code, description: refusal.idpWords, transaction: tx !== null });
+      return sendErrorPage(res, refusal.code === 'access_denied' ? 403 : 400, 'Sign-in was not completed', refusal.text, retry);
     }
     if (!state) {
       finish('missing_state');
