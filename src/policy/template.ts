@@ -7,14 +7,18 @@
 export type PathParams = Readonly<Record<string, string>>;
 export const NO_PARAMS: PathParams = Object.freeze({});
 
-type SegmentMatcher =
-  | { kind: 'literal'; value: string }
-  | { kind: 'param'; name: string }
-  | { kind: 'any' };
+export type TemplateSegment =
+  | { readonly kind: 'literal'; readonly value: string }
+  | { readonly kind: 'param'; readonly name: string }
+  | { readonly kind: 'any' };
 
 export interface PathTemplate {
   readonly source: string;
   readonly paramNames: readonly string[];
+  /** The segments before a final `**` (or all of them); read by the policy lint, not by matching. */
+  readonly segments: readonly TemplateSegment[];
+  /** Ends with `**`: matches any number of further segments, zero included. */
+  readonly rest: boolean;
   /** Captured parameters, or null when the path does not match. */
   match(segments: readonly string[]): PathParams | null;
 }
@@ -33,7 +37,7 @@ export function pathSegments(path: string): string[] {
 export function compileTemplate(source: string): PathTemplate {
   if (!source.startsWith('/')) throw new TemplateError('must start with "/"');
   const parts = pathSegments(source);
-  const matchers: SegmentMatcher[] = [];
+  const matchers: TemplateSegment[] = [];
   const paramNames: string[] = [];
   let rest = false;
   parts.forEach((part, index) => {
@@ -62,6 +66,8 @@ export function compileTemplate(source: string): PathTemplate {
   return {
     source,
     paramNames,
+    segments: matchers,
+    rest,
     match(segments) {
       if (rest ? segments.length < count : segments.length !== count) return null;
       let params: Record<string, string> | null = null;
