@@ -15,13 +15,14 @@ import { ConfigError, loadConfigFile } from './config/load.js';
 import type { Config } from './config/schema.js';
 import { extAuthzProvider } from './envoy-contract.js';
 import { serve } from './main.js';
+import { formatWarning, lintPolicy, type PolicyWarning } from './policy/lint.js';
 import { compilePolicy } from './policy/rules.js';
-import { pathSegments } from './policy/template.js';
+import { compileTemplate, pathSegments } from './policy/template.js';
 
 const DEFAULT_CONFIG = '/etc/oidc-authz/config.yaml';
 const USAGE = `usage:
   oidc-authz serve [--config FILE]                 run the service (default config ${DEFAULT_CONFIG})
-  oidc-authz check-config FILE                     validate a config file and exit
+  oidc-authz check-config FILE                     validate a config file (warnings on stderr) and exit
   oidc-authz explain METHOD URL [--config FILE] [--claims JSON]
                                                    which rule matches and what it decides
   oidc-authz provider [--config FILE] [--service HOST] [--port N]
@@ -41,7 +42,11 @@ export async function main(argv: string[]): Promise<number> {
       const file = positionals[0] ?? values.config;
       if (!file) return usage('check-config needs a FILE');
       const config = loadConfigFile(file);
-      process.stdout.write(`${file}: ok (${config.rules.length} rules, default ${config.defaultRule}, ${config.issuers.length + (config.oidc ? 1 : 0)} issuers)\n`);
+      // Warnings are about a valid config: they go to stderr beside errors, and the exit code stays 0.
+      const warnings = lintPolicy(config);
+      for (const warning of warnings) process.stderr.write(formatWarning(warning));
+      const warned = warnings.length === 0 ? '' : `; ${warnings.length} warning${warnings.length === 1 ? '' : 's'} (stderr)`;
+      process.stdout.write(`${file}: ok (${config.rules.length} rules, default ${config.defaultRule}, ${config.issuers.length + (config.oidc ? 1 : 0)} issuers)${warned}\n`);
       return 0;
     }
     case 'explain': {
@@ -96,7 +101,8 @@ export function explain(config: Config, method: string, url: string, claimsJson?
   }
   lines.push(`normalized: ${path.path}`);
   const policy = compilePolicy(config);
-  const { rule, params } = policy.match(method, host.host, pathSegments(path.path));
+  const segments = pathSegments(path.path);
+  const { rule, params } = policy.match(method, host.host, segments);
   lines.push(`rule:      ${rule.index === -1 ? `(no rule matched) → defaultRule: ${config.defaultRule}` : `#${rule.index} ${rule.name}`}`);
   if (Object.keys(params).length > 0) lines.push(`params:    ${JSON.stringify(params)}`);
   lines.push(`access:    ${describeAccess(config, rule.index)}`);
@@ -123,7 +129,24 @@ export function explain(config: Config, method: string, url: string, claimsJson?
         : `decision:  403 forbidden (${decision.reason}${decision.kind === 'forbidden' && decision.unmet ? `: ${decision.unmet} not met` : ''})`);
     }
   }
-  return `${lines.join('\n')}\n`;
+  const warnings = lintPolicy(config, policy);
+  const concerning = warnings.filter((warning) => concernsRequest(warning, rule.index, method, segments));
+  let text = `${lines.join('\n')}\n`;
+  for (const warning of concerning) text += formatWarning(warning);
+  if (warnings.length > concerning.length) {
+    const others = warnings.length - concerning.length;
+    text += `note:      ${others} other policy warning${others === 1 ? '' : 's'} in this config (oidc-authz check-config lists every warning)\n`;
+  }
+  return text;
+}
+
+/**
+ * A warning concerns the explained request when the rule that decided it is one of the pair and the
+ * request is one of the overlapping requests: then the answer shown depends on the Host the client sent.
+ */
+function concernsRequest(warning: PolicyWarning, ruleIndex: number, method: string, segments: readonly string[]): boolean {
+  if (warning.anonymous.index !== ruleIndex && warning.stricter.index !== ruleIndex) return false;
+  return warning.overlaps.some((o) => (o.methods === null || o.methods.includes(method)) && compileTemplate(o.path).match(segments) !== null);
 }
 
 /** The path exactly as written (URL would resolve dot segments and so hide them). */

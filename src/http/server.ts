@@ -14,6 +14,7 @@ import { createResponder } from '../check/respond.js';
 import { upstreamHeaderPlan } from '../envoy-contract.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
+import { lintPolicy, warningLogFields } from '../policy/lint.js';
 import { compilePolicy } from '../policy/rules.js';
 import { cookieNamesOf } from '../session/cookie-header.js';
 import { createApp, type AppState } from './app.js';
@@ -39,6 +40,8 @@ export interface ServiceDeps {
 export function createService(config: Config, deps: ServiceDeps): Service {
   const { logger, metrics } = deps;
   const policy = compilePolicy(config);
+  // Valid but weaker than it reads (policy/lint.ts): said once, at start-up, in the log operators watch.
+  for (const warning of lintPolicy(config, policy)) logger.warn('policy warning', warningLogFields(warning));
   const now = deps.now ?? Date.now;
   const bearer = createBearerVerifier(config, metrics, logger, now);
   const login = createBrowserLogin(config, { metrics, logger, bearer, now });

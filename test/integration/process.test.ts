@@ -42,6 +42,29 @@ describe('serve', () => {
     }
   });
 
+  test('a host-scoped anonymous rule that a request with another Host would bypass: serve logs the warning once at start-up', async () => {
+    const configFile = writeTempConfig({
+      listen: { host: '127.0.0.1', port: 0, metricsPort: 0 },
+      rules: [
+        { name: 'docs-public', hosts: ['docs.example.com'], paths: ['/docs/**'], allow: 'anonymous' },
+        { name: 'everything-else', paths: ['/**'], allow: 'deny' },
+      ],
+    });
+    const proc = startServeProcess(configFile);
+    try {
+      await proc.waitForLog('listening');
+      const warnings = proc.logs.filter((r) => r.msg === 'policy warning');
+      expect(warnings).toHaveLength(1);
+      expect(warnings[0]).toMatchObject({
+        level: 'warn', warning: 'host_scoped_anonymous', rule: 'docs-public', hosts: ['docs.example.com'], stricterRule: 'everything-else', requests: ['any method /docs/**'],
+      });
+      proc.child.kill('SIGTERM');
+      expect(await proc.exited).toBe(0);
+    } finally {
+      proc.child.kill('SIGKILL');
+    }
+  });
+
   test('a bad config stops start-up with the field path and reason, before listening', async () => {
     const configFile = writeTempConfig({ listen: { port: 'eighty' }, rules: [{ name: 'x', paths: ['no-slash'], allow: 'anonymous' }] });
     const result = await runCli(['serve', '--config', configFile]);
@@ -70,6 +93,27 @@ describe('check-config', () => {
     const result = await runCli(['check-config', file]);
     expect(result.code).toBe(0);
     expect(result.stdout).toContain('ok (1 rules, default deny, 0 issuers)');
+    expect(result.stderr).toBe('');
+  });
+
+  test('a host-scoped anonymous rule that a request with another Host would bypass: check-config warns, naming both rules, and exits 0', async () => {
+    const file = writeTempConfig([
+      'rules:',
+      '  - { name: docs-public, hosts: [docs.example.com], paths: ["/docs/**"], allow: anonymous }',
+      '  - { name: everything-else, paths: ["/**"], allow: authenticated }',
+      '',
+    ].join('\n'));
+    const result = await runCli(['check-config', file]);
+    expect(result.code).toBe(0);
+    expect(result.stdout).toBe(`${file}: ok (2 rules, default deny, 0 issuers); 1 warning (stderr)\n`);
+    const lines = result.stderr.split('\n');
+    expect(lines.slice(0, 2)).toEqual([
+      'warning: rule #0 "docs-public" allows anonymous access for hosts docs.example.com, but rule #1 "everything-else" (every host) is stricter (authenticated) on the same requests:',
+      '    any method /docs/**   (paths "/docs/**" and "/**")',
+    ]);
+    expect(result.stderr).toContain('a request with Host: docs.example.com passes these requests anonymously');
+    expect(result.stderr).toContain('allowedHosts and publicUrl do not restrict check requests');
+    expect(result.stderr).toContain('fix: - drop hosts from "docs-public"');
   });
 
   test('every problem is listed with its path', async () => {
@@ -123,6 +167,30 @@ describe('explain', () => {
   test('a hostile spelling is explained as the 400 it gets', async () => {
     const result = await runCli(['explain', 'GET', 'https://kf.example.com/static/..%2Fworkspaces/x', '--config', file()]);
     expect(result.stdout).toContain('decision:  400 bad_request (encoded_slash)');
+  });
+
+  test('a host-scoped anonymous rule that a request with another Host would bypass: explain shows the warning beside the rule it undercuts', async () => {
+    const config = writeTempConfig({
+      rules: [
+        { name: 'docs-public', hosts: ['docs.example.com'], paths: ['/docs/**'], allow: 'anonymous' },
+        { name: 'everything-else', paths: ['/**'], allow: 'authenticated' },
+      ],
+    });
+    const concerned = await runCli(['explain', 'GET', 'https://kubeflow.example.com/docs/guide', '--config', config]);
+    expect(concerned.code).toBe(0);
+    expect(concerned.stdout).toContain('rule:      #1 everything-else');
+    expect(concerned.stdout).toContain('warning: rule #0 "docs-public" allows anonymous access for hosts docs.example.com, but rule #1 "everything-else"');
+    expect(concerned.stdout).not.toContain('note:');
+
+    // The anonymous rule itself, asked with its own Host: the same warning.
+    const anonymous = await runCli(['explain', 'GET', 'https://docs.example.com/docs/guide', '--config', config]);
+    expect(anonymous.stdout).toContain('rule:      #0 docs-public');
+    expect(anonymous.stdout).toContain('warning: rule #0 "docs-public"');
+
+    // A request outside the overlap is not concerned; explain says the config has a warning elsewhere.
+    const elsewhere = await runCli(['explain', 'GET', 'https://kubeflow.example.com/pipelines', '--config', config]);
+    expect(elsewhere.stdout).not.toContain('warning:');
+    expect(elsewhere.stdout).toContain('note:      1 other policy warning in this config (oidc-authz check-config lists every warning)');
   });
 
   test('no matching rule falls to the default rule', async () => {
