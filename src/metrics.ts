@@ -21,14 +21,42 @@ export interface Metrics {
   readonly sessionCacheEntries: Gauge;
   /** Read when Prometheus scrapes; the service points it at the session cache. */
   sessionCacheSize: () => number;
+  /** Log lines dropped by rate limits (src/log-limit.ts), by reason; fed from logLineSources at scrape time. */
+  readonly logLinesSuppressed: Counter<'reason'>;
+  /**
+   * The line limiters whose dropped lines logLinesSuppressed counts (totals of one reason are added up).
+   * Read at scrape time so that a dropped line never touches prom-client: it costs a limiter two integer
+   * increments, where a labelled Counter.inc builds a label hash string per call.
+   */
+  readonly logLineSources: Array<{ suppressedTotals(): ReadonlyMap<string, number> }>;
 }
 
 export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metrics {
   const registry = new Registry();
   if (options.defaultMetrics !== false) collectDefaultMetrics({ register: registry, prefix: 'oidc_authz_' });
+  // What logLinesSuppressed has been told so far, per reason: each scrape adds what the sources counted since.
+  const suppressedReported = new Map<string, number>();
   const metrics: Metrics = {
     tokenCacheSize: () => 0,
     sessionCacheSize: () => 0,
+    logLineSources: [],
+    logLinesSuppressed: new Counter({
+      name: 'oidc_authz_log_lines_suppressed_total',
+      help: 'Log lines dropped by the per-reason rate limit (log.rateLimit), by reason; a warn line "log lines suppressed" sums up each window that dropped some.',
+      labelNames: ['reason'],
+      registers: [registry],
+      collect() {
+        const totals = new Map<string, number>();
+        for (const source of metrics.logLineSources) {
+          for (const [reason, total] of source.suppressedTotals()) totals.set(reason, (totals.get(reason) ?? 0) + total);
+        }
+        for (const [reason, total] of totals) {
+          const added = total - (suppressedReported.get(reason) ?? 0);
+          if (added > 0) this.inc({ reason }, added);
+          suppressedReported.set(reason, total);
+        }
+      },
+    }),
     loginStarts: new Counter({
       name: 'oidc_authz_login_starts_total',
       help: 'Logins started (redirects to the identity provider).',
