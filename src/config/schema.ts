@@ -317,7 +317,21 @@ export const configSchema = z
     defaultRule: z.enum(['deny', 'authenticated']).default('deny'),
     rules: z.array(ruleSchema).default([]),
     log: z
-      .strictObject({ level: z.enum(['debug', 'info', 'warn', 'error']).default('info') })
+      .strictObject({
+        level: z.enum(['debug', 'info', 'warn', 'error']).default('info'),
+        /**
+         * Lines a client can make us write for free (one per denied check) are limited per reason: at most
+         * `perReason` lines of one reason per `window`; the rest are counted
+         * (oidc_authz_log_lines_suppressed_total) and summed up in one warn line per window. At level
+         * debug every decision is logged and this limit does not apply.
+         */
+        rateLimit: z
+          .strictObject({
+            perReason: z.number().int().min(1).max(1_000_000).default(20),
+            window: duration('10s').refine((ms) => ms >= 1000, 'must be at least 1s'),
+          })
+          .prefault({}),
+      })
       .prefault({}),
   })
   .superRefine((config, ctx) => {

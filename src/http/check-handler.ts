@@ -7,6 +7,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { decide, type DecideDeps, type Decision } from '../check/decide.js';
 import { checkRequestFrom, schemeOf } from '../check/request.js';
 import { sendJson, type Responder } from '../check/respond.js';
+import type { LineLimiter } from '../log-limit.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
 
@@ -18,17 +19,22 @@ export interface CheckHandlerOptions {
   readonly respond: Responder;
   readonly metrics: Metrics;
   readonly logger: Logger;
+  /** Limits the per-denial info line per reason (log.rateLimit). */
+  readonly denialLog: LineLimiter;
 }
 
 export function createCheckHandler(options: CheckHandlerOptions): (req: IncomingMessage, res: ServerResponse) => void {
-  const { prefixLength, trustForwardedProto, fallbackScheme, deps, respond, metrics, logger } = options;
+  const { prefixLength, trustForwardedProto, fallbackScheme, deps, respond, metrics, logger, denialLog } = options;
 
   const record = (decision: Decision, startedAt: number, method: string, path: string) => {
     const rule = decision.rule?.name ?? 'none';
     metrics.checks.inc({ decision: decision.kind, reason: decision.reason, rule });
     metrics.checkDuration.observe({ decision: decision.kind }, (performance.now() - startedAt) / 1000);
     const denial = decision.kind !== 'allow' && decision.reason !== 'no_credentials';
-    if (denial ? logger.enabled('info') : logger.enabled('debug')) {
+    // A denial costs a client one request and would cost us a line: past log.rateLimit for its reason the
+    // line is only counted, before any of it is built. At debug every decision is logged, limit or not.
+    const write = denial ? logger.enabled('info') && (logger.enabled('debug') || denialLog.take(decision.reason)) : logger.enabled('debug');
+    if (write) {
       const fields = {
         decision: decision.kind,
         reason: decision.reason,

@@ -12,6 +12,7 @@ import type { SessionAuthenticator } from '../authn/session.js';
 import { createBrowserLogin } from '../oidc/setup.js';
 import { createResponder } from '../check/respond.js';
 import { upstreamHeaderPlan } from '../envoy-contract.js';
+import { createLineLimiter, logSuppressed } from '../log-limit.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
 import { lintPolicy, warningLogFields } from '../policy/lint.js';
@@ -60,6 +61,12 @@ export function createService(config: Config, deps: ServiceDeps): Service {
   metrics.configInfo.set({ rules: String(config.rules.length), issuers: String(config.issuers.length + (config.oidc ? 1 : 0)), default_rule: config.defaultRule }, 1);
   metrics.tokenCacheSize = () => bearer?.cacheSize ?? 0;
 
+  const { perReason, window: windowMs } = config.log.rateLimit;
+  const denialLog = createLineLimiter({ perKey: perReason, windowMs, now, onSuppressed: logSuppressed(logger, 'check denied', { perKey: perReason, windowMs }) });
+  metrics.logLineSources.push(denialLog);
+  // Sums up a flood once it stops too, not only at the next denial of its reason.
+  let flushTimer: NodeJS.Timeout | undefined;
+
   const checkPrefix = `${config.checkPathPrefix}/`;
   const checkHandler = createCheckHandler({
     prefixLength: config.checkPathPrefix.length,
@@ -78,6 +85,7 @@ export function createService(config: Config, deps: ServiceDeps): Service {
     }),
     metrics,
     logger,
+    denialLog,
   });
   const app = createApp(state, logger, login?.routes ?? null);
 
@@ -136,6 +144,7 @@ export function createService(config: Config, deps: ServiceDeps): Service {
     metricsServer,
     async listen() {
       login?.client.start();
+      flushTimer ??= setInterval(() => denialLog.flush(), windowMs).unref();
       const port = await listenOn(appServer, config.listen.port, config.listen.host);
       const metricsPort = metricsServer ? await listenOn(metricsServer, config.listen.metricsPort, config.listen.metricsHost ?? config.listen.host) : null;
       logger.info('listening', { host: config.listen.host, port, metricsPort, checkPathPrefix: config.checkPathPrefix, rules: config.rules.length });
@@ -158,6 +167,9 @@ export function createService(config: Config, deps: ServiceDeps): Service {
       appServer.closeAllConnections();
       await closed;
       if (metricsServer?.listening) await new Promise<void>((resolve) => metricsServer.close(() => resolve()));
+      clearInterval(flushTimer);
+      // Lines dropped in windows still open are said now, or never.
+      denialLog.flush(true);
       logger.info('stopped');
     },
   };

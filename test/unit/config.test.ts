@@ -59,6 +59,8 @@ describe('parseConfig: defaults of an empty config', () => {
     { path: 'defaultRule', expected: 'deny' },
     { path: 'rules', expected: [] },
     { path: 'log.level', expected: 'info' },
+    { path: 'log.rateLimit.perReason', expected: 20 },
+    { path: 'log.rateLimit.window', expected: 10_000 },
   ])('$path defaults to $expected', ({ path, expected }) => {
     expect(at(config, path)).toEqual(expected);
   });
@@ -218,6 +220,9 @@ describe('parseConfig: validation', () => {
     { what: 'an upper-case header name', input: { identity: { userIdHeader: 'Kubeflow-UserId' } }, path: 'identity.userIdHeader' },
     { what: 'a transformer that is not a regular expression', input: { identity: { userIdTransformers: [{ match: '(', replace: '' }] } }, path: 'identity.userIdTransformers.0.match' },
     { what: 'an unknown default rule', input: { defaultRule: 'allow' }, path: 'defaultRule' },
+    { what: 'a log rate limit of no lines (it would hide every denial)', input: { log: { rateLimit: { perReason: 0 } } }, path: 'log.rateLimit.perReason' },
+    { what: 'a log rate-limit window under a second', input: { log: { rateLimit: { window: '500ms' } } }, path: 'log.rateLimit.window' },
+    { what: 'a log rate-limit window that is no duration', input: { log: { rateLimit: { window: 'often' } } }, path: 'log.rateLimit.window' },
     { what: 'an unknown method', input: { rules: [{ name: 'a', paths: ['/'], methods: ['FETCH'], allow: 'deny' }] }, path: 'rules.0.methods.0' },
     { what: 'a rule name with a space', input: { rules: [{ name: 'my rule', paths: ['/'], allow: 'deny' }] }, path: 'rules.0.name' },
     { what: 'an upper-case host glob', input: { rules: [{ name: 'a', hosts: ['Example.com'], paths: ['/'], allow: 'deny' }] }, path: 'rules.0.hosts.0' },
