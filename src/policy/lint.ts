@@ -208,7 +208,7 @@ function hostScopedAnonymous(config: Pick<Config, 'rules' | 'defaultRule'>, anon
     summary: `${ruleLabel(anonymous)} allows anonymous access for hosts ${hostList}, but ${ruleLabel(stricter)} (every host) ${demands} the same requests: ${overlaps.map(describeOverlap).join('; ')}`,
     why: 'hosts is compared with the Host header, which the client writes; the gateway decides which service a request with that Host reaches. '
       + 'Behind a gateway that routes every host to the same services (Kubeflow\'s Gateway and VirtualServices use hosts: "*"), '
-      + `a request with Host: ${sampleHost} passes these requests anonymously to whichever service its path selects. `
+      + `anyone can send these requests with Host: ${sampleHost} and be let through anonymously, to whichever service the path selects. `
       + 'allowedHosts and publicUrl do not restrict check requests (they only govern the login routes).',
     fixes: [
       `drop hosts from "${anonymous.name}" if these requests may be anonymous on every host`,

@@ -111,7 +111,7 @@ describe('check-config', () => {
       'warning: rule #0 "docs-public" allows anonymous access for hosts docs.example.com, but rule #1 "everything-else" (every host) is stricter (authenticated) on the same requests:',
       '    any method /docs/**   (paths "/docs/**" and "/**")',
     ]);
-    expect(result.stderr).toContain('a request with Host: docs.example.com passes these requests anonymously');
+    expect(result.stderr).toContain('anyone can send these requests with Host: docs.example.com and be let through anonymously');
     expect(result.stderr).toContain('allowedHosts and publicUrl do not restrict check requests');
     expect(result.stderr).toContain('fix: - drop hosts from "docs-public"');
   });

@@ -105,7 +105,7 @@ describe('lintPolicy: a host-scoped anonymous rule that a request with another H
       overlaps: [{ path: '/**', anonymousPath: '/**', stricterPath: '/**', methods: null }],
     });
     expect(warning!.summary).toBe('rule #0 "docs-public" allows anonymous access for hosts docs.example.com, but rule #1 "everything-else" (every host) requires authenticated for the same requests: any method /**');
-    expect(warning!.why).toContain('a request with Host: docs.example.com passes these requests anonymously');
+    expect(warning!.why).toContain('anyone can send these requests with Host: docs.example.com and be let through anonymously');
     expect(warning!.why).toContain('hosts: "*"');
     expect(warning!.why).toContain('allowedHosts and publicUrl do not restrict check requests');
     expect(warning!.fixes).toEqual([
