@@ -45,7 +45,12 @@ export function createService(config: Config, deps: ServiceDeps): Service {
   for (const warning of lintPolicy(config, policy)) logger.warn('policy warning', warningLogFields(warning));
   const now = deps.now ?? Date.now;
   const bearer = createBearerVerifier(config, metrics, logger, now);
-  const login = createBrowserLogin(config, { metrics, logger, bearer, now });
+  const { perReason, window: windowMs } = config.log.rateLimit;
+  const denialLog = createLineLimiter({ perKey: perReason, windowMs, now, onSuppressed: logSuppressed(logger, 'check denied', { perKey: perReason, windowMs }) });
+  // The login endpoints' lines that any client can cause (a foreign Host, a made-up IdP error, a bogus code).
+  const loginLog = createLineLimiter({ perKey: perReason, windowMs, now, onSuppressed: logSuppressed(logger, 'login endpoint', { perKey: perReason, windowMs }) });
+  metrics.logLineSources.push(denialLog, loginLog);
+  const login = createBrowserLogin(config, { metrics, logger, bearer, now, logLimit: loginLog });
   const authenticator = createAuthenticator(bearer, login?.sessions ?? null, login?.servedOverHttps);
   const plan = upstreamHeaderPlan(config);
   const state: AppState = {
@@ -61,9 +66,6 @@ export function createService(config: Config, deps: ServiceDeps): Service {
   metrics.configInfo.set({ rules: String(config.rules.length), issuers: String(config.issuers.length + (config.oidc ? 1 : 0)), default_rule: config.defaultRule }, 1);
   metrics.tokenCacheSize = () => bearer?.cacheSize ?? 0;
 
-  const { perReason, window: windowMs } = config.log.rateLimit;
-  const denialLog = createLineLimiter({ perKey: perReason, windowMs, now, onSuppressed: logSuppressed(logger, 'check denied', { perKey: perReason, windowMs }) });
-  metrics.logLineSources.push(denialLog);
   // Sums up a flood once it stops too, not only at the next denial of its reason.
   let flushTimer: NodeJS.Timeout | undefined;
 
@@ -144,7 +146,10 @@ export function createService(config: Config, deps: ServiceDeps): Service {
     metricsServer,
     async listen() {
       login?.client.start();
-      flushTimer ??= setInterval(() => denialLog.flush(), windowMs).unref();
+      flushTimer ??= setInterval(() => {
+        denialLog.flush();
+        loginLog.flush();
+      }, windowMs).unref();
       const port = await listenOn(appServer, config.listen.port, config.listen.host);
       const metricsPort = metricsServer ? await listenOn(metricsServer, config.listen.metricsPort, config.listen.metricsHost ?? config.listen.host) : null;
       logger.info('listening', { host: config.listen.host, port, metricsPort, checkPathPrefix: config.checkPathPrefix, rules: config.rules.length });
@@ -170,6 +175,7 @@ export function createService(config: Config, deps: ServiceDeps): Service {
       clearInterval(flushTimer);
       // Lines dropped in windows still open are said now, or never.
       denialLog.flush(true);
+      loginLog.flush(true);
       logger.info('stopped');
     },
   };

@@ -9,6 +9,7 @@ import { bearerTokenOf } from '../authn/authenticate.js';
 import type { Identity } from '../authn/identity.js';
 import type { SessionAuthenticator } from '../authn/session.js';
 import type { Logger } from '../log.js';
+import type { LineLimiter } from '../log-limit.js';
 import type { Metrics } from '../metrics.js';
 import { IdpMisconfiguredError, IdpRejectedError, IdpUnavailableError, type OidcClient } from './client.js';
 import { END_SESSION_PATH, type EndSessionHandover } from './end-session.js';
@@ -35,6 +36,8 @@ export interface LoginRoutesDeps {
   readonly urls: { readonly redirectUri: string | undefined; readonly authorizationEndpoint: string | undefined; readonly afterLogoutUrl: string | undefined; readonly afterLoginUrl: string | undefined };
   readonly metrics: Metrics;
   readonly logger: Logger;
+  /** Rate limit for the lines any client can cause (src/log-limit.ts); null: none (tests). */
+  readonly logLimit: LineLimiter | null;
   readonly now: () => number;
 }
 
@@ -99,13 +102,15 @@ interface Site {
 
 export function createLoginRoutes(deps: LoginRoutesDeps): Router {
   const { client, transactions, handover, sessions, metrics, logger, urls } = deps;
+  /** Whether a line any client can cause may be written now (fixed keys: they are metric labels). */
+  const mayLog = (key: 'login_foreign_host' | 'login_idp_error' | 'login_rejected' | 'login_idp_unusable') => deps.logLimit === null || deps.logLimit.take(key);
   const router = Router();
 
   /** The request's site, or null after answering 400 for a host that is not ours. */
   const siteOf = (req: Request, res: Response): Site | null => {
     const origin = deps.origins.ofHeaders(req.headers);
     if (origin === null) {
-      logger.info('request for a host not on allowedHosts', { host: String(req.headers.host ?? '').slice(0, 255) });
+      if (mayLog('login_foreign_host')) logger.info('request for a host not on allowedHosts', { host: String(req.headers.host ?? '').slice(0, 255) });
       sendErrorPage(res, 400, 'Unknown host', 'This address is not one this sign-in service is configured for (allowedHosts).', null);
       return null;
     }
@@ -132,7 +137,7 @@ export function createLoginRoutes(deps: LoginRoutesDeps): Router {
       metrics.loginStarts.inc();
       res.set(NO_STORE).append('set-cookie', cookie).redirect(302, login.url);
     } catch (error) {
-      logger.warn('login start failed', { error });
+      if (mayLog('login_idp_unusable')) logger.warn('login start failed', { error });
       sendIdpUnusablePage(res, error, site.startUrl(returnTo));
     }
   });
@@ -149,7 +154,7 @@ export function createLoginRoutes(deps: LoginRoutesDeps): Router {
     if (typeof req.query.error === 'string') {
       finish('idp_error');
       const refusal = describeIdpError(req.query.error, tx === null ? undefined : req.query.error_description);
-      logger.info('login refused by the identity provider', { error: refusal.code, description: refusal.idpWords, transaction: tx !== null });
+      if (mayLog('login_idp_error')) logger.info('login refused by the identity provider', { error: refusal.code, description: refusal.idpWords, transaction: tx !== null });
       return sendErrorPage(res, refusal.code === 'access_denied' ? 403 : 400, 'Sign-in was not completed', refusal.text, retry);
     }
     if (!state) {
@@ -168,11 +173,11 @@ export function createLoginRoutes(deps: LoginRoutesDeps): Router {
     } catch (error) {
       if (error instanceof IdpRejectedError) {
         finish('rejected');
-        logger.info('login rejected', { error: error.error, description: error.message });
+        if (mayLog('login_rejected')) logger.info('login rejected', { error: error.error, description: error.message });
         return sendErrorPage(res, 400, 'Sign-in failed', 'The identity provider did not accept this sign-in. Please start again.', retry);
       }
       finish(error instanceof IdpMisconfiguredError ? 'idp_misconfigured' : 'idp_unavailable');
-      logger.warn('login exchange failed', { error: error instanceof IdpUnavailableError ? error.message : error });
+      if (mayLog('login_idp_unusable')) logger.warn('login exchange failed', { error: error instanceof IdpUnavailableError ? error.message : error });
       return sendIdpUnusablePage(res, error, retry);
     }
 

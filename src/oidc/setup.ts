@@ -11,6 +11,7 @@ import { SessionAuthenticator } from '../authn/session.js';
 import { ConfigError } from '../config/load.js';
 import type { Config } from '../config/schema.js';
 import type { Logger } from '../log.js';
+import type { LineLimiter } from '../log-limit.js';
 import type { Metrics } from '../metrics.js';
 import { createSealer } from '../session/seal.js';
 import { readSecretsFile, SecretsError } from '../session/secrets.js';
@@ -37,7 +38,7 @@ export interface BrowserLogin {
 
 export function createBrowserLogin(
   config: Config,
-  deps: { metrics: Metrics; logger: Logger; bearer: BearerVerifier | null; now: () => number },
+  deps: { metrics: Metrics; logger: Logger; bearer: BearerVerifier | null; now: () => number; logLimit?: LineLimiter },
 ): BrowserLogin | null {
   const oidcConfig = config.oidc;
   if (!oidcConfig || !config.session.secretsFile) return null;
@@ -128,6 +129,7 @@ export function createBrowserLogin(
     },
     metrics,
     logger,
+    logLimit: deps.logLimit ?? null,
     now,
   });
   const loginUrl = (request: CheckRequest): string | null => {

@@ -3,7 +3,8 @@
  * with forged tokens writes a bounded number of "check denied" lines and counts the rest in /metrics.
  */
 import { createSigningKey, startIssuer, type TestIssuer } from '../support/issuer.js';
-import { startService, TestClock, type RunningService } from '../support/service.js';
+import { startDevIdp, type DevIdp } from '../../demo/dev-idp.js';
+import { startService, tempFile, TestClock, type RunningService } from '../support/service.js';
 
 const AUDIENCE = 'kubeflow-oidc-authservice';
 const PER_REASON = 20;
@@ -119,5 +120,38 @@ describe('the limit applies to the info line only, and nothing dropped goes unsa
     expect(messages.filter((m) => m === 'check denied')).toHaveLength(1);
     expect(info.logs.find((r) => r.msg === 'log lines suppressed')).toMatchObject({ reason: 'bad_signature', suppressed: 3 });
     expect(messages.indexOf('log lines suppressed')).toBeLessThan(messages.indexOf('stopped'));
+  });
+});
+
+describe('the login endpoints under a flood', () => {
+  let idp: DevIdp;
+  let login: RunningService;
+  beforeAll(async () => {
+    idp = await startDevIdp({ issuerPath: '/dex', users: {}, clients: [{ clientId: 'kubeflow', clientSecret: 'flood-client-secret', redirectUris: ['http://kubeflow.example.com/oauth2/callback'] }], log: () => undefined });
+    login = await startService({
+      publicUrl: 'http://kubeflow.example.com',
+      oidc: { issuer: idp.issuer, clientId: 'kubeflow', clientSecretFile: tempFile('flood-client-secret') },
+      session: { secretsFile: tempFile('flood-cookie-secret-0123456789abcdefghijklmnop'), secure: false },
+      log: { level: 'info', rateLimit: { perReason: PER_REASON, window: '1h' } },
+    }, { now: clock.now });
+  });
+  afterAll(async () => {
+    await login.close();
+    await idp.stop();
+  });
+
+  test('500 made-up IdP errors sent to /oauth2/callback write at most 20 lines; every one still gets its page', async () => {
+    const statuses: number[] = [];
+    for (let i = 0; i < 500; i++) {
+      const res = await fetch(`${login.url}/oauth2/callback?error=access_denied&error_description=flood-${i}`);
+      await res.arrayBuffer();
+      statuses.push(res.status);
+    }
+    expect(new Set(statuses)).toEqual(new Set([403]));
+    expect(login.logs.filter((r) => r.msg === 'login refused by the identity provider')).toHaveLength(PER_REASON);
+    const text = await (await fetch(`${login.metricsUrl}/metrics`)).text();
+    expect(text).toContain(`oidc_authz_log_lines_suppressed_total{reason="login_idp_error"} ${500 - PER_REASON}`);
+    // Without the transaction, the IdP's (here: the attacker's) words are not logged either.
+    expect(login.logs.some((r) => JSON.stringify(r).includes('flood-'))).toBe(false);
   });
 });
