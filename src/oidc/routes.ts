@@ -133,9 +133,10 @@ export function createLoginRoutes(deps: LoginRoutesDeps): Router {
         redirectUri: urls.redirectUri ?? `${site.origin}${CALLBACK_PATH}`,
         authorizationEndpoint: urls.authorizationEndpoint === undefined ? undefined : site.absolute(urls.authorizationEndpoint),
       });
-      const cookie = await transactions.create({ state: login.state, nonce: login.nonce, codeVerifier: login.codeVerifier, returnTo, redirectUri: login.redirectUri }, site.secure);
+      const kept = await transactions.create({ state: login.state, nonce: login.nonce, codeVerifier: login.codeVerifier, returnTo, redirectUri: login.redirectUri }, site.secure, `${site.origin}/`);
+      if (kept.returnTo !== returnTo) logger.debug('return URL too long for the login cookie, shortened', { length: returnTo.length, kept: kept.returnTo.length });
       metrics.loginStarts.inc();
-      res.set(NO_STORE).append('set-cookie', cookie).redirect(302, login.url);
+      res.set(NO_STORE).append('set-cookie', kept.setCookie).redirect(302, login.url);
     } catch (error) {
       if (mayLog('login_idp_unusable')) logger.warn('login start failed', { error });
       sendIdpUnusablePage(res, error, site.startUrl(returnTo));

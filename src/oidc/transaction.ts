@@ -20,6 +20,21 @@ export interface LoginTransaction {
   readonly redirectUri: string;
 }
 
+/**
+ * Browsers keep cookies whose name and value fit in 4096 bytes; the whole Set-Cookie line is kept under
+ * this, which leaves the attributes room as well.
+ */
+export const MAX_TRANSACTION_COOKIE_BYTES = 4000;
+
+/** `returnTo`, then the same URL without its query, then `fallback`: each shorter return URL to try. */
+function shorterReturnUrls(returnTo: string, fallback: string): string[] {
+  const candidates = [returnTo];
+  const queryAt = returnTo.indexOf('?');
+  if (queryAt !== -1) candidates.push(returnTo.slice(0, queryAt));
+  if (!candidates.includes(fallback)) candidates.push(fallback);
+  return candidates;
+}
+
 export class TransactionCookies {
   constructor(
     private readonly sealer: Sealer,
@@ -32,9 +47,22 @@ export class TransactionCookies {
     return `${this.baseName}_login_${hash('sha256', state, 'base64url').slice(0, 16)}`;
   }
 
-  async create(tx: LoginTransaction, requestSecure = true): Promise<string> {
-    const sealed = await this.sealer.seal({ ...tx }, this.ttlSeconds);
-    return setCookieHeader(this.nameFor(tx.state), sealed, this.ttlSeconds, attributesFor(this.policy, requestSecure), CALLBACK_PATH);
+  /**
+   * The Set-Cookie that keeps `tx` until the callback, under MAX_TRANSACTION_COOKIE_BYTES: browsers drop a
+   * larger cookie, and the login would then end on "sign-in expired". A return URL too long for that is
+   * cut back to its path (the query dropped), and failing that to `fallbackReturnTo`; `returnTo` says
+   * which one was kept.
+   */
+  async create(tx: LoginTransaction, requestSecure = true, fallbackReturnTo = '/'): Promise<{ setCookie: string; returnTo: string }> {
+    const attributes = attributesFor(this.policy, requestSecure);
+    let setCookie = '';
+    for (const returnTo of shorterReturnUrls(tx.returnTo, fallbackReturnTo)) {
+      const sealed = await this.sealer.seal({ ...tx, returnTo }, this.ttlSeconds);
+      setCookie = setCookieHeader(this.nameFor(tx.state), sealed, this.ttlSeconds, attributes, CALLBACK_PATH);
+      if (setCookie.length <= MAX_TRANSACTION_COOKIE_BYTES) return { setCookie, returnTo };
+    }
+    // Only a fallback URL itself too long could get here; the login still works, landing there.
+    return { setCookie, returnTo: fallbackReturnTo };
   }
 
   /** The transaction for `state` from the request's Cookie header, or null (unknown, twice, expired, tampered). */
