@@ -255,6 +255,45 @@ describe('refresh with Dex\'s short-lived ID tokens (the service clock moves pas
     }
   }, SLOW);
 
+  test('sign-out spends the refresh token at Dex (it has no revocation endpoint): a copy of the cookie dies on every replica by its next revalidation', async () => {
+    const port = await freePort();
+    const strict: DexClient = { ...client, redirectURIs: [`http://127.0.0.1:${port}/oauth2/callback`] };
+    const defaultDex = await startDex({ users: USERS, clients: [strict], idTokenLifetime: '1h' });
+    const config: ConfigInput = {
+      ...serviceConfig(),
+      listen: { port },
+      publicUrl: `http://127.0.0.1:${port}`,
+      oidc: { issuer: defaultDex.issuer, clientId: strict.id, clientSecretFile: tempFile(strict.secret!) },
+    };
+    const one = await startService(config, { now: clock.now });
+    const two = await startService({ ...config, listen: { port: 0 } }, { now: clock.now });
+    try {
+      const browser = new HttpBrowser();
+      const start = await browser.get(`${one.url}/authz/notebooks/`, { host: `127.0.0.1:${port}`, accept: 'text/html', 'sec-fetch-mode': 'navigate' });
+      await browser.get(await browser.loginAtIdp(start.location!, 'alice@example.com', 'alice-pw'));
+      const stolen = browser.jar.header(`${one.url}/`)!;
+      const check = (service: RunningService) =>
+        fetch(`${service.url}/authz/notebooks/`, { headers: { host: `127.0.0.1:${port}`, cookie: stolen, accept: 'application/json' } });
+      expect((await check(two)).status).toBe(200);
+
+      const signOut = await fetch(`${one.url}/oauth2/sign_out`, { headers: { host: `127.0.0.1:${port}`, cookie: stolen }, redirect: 'manual' });
+      expect(signOut.status).toBe(302);
+      expect(await metricValue(one, 'oidc_authz_sign_outs_total{refresh_token="spent"}')).toBe(1);
+      expect((await check(one)).status).toBe(401);
+      // The other replica still has the session open; it asks Dex again once session.revalidateAfter is over
+      // (the ID token has most of its hour left), and Dex refuses the spent refresh token.
+      expect((await check(two)).status).toBe(200);
+      clock.advance(5 * 60_000 + 1_000);
+      const later = await check(two);
+      expect(later.status).toBe(401);
+      expect(await later.json()).toMatchObject({ reason: 'session_revoked' });
+    } finally {
+      await one.close();
+      await two.close();
+      await defaultDex.stop();
+    }
+  }, SLOW);
+
   test('a second login of the same user ends the first browser\'s session at Dex: its page load logs in again, its API call hears why', async () => {
     const first = await profile();
     await logIn(first.page, USERS[1]!);
