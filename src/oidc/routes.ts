@@ -55,6 +55,16 @@ function sendIdpUnusablePage(res: Response, error: unknown, retryUrl: string): v
 const NO_STORE = { 'cache-control': 'no-store' };
 
 /**
+ * A page navigation (or a client that does not say): the only requests whose redirect may carry the ID
+ * token as id_token_hint. A script's fetch that follows the redirect could read the final URL when the
+ * IdP shares our origin.
+ */
+function isNavigation(req: Request): boolean {
+  const mode = req.headers['sec-fetch-mode'];
+  return mode === undefined || mode === 'navigate';
+}
+
+/**
  * What the callback says about an IdP's error answer, in our words per error code (RFC 6749 §4.1.2.1,
  * OIDC Core §3.1.2.6). Anyone can send a browser to /oauth2/callback?error=…&error_description=<text>,
  * so the IdP's own words are shown only when the request carries the login transaction it answers.
@@ -240,7 +250,7 @@ export function createLoginRoutes(deps: LoginRoutesDeps): Router {
     const refreshToken = session?.refreshToken ?? null;
     const [ended, endSession] = await Promise.all([
       refreshToken === null ? Promise.resolve('none' as const) : client.endRefreshToken(refreshToken),
-      client.endSessionUrl(answer === 'redirect' ? session?.idToken : undefined, afterLogout),
+      client.endSessionUrl(answer === 'redirect' && isNavigation(req) ? session?.idToken : undefined, afterLogout),
     ]);
     metrics.signOuts.inc({ refresh_token: ended });
     res.set(NO_STORE);
@@ -270,9 +280,7 @@ export function createLoginRoutes(deps: LoginRoutesDeps): Router {
     const afterLogout = site.absolute(urls.afterLogoutUrl ?? SIGNED_OUT_PATH);
     // Without a hand-over (expired, or a link from elsewhere) the IdP's session is not ended for anyone.
     if (handed === null) return void res.redirect(302, afterLogout);
-    const fetchMode = req.headers['sec-fetch-mode'];
-    const navigation = fetchMode === undefined || fetchMode === 'navigate';
-    res.redirect(302, (await client.endSessionUrl(navigation ? handed.idToken : undefined, afterLogout)) ?? afterLogout);
+    res.redirect(302, (await client.endSessionUrl(isNavigation(req) ? handed.idToken : undefined, afterLogout)) ?? afterLogout);
   });
 
   router.get(SIGNED_OUT_PATH, (req, res) => {

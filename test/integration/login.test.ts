@@ -195,6 +195,17 @@ describe('the whole flow', () => {
     expect(endSession.searchParams.get('client_id')).toBe(CLIENT.clientId);
   });
 
+  test('a script that fetches /oauth2/sign_out (not a navigation) gets no ID token in the redirect either', async () => {
+    const browser = new Browser();
+    await login(browser, 'alice', 'alice-pw');
+    const res = await browser.get(`${publicUrl}/oauth2/sign_out`, { 'sec-fetch-mode': 'cors' });
+    expect(res.status).toBe(302);
+    const endSession = new URL(res.location!);
+    expect(endSession.searchParams.get('id_token_hint')).toBeNull();
+    expect(endSession.searchParams.get('post_logout_redirect_uri')).toBe(`${publicUrl}/goodbye`);
+    expect(sessionCookies(browser)).toEqual([]);
+  });
+
   test('a link to /oauth2/end_session without a sign-out behind it ends nobody\'s IdP session', async () => {
     const browser = new Browser();
     await login(browser, 'alice', 'alice-pw');
