@@ -54,7 +54,7 @@ export function createAuthenticator(
         return bearer.verify(token);
       }
       if (session === null) return NONE;
-      return session.authenticateCookie(sessionCookie, servedOverHttps, request);
+      return session.authenticateCookie(sessionCookie, servedOverHttps, request, request.rawPath);
     },
   };
 }

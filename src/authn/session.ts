@@ -80,10 +80,17 @@ export class SessionAuthenticator {
     return this.authenticateCookie(this.store.read(cookieHeader), servedOverHttps, context);
   }
 
-  /** As authenticate, for a session cookie already read from its header (the check reads the header once). */
-  authenticateCookie<C>(cookie: SessionCookie, servedOverHttps: (context: C) => boolean, context: C): SessionResult | Promise<SessionResult> {
+  /**
+   * As authenticate, for a session cookie already read from its header (the check reads the header once).
+   * `requestPath`: the path the browser asked for, where a planted second session cookie may be scoped.
+   */
+  authenticateCookie<C>(cookie: SessionCookie, servedOverHttps: (context: C) => boolean, context: C, requestPath = '/'): SessionResult | Promise<SessionResult> {
     if (cookie.kind === 'none') return NONE;
-    if (cookie.kind === 'invalid') return { kind: 'invalid', credential: 'cookie', reason: 'session_invalid', setCookie: this.store.clear(cookie.names, servedOverHttps(context)) };
+    if (cookie.kind === 'invalid') {
+      const secure = servedOverHttps(context);
+      const setCookie = cookie.reason === 'duplicate' ? this.store.clearAlongPath(cookie.names, requestPath, secure) : this.store.clear(cookie.names, secure);
+      return { kind: 'invalid', credential: 'cookie', reason: 'session_invalid', setCookie };
+    }
     const key = hash('sha256', cookie.value, 'base64url');
     const cached = this.cache.get(key, this.now());
     if (cached !== undefined) return cached;

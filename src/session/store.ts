@@ -87,7 +87,41 @@ export class SessionStore {
     });
   }
 
+  /**
+   * Set-Cookie headers that expire every named cookie at "/" and, without Domain, at every path above
+   * `requestPath` as well: where two session cookies arrived, one may have been planted by a page script
+   * for a sub-path (Path=/notebooks/), and only a clearing cookie with that exact path removes it. (With
+   * session.cookiePrefixes browsers refuse such a plant in the first place.)
+   */
+  clearAlongPath(names: readonly string[], requestPath: string, requestSecure = true): string[] {
+    const headers = this.clear(names, requestSecure);
+    const attributes = { secure: attributesFor(this.options.attributes, requestSecure).secure };
+    for (const path of pathsAbove(requestPath)) {
+      for (const name of names) {
+        try {
+          headers.push(clearCookieHeader(name, attributes, path));
+        } catch {
+          // A path the cookie syntax cannot carry: no browser could have stored a cookie for it either.
+        }
+      }
+    }
+    return headers;
+  }
+
   /** Clearing headers by cookie name: a stream of checks with a broken cookie should not serialize one each. */
   private readonly clearedOverHttps = new Map<string, string>();
   private readonly clearedOverHttp = new Map<string, string>();
+}
+
+/** Cookie paths that match a request for `path` besides "/": each ancestor with and without its "/", at most 16. */
+function pathsAbove(path: string): string[] {
+  const paths: string[] = [];
+  if (path.length > 1024 || !path.startsWith('/')) return paths;
+  for (let at = path.indexOf('/', 1); paths.length < 16; at = path.indexOf('/', at + 1)) {
+    const end = at === -1 ? path.length : at;
+    if (end > 1 && paths.at(-1) !== path.slice(0, end)) paths.push(path.slice(0, end));
+    if (at === -1) break;
+    paths.push(path.slice(0, at + 1));
+  }
+  return paths;
 }

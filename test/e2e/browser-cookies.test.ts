@@ -111,18 +111,33 @@ describe('without cookie prefixes', () => {
   }, SLOW);
   afterAll(() => stack?.stop(), SLOW);
 
-  test('a session cookie planted by a page script for a sub-path makes two sessions: refused, never "the last one wins"', async () => {
+  test("Bob's session planted by a page script for a sub-path makes two sessions: refused, both cleared (the plant too), never Bob", async () => {
+    // Mallory's script plants a real session of another account (Bob's) beside Alice's, for /notebooks/.
+    const bob = await profiles.open();
+    await bob.page.goto(`${stack.url}/notebooks/`);
+    await signIn(stack, bob.page, 'bob');
+    await bob.page.waitForURL(`${stack.url}/notebooks/`);
+    const bobSession = (await loopbackCookies(bob.context)).find((c) => c.name === 'oidc_authz')!.value;
+
     const { context, page } = await profiles.open();
     await page.goto(`${stack.url}/notebooks/`);
     await signIn(stack, page, 'alice');
     await page.waitForURL(`${stack.url}/notebooks/`);
-    await page.evaluate("document.cookie = 'oidc_authz=planted; Path=/notebooks/'");
-    expect((await loopbackCookies(context)).filter((c) => c.name === 'oidc_authz')).toHaveLength(2);
-    const answer = await page.evaluate(async () => {
+    await page.evaluate(`document.cookie = 'oidc_authz=${bobSession}; Path=/notebooks/'`);
+    expect((await loopbackCookies(context)).filter((c) => c.name === 'oidc_authz').map((c) => c.path).sort()).toEqual(['/', '/notebooks/']);
+    const fetchJson = () => page.evaluate(async () => {
       const res = await fetch('/notebooks/x', { headers: { accept: 'application/json' } });
       return { status: res.status, body: await res.text() };
     });
+    const answer = await fetchJson();
     expect(answer.status).toBe(401);
     expect(JSON.parse(answer.body)).toMatchObject({ reason: 'session_invalid' });
+    // Both copies are gone, the planted one with its own path: no request is Bob's afterwards.
+    expect((await loopbackCookies(context)).filter((c) => c.name === 'oidc_authz')).toEqual([]);
+    expect((await fetchJson()).status).toBe(401);
+    // The next page load signs Alice in again (silently: her session at the IdP is alive), as Alice.
+    await page.goto(`${stack.url}/notebooks/`);
+    await page.waitForURL(`${stack.url}/notebooks/`);
+    expect(await shownUser(page)).toBe('alice@example.com');
   }, SLOW);
 });

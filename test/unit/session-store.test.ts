@@ -216,3 +216,25 @@ describe('SessionStore.clear and endOf', () => {
     expect(store.endOf(T0 + HOUR)).toBe(T0 + HOUR + MAX_AGE_MS);
   });
 });
+
+describe('SessionStore.clearAlongPath (two session cookies: one may have been planted for a sub-path)', () => {
+  const pathsOf = (headers: readonly string[]) => headers.map((h) => /; Path=([^;]*)/.exec(h)?.[1]);
+
+  test.each<{ path: string; paths: string[] }>([
+    { path: '/', paths: ['/'] },
+    { path: '/x', paths: ['/', '/x'] },
+    { path: '/notebook/mallory-ns/nb/', paths: ['/', '/notebook', '/notebook/', '/notebook/mallory-ns', '/notebook/mallory-ns/', '/notebook/mallory-ns/nb', '/notebook/mallory-ns/nb/'] },
+    { path: '/a/b', paths: ['/', '/a', '/a/', '/a/b'] },
+  ])('$path: every path a cookie for that request could carry', ({ path, paths }) => {
+    const headers = store.clearAlongPath([NAME], path);
+    expect(pathsOf(headers)).toEqual(paths);
+    // "/" with the configured attributes (the real session); the others host-only, as a script sets them.
+    expect(headers[0]).toContain('Domain=example.com');
+    expect(headers.slice(1).every((h) => !h.includes('Domain=') && h.includes('Max-Age=0') && h.includes('Secure'))).toBe(true);
+  });
+
+  test('at most 16 paths above the request, for each name', () => {
+    const deep = `/${Array.from({ length: 40 }, (_, i) => `s${i}`).join('/')}`;
+    expect(store.clearAlongPath([NAME, `${NAME}.0`], deep)).toHaveLength(2 + 2 * 16);
+  });
+});
