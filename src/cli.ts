@@ -123,7 +123,7 @@ export function explain(config: Config, method: string, url: string, claimsJson?
       lines.push(`decision:  401 unauthorized (${built.reason})`);
     } else {
       lines.push(`identity:  ${config.identity.userIdHeader}=${built.identity.userId} ${config.identity.groupsHeader}=${built.identity.groupsHeaderValue}${built.identity.machine ? ' (a machine: machineIdentity)' : ''}`);
-      const decision = authorize(rule, params, { kind: 'identity', identity: built.identity });
+      const decision = authorize(rule, params, { kind: 'identity', identity: built.identity }, null);
       lines.push(decision.kind === 'allow'
         ? 'decision:  200 allow'
         : `decision:  403 forbidden (${decision.reason}${decision.kind === 'forbidden' && decision.unmet ? `: ${decision.unmet} not met` : ''})`);

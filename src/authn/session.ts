@@ -21,9 +21,27 @@ export type SessionFailure = 'session_invalid' | 'session_expired' | 'session_re
 
 export type SessionResult =
   | { readonly kind: 'none' }
-  | { readonly kind: 'identity'; readonly identity: Identity; readonly session: SessionData; readonly setCookie?: readonly string[] }
+  | {
+      readonly kind: 'identity'; readonly identity: Identity; readonly session: SessionData; readonly setCookie?: readonly string[];
+      /** The login this session comes from, through all its refreshes (lineageOf): what a sign-out ends. */
+      readonly lineage: string;
+    }
   | { readonly kind: 'invalid'; readonly reason: SessionFailure; readonly credential: 'cookie'; readonly setCookie: readonly string[] }
   | { readonly kind: 'unavailable'; readonly reason: 'idp_unavailable' };
+
+/** Issuer, subject and login time: the same for a session and every refresh of it, different for any other login. */
+export function lineageOf(claims: Claims, createdAt: number): string {
+  return `${String(claims.iss)}\n${String(claims.sub)}\n${createdAt}`;
+}
+
+/**
+ * Invalid session cookies that cannot say which one is ours: two of one name (a browser keeps one per name,
+ * path and domain, so the other was set elsewhere), or a single cookie beside chunks. Only a set of chunks
+ * alone that does not fit together is plainly ours and broken.
+ */
+function mayHidePlant(reason: string, names: readonly string[]): boolean {
+  return reason === 'duplicate' || (names.some((name) => !name.includes('.')) && names.some((name) => name.includes('.')));
+}
 
 export type RefreshResult =
   /** `partial`: the tokens were renewed but a claim source could not be read (its claims are left out for now). */
@@ -42,6 +60,16 @@ export interface SessionEvents {
 }
 
 const NONE: SessionResult = { kind: 'none' };
+/** No clearing Set-Cookie: the sign-out answer cleared the cookies; a replay comes from elsewhere. */
+const SIGNED_OUT: SessionResult = { kind: 'invalid', credential: 'cookie', reason: 'session_revoked', setCookie: [] };
+/** Sign-outs remembered before expired ones are swept; beyond the hard cap the oldest go first. */
+const SIGNED_OUT_SWEEP_AT = 10_000;
+const SIGNED_OUT_MAX = 100_000;
+/**
+ * A cookie whose refresh is due further ahead than revalidateAfter (plus this much clock difference
+ * between replicas) was sealed without the revalidation cap (before it existed): it is revalidated now.
+ */
+const REVALIDATION_CLOCK_SLACK_MS = 60_000;
 const ALWAYS_SECURE = () => true;
 const FAILURE_CACHE_MS = 60_000;
 /** After a refresh, checks still carrying the old cookie get the new one for this long. */
@@ -51,6 +79,11 @@ export class SessionAuthenticator {
   private readonly cache: ExpiringLru<SessionResult>;
   /** Opens in progress, by cookie hash: concurrent checks with one cookie share one unseal and refresh. */
   private readonly opening = new Map<string, Promise<SessionResult>>();
+  /**
+   * Lineages signed out on this replica, until the session would have ended anyway. Kept apart from the
+   * cache, which floods of other cookies could evict; only a valid session's sign-out adds to it.
+   */
+  private readonly signedOut = new Map<string, number>();
 
   constructor(
     private readonly store: SessionStore,
@@ -88,22 +121,34 @@ export class SessionAuthenticator {
     if (cookie.kind === 'none') return NONE;
     if (cookie.kind === 'invalid') {
       const secure = servedOverHttps(context);
-      const setCookie = cookie.reason === 'duplicate' ? this.store.clearAlongPath(cookie.names, requestPath, secure) : this.store.clear(cookie.names, secure);
+      // Several cookies that do not make one session: one of them may be a script's plant for a sub-path.
+      const setCookie = cookie.names.length > 1 || cookie.reason === 'duplicate'
+        ? this.store.clearAlongPath(cookie.names, requestPath, secure, mayHidePlant(cookie.reason, cookie.names))
+        : this.store.clear(cookie.names, secure);
       return { kind: 'invalid', credential: 'cookie', reason: 'session_invalid', setCookie };
     }
     const key = hash('sha256', cookie.value, 'base64url');
     const cached = this.cache.get(key, this.now());
-    if (cached !== undefined) return cached;
+    if (cached !== undefined) return this.signedOut.size === 0 ? cached : this.unlessSignedOut(cached);
     let pending = this.opening.get(key);
     if (pending === undefined) {
       pending = this.open(cookie.value, key, cookie.names, servedOverHttps(context)).finally(() => this.opening.delete(key));
       this.opening.set(key, pending);
     }
-    return pending;
+    return this.signedOut.size === 0 ? pending : pending.then((result) => this.unlessSignedOut(result));
+  }
+
+  private unlessSignedOut(result: SessionResult): SessionResult {
+    if (result.kind !== 'identity') return result;
+    const until = this.signedOut.get(result.lineage);
+    if (until === undefined) return result;
+    if (until > this.now()) return SIGNED_OUT;
+    this.signedOut.delete(result.lineage);
+    return result;
   }
 
   /** Seals a new session (after login) and primes the cache with it. */
-  async issue(tokens: SessionData, previousNames: readonly string[] = [], requestSecure = true): Promise<{ setCookies: string[]; identity: Identity } | { failure: IdentityFailure }> {
+  async issue(tokens: SessionData, previousNames: readonly string[] = [], requestSecure = true): Promise<{ setCookies: string[]; identity: Identity; session: SessionData } | { failure: IdentityFailure }> {
     // The refresh is due when the tokens expire or, sooner, when the session should be revalidated.
     const data = tokens.refreshToken === null ? tokens : { ...tokens, expiresAt: Math.min(tokens.expiresAt, this.now() + this.revalidateAfterMs) };
     const built = buildIdentity(sessionClaims(decodeJwt(data.idToken) as Claims, data.addedClaims), this.mapping, 'cookie');
@@ -111,23 +156,46 @@ export class SessionAuthenticator {
     const issued = await this.store.issue(data, previousNames, requestSecure);
     this.events.issued(issued.chunks);
     const identity: Identity = { ...built.identity, idToken: data.idToken };
-    this.cache.set(hash('sha256', issued.sealed, 'base64url'), { kind: 'identity', identity, session: data }, this.validUntil(data));
-    return { setCookies: issued.setCookies, identity };
+    this.cache.set(hash('sha256', issued.sealed, 'base64url'), { kind: 'identity', identity, session: data, lineage: lineageOf(identity.claims, data.createdAt) }, this.validUntil(data));
+    return { setCookies: issued.setCookies, identity, session: data };
   }
 
   /**
-   * Sign-out: the session in a request's cookies, without refreshing, and from now on refused by this
-   * replica (others refuse it at their next revalidation, once the IdP has ended its refresh token).
+   * Sign-out: the session in a request's cookies, without refreshing, refused by this replica from now on
+   * with every refresh of it (its lineage), and the refresh tokens to end at the IdP so that other
+   * replicas refuse it at their next revalidation: the session's own and, when a check of this cookie
+   * refreshed it a moment ago (or is refreshing it now: awaited), its successor's.
    */
-  async signOut(cookieHeader: string | undefined): Promise<{ session: SessionData | null; names: readonly string[] }> {
+  async signOut(cookieHeader: string | undefined): Promise<{ session: SessionData | null; names: readonly string[]; refreshTokens: string[] }> {
     const cookie = this.store.read(cookieHeader);
-    if (cookie.kind !== 'present') return { session: null, names: cookie.kind === 'none' ? [] : cookie.names };
+    if (cookie.kind !== 'present') return { session: null, names: cookie.kind === 'none' ? [] : cookie.names, refreshTokens: [] };
+    const key = hash('sha256', cookie.value, 'base64url');
+    await this.opening.get(key)?.catch(() => undefined);
     const session = await this.store.open(cookie.value);
-    if (session !== null) {
-      // No clearing Set-Cookie: the sign-out answer clears the cookies; a replay comes from elsewhere.
-      this.remember(hash('sha256', cookie.value, 'base64url'), { kind: 'invalid', credential: 'cookie', reason: 'session_revoked', setCookie: [] }, this.store.endOf(session.createdAt));
+    if (session === null) return { session, names: cookie.names, refreshTokens: [] };
+    let claims: Claims;
+    try {
+      claims = decodeJwt(session.idToken) as Claims;
+    } catch {
+      return { session: null, names: cookie.names, refreshTokens: [] };
     }
-    return { session, names: cookie.names };
+    this.rememberSignOut(lineageOf(claims, session.createdAt), this.store.endOf(session.createdAt));
+    const refreshTokens = new Set<string>(session.refreshToken === null ? [] : [session.refreshToken]);
+    const successor = this.cache.get(key, this.now());
+    if (successor?.kind === 'identity' && successor.session.refreshToken !== null) refreshTokens.add(successor.session.refreshToken);
+    return { session, names: cookie.names, refreshTokens: [...refreshTokens] };
+  }
+
+  private rememberSignOut(lineage: string, until: number): void {
+    if (this.signedOut.size >= SIGNED_OUT_SWEEP_AT) {
+      const now = this.now();
+      for (const [entry, end] of this.signedOut) if (end <= now) this.signedOut.delete(entry);
+      for (const entry of this.signedOut.keys()) {
+        if (this.signedOut.size < SIGNED_OUT_MAX) break;
+        this.signedOut.delete(entry);
+      }
+    }
+    this.signedOut.set(lineage, until);
   }
 
   /** Names of this service's session cookies in a Cookie header (to expire the ones a new session does not overwrite). */
@@ -145,7 +213,8 @@ export class SessionAuthenticator {
     const now = this.now();
     if (session === null) return this.remember(key, { kind: 'invalid', credential: 'cookie', reason: 'session_invalid', setCookie: this.store.clear(names, requestSecure) });
     if (now >= this.store.endOf(session.createdAt)) return this.remember(key, { kind: 'invalid', credential: 'cookie', reason: 'session_expired', setCookie: this.store.clear(names, requestSecure) });
-    if (now < session.expiresAt) {
+    const sealedBeforeRevalidation = session.refreshToken !== null && session.expiresAt > now + this.revalidateAfterMs + REVALIDATION_CLOCK_SLACK_MS;
+    if (now < session.expiresAt && !sealedBeforeRevalidation) {
       const result = this.identityResult(session, names, requestSecure);
       if (result.kind === 'identity') this.cache.set(key, result, this.validUntil(session));
       else this.remember(key, result);
@@ -176,10 +245,10 @@ export class SessionAuthenticator {
       return this.remember(key, { kind: 'invalid', credential: 'cookie', reason: 'session_revoked', setCookie: [] }, this.store.endOf(session.createdAt));
     }
     this.events.refreshed('ok', outcome.partial);
-    const renewed: SessionData = { ...outcome.tokens, createdAt: session.createdAt };
-    const issued = await this.issue(renewed, names, requestSecure);
+    const issued = await this.issue({ ...outcome.tokens, createdAt: session.createdAt }, names, requestSecure);
     if ('failure' in issued) return this.remember(key, { kind: 'invalid', credential: 'cookie', reason: issued.failure, setCookie: this.store.clear(names, requestSecure) });
-    const result: SessionResult = { kind: 'identity', identity: issued.identity, session: renewed, setCookie: issued.setCookies };
+    const renewed = issued.session;
+    const result: SessionResult = { kind: 'identity', identity: issued.identity, session: renewed, setCookie: issued.setCookies, lineage: lineageOf(issued.identity.claims, renewed.createdAt) };
     this.cache.set(key, result, Math.min(this.validUntil(renewed), this.now() + OLD_COOKIE_GRACE_MS));
     return result;
   }
@@ -192,7 +261,8 @@ export class SessionAuthenticator {
       return { kind: 'invalid', credential: 'cookie', reason: 'session_invalid', setCookie: this.store.clear(names, requestSecure) };
     }
     const built = buildIdentity(claims, this.mapping, 'cookie');
-    return built.ok ? { kind: 'identity', identity: { ...built.identity, idToken: session.idToken }, session } : { kind: 'invalid', credential: 'cookie', reason: built.reason, setCookie: this.store.clear(names, requestSecure) };
+    if (!built.ok) return { kind: 'invalid', credential: 'cookie', reason: built.reason, setCookie: this.store.clear(names, requestSecure) };
+    return { kind: 'identity', identity: { ...built.identity, idToken: session.idToken }, session, lineage: lineageOf(claims, session.createdAt) };
   }
 
   private validUntil(session: SessionData): number {

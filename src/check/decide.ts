@@ -71,19 +71,25 @@ export function decide(request: CheckRequest, deps: DecideDeps): Decision | Prom
       return { kind: 'forbidden', rule, reason: rule.index === -1 ? 'default_deny' : 'rule_deny', unmet: null, identity: null, navigation: isBrowserNavigation(request) };
   }
   const auth = deps.authenticator.authenticate(request, cookies.session);
-  return auth instanceof Promise
-    ? auth.then((a) => authorize(rule, params, a, request, deps.loginUrl, cookies.upstream))
-    : authorize(rule, params, auth, request, deps.loginUrl, cookies.upstream);
+  const context: AuthorizationContext = { request, loginUrl: deps.loginUrl, upstreamCookie: cookies.upstream };
+  return auth instanceof Promise ? auth.then((a) => authorize(rule, params, a, context)) : authorize(rule, params, auth, context);
 }
 
-export function authorize(
-  rule: CompiledRule,
-  params: PathParams,
-  auth: AuthResult,
-  request: CheckRequest | null = null,
-  loginUrl: DecideDeps['loginUrl'] = null,
-  upstreamCookie: string | null = null,
-): Decision {
+/**
+ * The request an authorization is for: `null` only for `explain`, which answers about a rule and claims
+ * without a request (no login redirect, no Cookie header).
+ */
+export interface AuthorizationContext {
+  readonly request: CheckRequest;
+  readonly loginUrl: DecideDeps['loginUrl'];
+  /** The request's Cookie header without our cookies (readCookieHeader): what an allow hands the upstream. */
+  readonly upstreamCookie: string | null;
+}
+
+export function authorize(rule: CompiledRule, params: PathParams, auth: AuthResult, context: AuthorizationContext | null): Decision {
+  const request = context?.request ?? null;
+  const loginUrl = context?.loginUrl ?? null;
+  const upstreamCookie = context === null ? null : context.upstreamCookie;
   switch (auth.kind) {
     case 'none':
     case 'invalid': {

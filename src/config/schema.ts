@@ -263,7 +263,11 @@ export const configSchema = z
       .prefault({}),
     session: z
       .strictObject({
-        cookieName: z.string().regex(/^[A-Za-z0-9_-]+$/, 'letters, digits, "_" and "-"').default('oidc_authz'),
+        cookieName: z
+          .string()
+          .regex(/^[A-Za-z0-9_-]+$/, 'letters, digits, "_" and "-"')
+          .refine((name) => !/^__(host|secure)-/i.test(name), 'without a __Host- or __Secure- prefix (set cookiePrefixes: true instead)')
+          .default('oidc_authz'),
         secretsFile: z.string().min(1).optional(),
         maxAge: duration('7d'),
         /**

@@ -6,7 +6,7 @@
  * sealed cookie that scripts cannot read (HttpOnly) and that only that path receives; the endpoint
  * sends the browser on to the IdP with a redirect.
  */
-import { findCookie } from '../session/cookie-header.js';
+import { lookupCookie } from '../session/cookie-header.js';
 import { attributesFor, clearCookieHeader, setCookieHeader, type CookiePolicy } from '../session/cookies.js';
 import type { Sealer } from '../session/seal.js';
 
@@ -39,15 +39,17 @@ export class EndSessionHandover {
   }
 
   /**
-   * What the hand-over cookie in a Cookie header holds: `null` without one (or a forged, expired one),
-   * otherwise the ID token to hint with, when there was one that fitted.
+   * What the hand-over cookie in a Cookie header holds: `null` without one; the ID token to hint with
+   * when there is exactly one that opens; `{ idToken: undefined }` for a sign-out whose token cannot be
+   * used (two such cookies — a script may have planted one —, an expired or a forged one): the IdP's
+   * end-session is still worth visiting, with client_id only, where the IdP asks the user to confirm.
    */
   async read(cookieHeader: string | undefined): Promise<{ idToken: string | undefined } | null> {
-    const sealed = findCookie(cookieHeader, this.name);
-    if (sealed === null) return null;
-    const data = await this.sealer.unseal(sealed, TTL_SECONDS);
-    if (data === null || (data.idToken !== null && typeof data.idToken !== 'string')) return null;
-    return { idToken: typeof data.idToken === 'string' ? data.idToken : undefined };
+    const handed = lookupCookie(cookieHeader, this.name);
+    if (handed.found === 'none') return null;
+    if (handed.found === 'several') return { idToken: undefined };
+    const data = await this.sealer.unseal(handed.value, TTL_SECONDS);
+    return { idToken: data !== null && typeof data.idToken === 'string' ? data.idToken : undefined };
   }
 
   clear(requestSecure: boolean): string {

@@ -54,11 +54,7 @@ function sendIdpUnusablePage(res: Response, error: unknown, retryUrl: string): v
 
 const NO_STORE = { 'cache-control': 'no-store' };
 
-/**
- * A page navigation (or a client that does not say): the only requests whose redirect may carry the ID
- * token as id_token_hint. A script's fetch that follows the redirect could read the final URL when the
- * IdP shares our origin.
- */
+/** A page navigation, or a client that does not say (Sec-Fetch-Mode): see endSessionFor. */
 function isNavigation(req: Request): boolean {
   const mode = req.headers['sec-fetch-mode'];
   return mode === undefined || mode === 'navigate';
@@ -165,7 +161,9 @@ export function createLoginRoutes(deps: LoginRoutesDeps): Router {
     if (typeof req.query.error === 'string') {
       finish('idp_error');
       const refusal = describeIdpError(req.query.error, tx === null ? undefined : req.query.error_description);
-      if (mayLog('login_idp_error')) logger.info('login refused by the identity provider', { error: refusal.code, description: refusal.idpWords, transaction: tx !== null });
+      // The description is whatever the callback's query said: the IdP's words, or those of whoever started
+      // a login of their own and sent the callback themselves. Logged as such.
+      if (mayLog('login_idp_error')) logger.info('login refused by the identity provider', { error: refusal.code, queryDescription: refusal.idpWords, transaction: tx !== null });
       return sendErrorPage(res, refusal.code === 'access_denied' ? 403 : 400, 'Sign-in was not completed', refusal.text, retry);
     }
     if (!state) {
@@ -237,6 +235,18 @@ export function createLoginRoutes(deps: LoginRoutesDeps): Router {
   };
 
   /**
+   * The IdP's end-session URL (null: it has none). The ID token goes along as id_token_hint only for a page
+   * navigation to an IdP on another origin: a script on ours could read the final URL of a redirect chain
+   * that stays on our origin (a fetch that follows it, a frame), and the token is a bearer until it expires.
+   */
+  const endSessionFor = async (req: Request, site: Site, idToken: string | undefined, afterLogout: string): Promise<string | null> => {
+    const hint = isNavigation(req) ? idToken : undefined;
+    const url = await client.endSessionUrl(hint, afterLogout);
+    if (url === null || hint === undefined || new URL(url).origin !== site.origin) return url;
+    return client.endSessionUrl(undefined, afterLogout);
+  };
+
+  /**
    * Ends the session: its cookies cleared, this replica refusing it from now on, its refresh token ended
    * at the IdP (so no copy of the cookie can be refreshed again). A browser is then sent to the IdP's
    * end-session endpoint (redirect), or a page script is told where to go (JSON) — never with a token.
@@ -244,14 +254,15 @@ export function createLoginRoutes(deps: LoginRoutesDeps): Router {
   const signOut = async (req: Request, res: Response, answer: 'redirect' | 'json') => {
     const site = siteOf(req, res);
     if (site === null) return;
-    const { session, names } = await sessions.signOut(req.headers.cookie);
+    const { session, names, refreshTokens } = await sessions.signOut(req.headers.cookie);
     for (const cookie of sessions.clear(names, site.secure)) res.append('set-cookie', cookie);
     const afterLogout = site.absolute(urls.afterLogoutUrl ?? SIGNED_OUT_PATH);
-    const refreshToken = session?.refreshToken ?? null;
-    const [ended, endSession] = await Promise.all([
-      refreshToken === null ? Promise.resolve('none' as const) : client.endRefreshToken(refreshToken),
-      client.endSessionUrl(answer === 'redirect' && isNavigation(req) ? session?.idToken : undefined, afterLogout),
+    const [endedTokens, endSession] = await Promise.all([
+      Promise.all(refreshTokens.map((token) => client.endRefreshToken(token))),
+      endSessionFor(req, site, answer === 'redirect' ? session?.idToken : undefined, afterLogout),
     ]);
+    // The session's own token (first) says what happened; a successor's went the same way or was already spent.
+    const ended = endedTokens[0] ?? 'none';
     metrics.signOuts.inc({ refresh_token: ended });
     res.set(NO_STORE);
     if (answer === 'redirect') return void res.redirect(302, endSession ?? safeReturnUrl(req.query.rd, site.redirects, afterLogout));
@@ -280,7 +291,7 @@ export function createLoginRoutes(deps: LoginRoutesDeps): Router {
     const afterLogout = site.absolute(urls.afterLogoutUrl ?? SIGNED_OUT_PATH);
     // Without a hand-over (expired, or a link from elsewhere) the IdP's session is not ended for anyone.
     if (handed === null) return void res.redirect(302, afterLogout);
-    res.redirect(302, (await client.endSessionUrl(isNavigation(req) ? handed.idToken : undefined, afterLogout)) ?? afterLogout);
+    res.redirect(302, (await endSessionFor(req, site, handed.idToken, afterLogout)) ?? afterLogout);
   });
 
   router.get(SIGNED_OUT_PATH, (req, res) => {

@@ -7,6 +7,10 @@
  * Pairs are separated by ";" (RFC 6265) and by "," (Envoy joins two HTTP/1.1 Cookie lines with it); a
  * pair is `name=value` with blanks around both trimmed, or a bare value without "=". Nothing else splits
  * a pair: `prefs=x oidc_authz=…` is one cookie `prefs`, never a session smuggled in after a space.
+ * A session pair right after a "," is removed but never read: a page script can store a cookie whose
+ * value holds ",oidc_authz=…" (browsers allow commas in values, and the cookie's own name, say `prefs`,
+ * escapes every __Host- rule), while a browser's own pairs always follow "; ". Only HTTP/1.1 clients that
+ * split their cookies over several Cookie lines lose: they must send the session in the first line.
  *
  * Every search moves forward only, so a header costs time in proportion to its length whatever it holds
  * (the scanner this replaces searched from each occurrence of the name to the next ";", which made a
@@ -14,11 +18,11 @@
  * MAX_COOKIE_PAIRS pairs are looked at.
  */
 import type { Config } from '../config/schema.js';
-import { CHUNK_SIZE, assembleSession, type SessionCookie } from './cookies.js';
+import { CHUNK_SIZE, MAX_CHUNKS, assembleSession, type SessionCookie } from './cookies.js';
 
 /**
- * Browsers keep at most 180 cookies per site (Chromium, Firefox), so a real request has fewer pairs
- * than this even when commas inside values count as separators.
+ * Browsers keep at most 180 cookies per site (Chromium, Firefox); this leaves room for commas inside
+ * values, which count as separators here. Empty pairs (";;") count too: each one costs a step.
  */
 export const MAX_COOKIE_PAIRS = 1000;
 /** No cookie of ours is longer (a chunk is tag~count~part); a longer value is not ours to unseal. */
@@ -66,18 +70,24 @@ const OVERFLOW: CookieHeaderView = { session: { kind: 'none' }, upstream: null, 
 const SPACE = 0x20;
 const TAB = 0x09;
 
+const COMMA = 0x2c;
+
 /**
  * A cursor over the pairs of a Cookie header. After next() returns true, the current pair is
  * [start, end) without surrounding blanks, its name [start, nameEnd) and value [valueStart, end);
- * nameEnd is -1 for a pair without "=".
+ * nameEnd is -1 for a pair without "="; afterComma says the separator before it was ",". `count` is
+ * the number of pairs looked at, empty ones included.
  */
 class PairCursor {
   start = 0;
   end = 0;
   nameEnd = -1;
   valueStart = 0;
+  afterComma = false;
   count = 0;
   private next_ = 0;
+  /** The separator before the segment next() looks at ("," or ";"; 0 at the start of the header). */
+  private separator = 0;
   private semicolon: number;
   private comma: number;
   private equals: number;
@@ -100,12 +110,18 @@ class PairCursor {
       if (this.semicolon !== -1) stop = this.semicolon;
       if (this.comma !== -1 && this.comma < stop) stop = this.comma;
       this.next_ = stop + 1;
+      const separatorBefore = this.separator;
+      this.separator = stop < length ? header.charCodeAt(stop) : 0;
+      this.count++;
       let start = from;
       let end = stop;
       while (start < end && isBlank(header.charCodeAt(start))) start++;
       while (end > start && isBlank(header.charCodeAt(end - 1))) end--;
-      if (start === end) continue;
-      this.count++;
+      if (start === end) {
+        if (this.count > MAX_COOKIE_PAIRS) return true;
+        continue;
+      }
+      this.afterComma = separatorBefore === COMMA;
       if (this.equals !== -1 && this.equals < start) this.equals = header.indexOf('=', start);
       this.start = start;
       this.end = end;
@@ -160,14 +176,19 @@ function kindOf(header: string, start: number, end: number, names: CookieNames):
   return Kind.Other;
 }
 
-/** "0" … "99": the chunk numbers the session reader looks at (others are ours but never read). */
+/**
+ * "0" … "11" as written (MAX_CHUNKS): the chunk names the session reader looks at. Others ("00", "12",
+ * "x") are ours but never read, so one request names at most 13 session cookies.
+ */
 function isChunkSuffix(header: string, start: number, end: number): boolean {
-  if (end - start < 1 || end - start > 2) return false;
-  for (let i = start; i < end; i++) {
-    const code = header.charCodeAt(i);
-    if (code < 0x30 || code > 0x39) return false;
-  }
-  return true;
+  if (end - start === 1) return isDigit(header.charCodeAt(start));
+  if (end - start !== 2 || header.charCodeAt(start) !== 0x31) return false;
+  const second = header.charCodeAt(start + 1) - 0x30;
+  return second >= 0 && second < MAX_CHUNKS - 10;
+}
+
+function isDigit(code: number): boolean {
+  return code >= 0x30 && code <= 0x39;
 }
 
 /**
@@ -188,7 +209,9 @@ export function readCookieHeader(header: string | undefined, names: CookieNames)
   while (cursor.next()) {
     if (cursor.count > MAX_COOKIE_PAIRS) return OVERFLOW;
     const { start, end, nameEnd } = cursor;
-    const kind = nameEnd === -1 ? Kind.Other : kindOf(header, start, nameEnd, names);
+    let kind = nameEnd === -1 ? Kind.Other : kindOf(header, start, nameEnd, names);
+    // After ",": possibly inside another cookie's value, where a page script can put anything.
+    if (kind === Kind.Session && cursor.afterComma) kind = Kind.Ours;
     if (kind === Kind.Other) {
       if (upstream === null) {
         // No cookie of ours yet: the kept pairs are the header from the first one to this one, unchanged.
@@ -227,20 +250,33 @@ export function readSessionCookie(header: string | undefined, name: string): Ses
   return readCookieHeader(header, { base: name, sessionPrefix: '' }).session;
 }
 
-/**
- * The value of the one cookie named exactly `name`; null when there is none, when there are two (which
- * one the browser meant cannot be known), or when the header has more than MAX_COOKIE_PAIRS pairs.
- */
-export function findCookie(header: string | undefined, name: string): string | null {
-  if (header === undefined || header.length === 0) return null;
+/** What a Cookie header holds under one exact name. */
+export type CookieLookup =
+  | { readonly found: 'none' }
+  | { readonly found: 'one'; readonly value: string }
+  /** Two or more (or a header too long to read to the end): which one the browser meant cannot be known. */
+  | { readonly found: 'several' };
+
+const NOT_FOUND: CookieLookup = { found: 'none' };
+const SEVERAL: CookieLookup = { found: 'several' };
+
+/** The cookie named exactly `name`, read only where a browser puts its own pairs (not after ","). */
+export function lookupCookie(header: string | undefined, name: string): CookieLookup {
+  if (header === undefined || header.length === 0) return NOT_FOUND;
   const cursor = new PairCursor(header);
   let value: string | null = null;
   while (cursor.next()) {
-    if (cursor.count > MAX_COOKIE_PAIRS) return null;
+    if (cursor.count > MAX_COOKIE_PAIRS) return SEVERAL;
     const { start, nameEnd } = cursor;
-    if (nameEnd - start !== name.length || !header.startsWith(name, start)) continue;
-    if (value !== null) return null;
+    if (cursor.afterComma || nameEnd - start !== name.length || !header.startsWith(name, start)) continue;
+    if (value !== null) return SEVERAL;
     value = header.slice(cursor.valueStart, cursor.end);
   }
-  return value;
+  return value === null ? NOT_FOUND : { found: 'one', value };
+}
+
+/** The value of the one cookie named exactly `name`; null when there is none or more than one. */
+export function findCookie(header: string | undefined, name: string): string | null {
+  const lookup = lookupCookie(header, name);
+  return lookup.found === 'one' ? lookup.value : null;
 }

@@ -5,7 +5,7 @@
  * the tokens expire (for refresh).
  */
 import type { Claims } from '../authn/claims.js';
-import { readCookieHeader, sessionCookieName, type CookieNames } from './cookie-header.js';
+import { HOST_PREFIX, readCookieHeader, sessionCookieName, type CookieNames } from './cookie-header.js';
 import { attributesFor, sessionSetCookies, clearCookieHeader, chunkSessionValue, type CookiePolicy, type SessionCookie } from './cookies.js';
 import type { Sealer } from './seal.js';
 
@@ -80,7 +80,7 @@ export class SessionStore {
       let header = memo.get(name);
       if (header === undefined) {
         header = clearCookieHeader(name, attributesFor(this.options.attributes, requestSecure));
-        // Only the names of our session family reach here (at most 101), so the memo stays small.
+        // Only the names the session reader reads reach here (at most 13), so the memo stays small.
         memo.set(name, header);
       }
       return header;
@@ -88,23 +88,33 @@ export class SessionStore {
   }
 
   /**
-   * Set-Cookie headers that expire every named cookie at "/" and, without Domain, at every path above
-   * `requestPath` as well: where two session cookies arrived, one may have been planted by a page script
-   * for a sub-path (Path=/notebooks/), and only a clearing cookie with that exact path removes it. (With
-   * session.cookiePrefixes browsers refuse such a plant in the first place.)
+   * Set-Cookie headers for a session read as invalid from several cookies, one of which a page script
+   * may have planted for a sub-path (`Path=/notebook/ns/nb/`) or without our Domain: only a clearing
+   * cookie with the same path and Domain removes it. Host-only at "/" when a Domain is configured, then
+   * host-only at the paths above the request, shallowest first; MAX_CLEARING_HEADERS in all (Envoy passes
+   * at most 100 headers of an answer).
+   *
+   * `keepOurs`: the cookies do not say which one is ours (two of one name, or a single cookie beside
+   * chunks), so ours — "/" with the configured attributes, the only place we set them — is left alone:
+   * were it cleared and a plant out of reach survived, the plant alone would be the session on its path.
+   * Best effort either way: a plant deeper than the limit, or with a Domain of its own, survives, and
+   * that path keeps refusing the session (session.cookiePrefixes stops plants in the browser).
    */
-  clearAlongPath(names: readonly string[], requestPath: string, requestSecure = true): string[] {
-    const headers = this.clear(names, requestSecure);
-    const attributes = { secure: attributesFor(this.options.attributes, requestSecure).secure };
-    for (const path of pathsAbove(requestPath)) {
-      for (const name of names) {
-        try {
-          headers.push(clearCookieHeader(name, attributes, path));
-        } catch {
-          // A path the cookie syntax cannot carry: no browser could have stored a cookie for it either.
-        }
+  clearAlongPath(names: readonly string[], requestPath: string, requestSecure = true, keepOurs = false): string[] {
+    const headers = keepOurs ? [] : this.clear(names, requestSecure);
+    const hostOnly = { secure: attributesFor(this.options.attributes, requestSecure).secure };
+    const add = (name: string, path: string) => {
+      if (headers.length >= MAX_CLEARING_HEADERS) return;
+      try {
+        headers.push(clearCookieHeader(name, hostOnly, path));
+      } catch {
+        // A path the cookie syntax cannot carry: no browser could have stored a cookie for it either.
       }
-    }
+    };
+    if (this.options.attributes.domain !== undefined) for (const name of names) add(name, '/');
+    // Browsers refuse a __Host- cookie with any path but "/": none to look for deeper.
+    const plantable = names.filter((name) => !name.startsWith(HOST_PREFIX));
+    for (const path of pathsAbove(requestPath)) for (const name of plantable) add(name, path);
     return headers;
   }
 
@@ -113,11 +123,14 @@ export class SessionStore {
   private readonly clearedOverHttp = new Map<string, string>();
 }
 
-/** Cookie paths that match a request for `path` besides "/": each ancestor with and without its "/", at most 16. */
+/** At most this many Set-Cookie lines clear one invalid session. */
+export const MAX_CLEARING_HEADERS = 48;
+
+/** Cookie paths that match a request for `path` besides "/": each ancestor with and without its "/", shallowest first. */
 function pathsAbove(path: string): string[] {
   const paths: string[] = [];
   if (path.length > 1024 || !path.startsWith('/')) return paths;
-  for (let at = path.indexOf('/', 1); paths.length < 16; at = path.indexOf('/', at + 1)) {
+  for (let at = path.indexOf('/', 1); paths.length < MAX_CLEARING_HEADERS; at = path.indexOf('/', at + 1)) {
     const end = at === -1 ? path.length : at;
     if (end > 1 && paths.at(-1) !== path.slice(0, end)) paths.push(path.slice(0, end));
     if (at === -1) break;

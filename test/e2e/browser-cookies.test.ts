@@ -31,6 +31,9 @@ async function signIn(stack: Stack, page: Page, username: string): Promise<void>
   await page.getByRole('button', { name: 'Sign in' }).click();
 }
 
+/** The user id the echo upstream received, from its JSON answer. */
+const echoedUser = (body: string) => (JSON.parse(body) as { headers: Record<string, string> }).headers['kubeflow-userid'];
+
 /** The user id the echo upstream shows on its page. */
 const shownUser = (page: Page) => page.locator('#user').textContent();
 
@@ -102,6 +105,33 @@ describe('cookie prefixes (session.cookiePrefixes)', () => {
     expect(seen.length).toBeGreaterThan(0);
     for (const request of seen) expect(String(request.headers.cookie ?? '')).not.toContain('oidc_authz');
   }, SLOW);
+
+  test("a page script hides Bob's __Host- session inside another cookie's value (after \",\"): never read, for a user with or without a session", async () => {
+    const bob = await profiles.open();
+    await bob.page.goto(`${stack.url}/notebooks/`);
+    await signIn(stack, bob.page, 'bob');
+    await bob.page.waitForURL(`${stack.url}/notebooks/`);
+    const bobSession = (await loopbackCookies(bob.context)).find((c) => c.name === '__Host-oidc_authz')!.value;
+
+    // Alice, signed in: the hidden session is neither read nor forwarded.
+    const alice = await profiles.open();
+    await alice.page.goto(`${stack.url}/notebooks/`);
+    await signIn(stack, alice.page, 'alice');
+    await alice.page.waitForURL(`${stack.url}/notebooks/`);
+    await alice.page.evaluate(`document.cookie = 'prefs=x,__Host-oidc_authz=${bobSession}; Path=/'`);
+    expect((await loopbackCookies(alice.context)).find((c) => c.name === 'prefs')?.value).toBe(`x,__Host-oidc_authz=${bobSession}`);
+    const before = stack.echo.received.length;
+    await alice.page.reload();
+    expect(await shownUser(alice.page)).toBe('alice@example.com');
+    for (const request of stack.echo.received.slice(before)) expect(String(request.headers.cookie ?? '')).not.toContain(bobSession.slice(0, 40));
+
+    // A browser without a session of its own (the plant set on a shared machine): still nobody, never Bob.
+    const stranger = await profiles.open();
+    await stranger.page.goto(`${stack.url}/static/x`);
+    await stranger.page.evaluate(`document.cookie = 'prefs=x,__Host-oidc_authz=${bobSession}; Path=/'`);
+    const answer = await stranger.page.evaluate(async () => (await fetch('/notebooks/x', { headers: { accept: 'application/json' } })).status);
+    expect(answer).toBe(401);
+  }, SLOW);
 });
 
 describe('without cookie prefixes', () => {
@@ -111,7 +141,7 @@ describe('without cookie prefixes', () => {
   }, SLOW);
   afterAll(() => stack?.stop(), SLOW);
 
-  test("Bob's session planted by a page script for a sub-path makes two sessions: refused, both cleared (the plant too), never Bob", async () => {
+  test("Bob's session planted by a page script for a sub-path makes two sessions: refused once, the plant cleared, Alice stays Alice, never Bob", async () => {
     // Mallory's script plants a real session of another account (Bob's) beside Alice's, for /notebooks/.
     const bob = await profiles.open();
     await bob.page.goto(`${stack.url}/notebooks/`);
@@ -132,12 +162,10 @@ describe('without cookie prefixes', () => {
     const answer = await fetchJson();
     expect(answer.status).toBe(401);
     expect(JSON.parse(answer.body)).toMatchObject({ reason: 'session_invalid' });
-    // Both copies are gone, the planted one with its own path: no request is Bob's afterwards.
-    expect((await loopbackCookies(context)).filter((c) => c.name === 'oidc_authz')).toEqual([]);
-    expect((await fetchJson()).status).toBe(401);
-    // The next page load signs Alice in again (silently: her session at the IdP is alive), as Alice.
-    await page.goto(`${stack.url}/notebooks/`);
-    await page.waitForURL(`${stack.url}/notebooks/`);
-    expect(await shownUser(page)).toBe('alice@example.com');
+    // The plant is cleared with its own path; Alice's own cookie ("/", where only we set it) is kept.
+    expect((await loopbackCookies(context)).filter((c) => c.name === 'oidc_authz').map((c) => c.path)).toEqual(['/']);
+    const next = await fetchJson();
+    expect(next.status).toBe(200);
+    expect(echoedUser(next.body)).toBe('alice@example.com');
   }, SLOW);
 });

@@ -236,6 +236,11 @@ describe('parseConfig: validation', () => {
     { what: 'an unknown claim source', input: { ...OIDC, oidc: { issuer: 'https://kc.example.com/realms/x', clientId: 'c', claimsFrom: ['id_token', 'introspection'] } }, path: 'oidc.claimsFrom.1' },
     { what: 'a machine prefix with a space', input: { ...OIDC, oidc: { issuer: 'https://kc.example.com/realms/x', clientId: 'c', machineIdentity: { userIdPrefix: 'service account:' } } }, path: 'oidc.machineIdentity.userIdPrefix' },
     { what: 'an empty machine prefix (a machine could take a person\'s id)', input: { ...OIDC, oidc: { issuer: 'https://kc.example.com/realms/x', clientId: 'c', machineIdentity: { userIdPrefix: '' } } }, path: 'oidc.machineIdentity.userIdPrefix' },
+    { what: 'a cookie name that carries a __Host- prefix itself', input: { session: { cookieName: '__Host-oidc_authz' } }, path: 'session.cookieName' },
+    { what: 'a cookie name that carries a __secure- prefix itself', input: { session: { cookieName: '__secure-x' } }, path: 'session.cookieName' },
+    { what: 'cookie prefixes with secure: "auto"', input: { trustForwardedProto: true, session: { secure: 'auto', cookiePrefixes: true } }, path: 'session.cookiePrefixes' },
+    { what: 'cookie prefixes with a Domain', input: { session: { domain: 'example.com', cookiePrefixes: true } }, path: 'session.cookiePrefixes' },
+    { what: 'a revalidation more often than every 30 s', input: { session: { revalidateAfter: '10s' } }, path: 'session.revalidateAfter' },
   ])('refuses $what, naming $path', ({ input, path }) => {
     const problems = problemsOf(() => parseConfig(input));
     expect(problems.map((problem) => problem.slice(0, problem.indexOf(': ')))).toEqual([path]);

@@ -59,8 +59,23 @@ describe('the session is read under exact names only', () => {
     expect(view.upstream).toBe(`prefs=x oidc_authz=${BOB}`);
   });
 
-  test('a session smuggled in after "," is a second session cookie: invalid, never "the last one wins"', () => {
-    expect(read(`oidc_authz=${ALICE}; prefs=x,oidc_authz=${BOB}`).session).toEqual({ kind: 'invalid', reason: 'duplicate', names: ['oidc_authz'] });
+  test('a session smuggled in after "," (inside a cookie value a script set) is removed, never read', () => {
+    const view = read(`oidc_authz=${ALICE}; prefs=x,oidc_authz=${BOB}`);
+    expect(view.session).toEqual({ kind: 'present', value: ALICE, names: ['oidc_authz'] });
+    expect(view.upstream).toBe('prefs=x');
+    expect(read(`prefs=x,oidc_authz=${BOB}`).session).toEqual({ kind: 'none' });
+  });
+
+  test('with cookie prefixes on, a __Host- session after "," is not read either (the cookie is named "prefs": no browser rule stops it)', () => {
+    expect(read(`prefs=x,__Host-oidc_authz=${BOB}`, HOST_NAMES)).toEqual({ session: { kind: 'none' }, upstream: 'prefs=x', overflow: false });
+    expect(read(`__Host-oidc_authz=${ALICE}; prefs=x,__Host-oidc_authz=${BOB}`, HOST_NAMES).session).toEqual({ kind: 'present', value: ALICE, names: ['__Host-oidc_authz'] });
+  });
+
+  test('chunk names are read only as written by us (.0 … .11); others are removed, never read', () => {
+    const view = read('oidc_authz.00=a; oidc_authz.12=b; oidc_authz.99=c; oidc_authz.01=d; x=1');
+    expect(view).toEqual({ session: { kind: 'none' }, upstream: 'x=1', overflow: false });
+    expect(read('oidc_authz.11=a').session).toMatchObject({ kind: 'invalid', names: ['oidc_authz.11'] });
+    expect(read('oidc_authz.10=a').session).toMatchObject({ kind: 'invalid', names: ['oidc_authz.10'] });
   });
 
   test.each<{ what: string; header: string }>([
@@ -107,6 +122,11 @@ describe('hostile headers', () => {
     expect(read('oidc_authz=;'.repeat(900)).session).toMatchObject({ kind: 'invalid', reason: 'duplicate' });
   });
 
+  test('empty pairs count toward the limit (";;;…" costs a step each)', () => {
+    expect(read(`${';'.repeat(MAX_COOKIE_PAIRS)} oidc_authz=${ALICE}`).overflow).toBe(true);
+    expect(read(`${';'.repeat(MAX_COOKIE_PAIRS - 1)}oidc_authz=${ALICE}`).overflow).toBe(false);
+  });
+
   test(`more than ${MAX_COOKIE_PAIRS} pairs: reading stops, nothing in it is trusted`, () => {
     const header = `${'a=1;'.repeat(MAX_COOKIE_PAIRS)} oidc_authz=${ALICE}`;
     expect(read(header)).toEqual({ session: { kind: 'none' }, upstream: null, overflow: true });
@@ -120,7 +140,8 @@ describe('findCookie', () => {
     { what: 'no header', header: undefined, value: null },
     { what: 'absent', header: 'a=1; bb=2', value: null },
     { what: 'present, blanks trimmed', header: 'a=1;  b = two ; c=3', value: 'two' },
-    { what: 'after an Envoy "," join', header: 'a=1,b=2', value: '2' },
+    { what: 'after "," (another Cookie line, or inside a value): not read', header: 'a=1,b=2', value: null },
+    { what: 'the one before "; " is read, the one after "," is not', header: 'b=1; a=x,b=2', value: '1' },
     { what: 'twice: neither', header: 'b=1; a=0; b=2', value: null },
     { what: 'inside another value after a space: not a cookie', header: 'a=x b=2', value: null },
     { what: 'a longer name is another cookie', header: 'bb=1; b_=2', value: null },

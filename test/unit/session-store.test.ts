@@ -217,24 +217,40 @@ describe('SessionStore.clear and endOf', () => {
   });
 });
 
-describe('SessionStore.clearAlongPath (two session cookies: one may have been planted for a sub-path)', () => {
+describe('SessionStore.clearAlongPath (several session cookies: one may have been planted for a sub-path)', () => {
   const pathsOf = (headers: readonly string[]) => headers.map((h) => /; Path=([^;]*)/.exec(h)?.[1]);
+  const plain = storeWith([A], { secure: true });
 
   test.each<{ path: string; paths: string[] }>([
     { path: '/', paths: ['/'] },
     { path: '/x', paths: ['/', '/x'] },
     { path: '/notebook/mallory-ns/nb/', paths: ['/', '/notebook', '/notebook/', '/notebook/mallory-ns', '/notebook/mallory-ns/', '/notebook/mallory-ns/nb', '/notebook/mallory-ns/nb/'] },
     { path: '/a/b', paths: ['/', '/a', '/a/', '/a/b'] },
-  ])('$path: every path a cookie for that request could carry', ({ path, paths }) => {
-    const headers = store.clearAlongPath([NAME], path);
+  ])('$path: every path a cookie for that request could carry, host-only', ({ path, paths }) => {
+    const headers = plain.clearAlongPath([NAME], path);
     expect(pathsOf(headers)).toEqual(paths);
-    // "/" with the configured attributes (the real session); the others host-only, as a script sets them.
-    expect(headers[0]).toContain('Domain=example.com');
-    expect(headers.slice(1).every((h) => !h.includes('Domain=') && h.includes('Max-Age=0') && h.includes('Secure'))).toBe(true);
+    expect(headers.every((h) => !h.includes('Domain=') && h.includes('Max-Age=0') && h.includes('Secure'))).toBe(true);
   });
 
-  test('at most 16 paths above the request, for each name', () => {
-    const deep = `/${Array.from({ length: 40 }, (_, i) => `s${i}`).join('/')}`;
-    expect(store.clearAlongPath([NAME, `${NAME}.0`], deep)).toHaveLength(2 + 2 * 16);
+  test('with a Domain configured, "/" is cleared with it and host-only (a script plants host-only cookies)', () => {
+    const headers = store.clearAlongPath([NAME], '/x');
+    expect(headers.map((h) => [/; Path=([^;]*)/.exec(h)?.[1], h.includes('Domain=example.com')])).toEqual([['/', true], ['/', false], ['/x', false]]);
+  });
+
+  test('at most 48 Set-Cookie lines, whatever the depth and the names (Envoy passes 100 headers of an answer)', () => {
+    const deep = `/${Array.from({ length: 80 }, (_, i) => `s${i}`).join('/')}`;
+    const names = [NAME, ...Array.from({ length: 12 }, (_, i) => `${NAME}.${i}`)];
+    expect(plain.clearAlongPath(names, deep)).toHaveLength(48);
+    expect(pathsOf(plain.clearAlongPath([NAME], deep))).toEqual(['/', ...Array.from({ length: 47 }, (_, i) => deep.split('/').slice(0, Math.floor(i / 2) + 2).join('/') + (i % 2 === 1 ? '/' : ''))]);
+  });
+
+  test('keepOurs (two cookies of one name: which is ours cannot be told): ours at "/" as configured is left alone', () => {
+    expect(pathsOf(plain.clearAlongPath([NAME], '/a/b', true, true))).toEqual(['/a', '/a/', '/a/b']);
+    const withDomain = store.clearAlongPath([NAME], '/a', true, true);
+    expect(withDomain.map((h) => [/; Path=([^;]*)/.exec(h)?.[1], h.includes('Domain=')])).toEqual([['/', false], ['/a', false]]);
+  });
+
+  test('__Host- names are cleared at "/" only (browsers keep them nowhere else)', () => {
+    expect(pathsOf(plain.clearAlongPath(['__Host-oidc_authz', '__Host-oidc_authz.0'], '/a/b'))).toEqual(['/', '/']);
   });
 });
