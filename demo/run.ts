@@ -131,7 +131,7 @@ ${users}
         ${publicUrl}/oauth2/userinfo    who you are, as JSON
         ${publicUrl}/oauth2/sign_out    sign out
   Metrics: http://${config.listen.host}:${config.listen.metricsPort}/metrics
-  Why 403?  node dist/cli.js explain GET ${publicUrl}/team-a/ --config demo/config.yaml --claims '{"email":"bob@example.com","groups":["team-b"]}'
+  Why 403?  node dist/cli.js explain GET ${publicUrl}/team-a/ --config demo/config.yaml --claims '{"email":"bob@example.com","email_verified":true,"groups":["team-b"]}'
 
   Config: demo/config.yaml (a real config file).  Ctrl-C stops everything.
 ────────────────────────────────────────────────────────────────────────────────

@@ -116,7 +116,7 @@ export function explain(config: Config, method: string, url: string, claimsJson?
   } else {
     const claims = JSON.parse(claimsJson) as Claims;
     // The mapping the service would use for a token of that issuer (the login issuer's, another's, or the defaults).
-    const loginIssuer = config.oidc !== undefined && claims.iss === config.oidc.issuer ? { machineIdentity: config.oidc.machineIdentity } : {};
+    const loginIssuer = config.oidc !== undefined && claims.iss === config.oidc.issuer ? { machineIdentity: config.oidc.machineIdentity, emailVerifiedWhenAbsent: config.oidc.emailVerifiedWhenAbsent } : {};
     const issuer = config.issuers.find((i) => i.issuer === claims.iss) ?? loginIssuer;
     const built = buildIdentity(claims, compileIdentityMapping(config.identity, issuer, machinePrefixes(config)), 'bearer');
     if (!built.ok) {

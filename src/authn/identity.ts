@@ -9,7 +9,10 @@ import { lookupClaim, parseClaimPath, type ClaimPath, type Claims } from './clai
 export interface Identity {
   readonly subject: string;
   readonly issuer: string;
-  /** The email, only when the IdP does not say it is unverified (unless allowed by config). */
+  /**
+   * The email, only when it counts as verified: `email_verified` true, or absent with the issuer's
+   * emailVerifiedWhenAbsent; any email with identity.allowUnverifiedEmail.
+   */
   readonly email: string | null;
   /** The value sent upstream in the user-id header. */
   readonly userId: string;
@@ -37,6 +40,8 @@ export interface IdentityMapping {
   readonly transformers: readonly Transformer[];
   readonly groupTransformers: readonly Transformer[];
   readonly allowUnverifiedEmail: boolean;
+  /** An email without `email_verified` counts as verified (the issuer's emailVerifiedWhenAbsent). */
+  readonly emailVerifiedWhenAbsent: boolean;
   /** A person's user id may not start with any of these (every issuer's machine prefix), so the two can never meet. */
   readonly reservedPrefixes: readonly string[];
   /** Tokens carrying the `when` claim are machines' and use `mapping` instead. */
@@ -46,6 +51,7 @@ export interface IdentityMapping {
 export interface MappingOverrides {
   readonly userIdClaim?: string | undefined;
   readonly groupsClaim?: string | undefined;
+  readonly emailVerifiedWhenAbsent?: boolean | undefined;
   readonly machineIdentity?: MachineIdentityConfig | undefined;
 }
 
@@ -65,6 +71,7 @@ export function machinePrefixes(config: Pick<Config, 'oidc' | 'issuers'>): strin
 export function compileIdentityMapping(config: IdentityConfig, overrides: MappingOverrides = {}, reservedPrefixes: readonly string[] = []): IdentityMapping {
   const groupsClaim = parseClaimPath(overrides.groupsClaim ?? config.groupsClaim);
   const groupTransformers = compileTransformers(config.groupTransformers);
+  const emailVerifiedWhenAbsent = overrides.emailVerifiedWhenAbsent ?? false;
   const machineConfig = overrides.machineIdentity;
   const machine = machineConfig === undefined ? null : {
     when: parseClaimPath(machineConfig.when),
@@ -76,6 +83,7 @@ export function compileIdentityMapping(config: IdentityConfig, overrides: Mappin
       transformers: [],
       groupTransformers,
       allowUnverifiedEmail: config.allowUnverifiedEmail,
+      emailVerifiedWhenAbsent,
       reservedPrefixes: [],
       machine: null,
     },
@@ -87,6 +95,7 @@ export function compileIdentityMapping(config: IdentityConfig, overrides: Mappin
     transformers: compileTransformers(config.userIdTransformers),
     groupTransformers,
     allowUnverifiedEmail: config.allowUnverifiedEmail,
+    emailVerifiedWhenAbsent,
     reservedPrefixes: machineConfig === undefined || reservedPrefixes.includes(machineConfig.userIdPrefix) ? reservedPrefixes : [...reservedPrefixes, machineConfig.userIdPrefix],
     machine,
   };
@@ -104,9 +113,7 @@ export function buildIdentity(claims: Claims, tokenMapping: IdentityMapping, via
   const isMachine = machineKind !== null && isNonEmptyString(lookupClaim(claims, machineKind.when));
   const mapping = isMachine ? machineKind.mapping : tokenMapping;
   const emailClaim = typeof claims.email === 'string' ? claims.email : null;
-  // Some IdPs (e.g. Cognito) send email_verified as the string "false".
-  const emailTrusted = (claims.email_verified !== false && claims.email_verified !== 'false') || mapping.allowUnverifiedEmail;
-  const email = emailClaim !== null && emailTrusted ? emailClaim : null;
+  const email = emailClaim !== null && (mapping.allowUnverifiedEmail || emailVerified(claims.email_verified, mapping.emailVerifiedWhenAbsent)) ? emailClaim : null;
 
   const rawUserId = lookupClaim(claims, mapping.userIdClaim);
   if (typeof rawUserId !== 'string' || rawUserId.length === 0) return { ok: false, reason: 'missing_user_id' };
@@ -139,6 +146,17 @@ export function buildIdentity(claims: Claims, tokenMapping: IdentityMapping, via
       machine: isMachine,
     },
   };
+}
+
+/**
+ * Whether `email_verified` vouches for the email. Only true (or "true": Cognito sends strings) does;
+ * absent (or null) counts as the issuer's emailVerifiedWhenAbsent says; false, "false" or anything else
+ * does not.
+ */
+export function emailVerified(value: unknown, whenAbsent: boolean): boolean {
+  if (value === true || value === 'true') return true;
+  if (value === undefined || value === null) return whenAbsent;
+  return false;
 }
 
 function isNonEmptyString(value: unknown): value is string {

@@ -27,7 +27,7 @@ export function createBearerVerifier(config: Config, metrics: Metrics, logger: L
       authorizedParties: config.oidc.authorizedParties,
       algorithms: config.oidc.algorithms ?? [...ASYMMETRIC_ALGORITHMS],
       keys: keysFor(config.oidc.issuer, config.oidc.jwksUri),
-      mapping: compileIdentityMapping(config.identity, { machineIdentity: config.oidc.machineIdentity }, reserved),
+      mapping: compileIdentityMapping(config.identity, { machineIdentity: config.oidc.machineIdentity, emailVerifiedWhenAbsent: config.oidc.emailVerifiedWhenAbsent }, reserved),
     });
   }
   for (const entry of config.issuers) {
@@ -37,7 +37,7 @@ export function createBearerVerifier(config: Config, metrics: Metrics, logger: L
       authorizedParties: entry.authorizedParties,
       algorithms: entry.algorithms ?? [...ASYMMETRIC_ALGORITHMS],
       keys: keysFor(entry.issuer, entry.jwksUri),
-      mapping: compileIdentityMapping(config.identity, { userIdClaim: entry.userIdClaim, groupsClaim: entry.groupsClaim, machineIdentity: entry.machineIdentity }, reserved),
+      mapping: compileIdentityMapping(config.identity, { userIdClaim: entry.userIdClaim, groupsClaim: entry.groupsClaim, emailVerifiedWhenAbsent: entry.emailVerifiedWhenAbsent, machineIdentity: entry.machineIdentity }, reserved),
     });
   }
   if (trusted.length === 0) return null;

@@ -117,6 +117,13 @@ const machineIdentitySchema = z.strictObject({
   groupsClaim: z.string().min(1).optional(),
 });
 
+/**
+ * Whether an `email` without an `email_verified` claim counts as verified, per issuer (under `oidc` and each
+ * `issuers[]` entry). Off: some IdPs let users set any address and say nothing about it (nOAuth), so
+ * silence is not proof.
+ */
+const emailVerifiedWhenAbsent = z.boolean().default(false);
+
 const issuerSchema = z.strictObject({
   issuer: httpUrl,
   /** The token's `aud` must contain one of these, or its `azp` be one of authorizedParties. */
@@ -128,6 +135,7 @@ const issuerSchema = z.strictObject({
   /** Per-issuer overrides of the identity mapping (service-account tokens carry no email). */
   userIdClaim: z.string().min(1).optional(),
   groupsClaim: z.string().min(1).optional(),
+  emailVerifiedWhenAbsent,
   machineIdentity: machineIdentitySchema.optional(),
 }).refine((entry) => entry.audiences.length + entry.authorizedParties.length > 0, {
   message: 'name at least one of audiences or authorizedParties (a token must be meant for us)',
@@ -208,6 +216,7 @@ export const configSchema = z
           .default(['id_token', 'access_token']),
         /** Identity of bearer tokens of this issuer without a person in them (client credentials). */
         machineIdentity: machineIdentitySchema.optional(),
+        emailVerifiedWhenAbsent,
         jwksUri: httpUrl.optional(),
         algorithms,
         /** Where sign-out lands (passed to the IdP as post_logout_redirect_uri); default <public origin>/oauth2/signed_out. */
@@ -301,7 +310,10 @@ export const configSchema = z
          * { match: "^/(.*)$", replace: "$1" }). A name that becomes empty is dropped.
          */
         groupTransformers: z.array(transformerSchema).default([]),
-        /** An `email` whose `email_verified` claim is false is ignored unless this is true. */
+        /**
+         * Every `email` counts as verified, even with `email_verified: false` (per issuer, the weaker
+         * emailVerifiedWhenAbsent accepts only an email the IdP says nothing about).
+         */
         allowUnverifiedEmail: z.boolean().default(false),
         /** Also send x-auth-request-user/-email/-groups (oauth2-proxy's names) upstream. */
         authRequestHeaders: z.boolean().default(false),

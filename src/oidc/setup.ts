@@ -95,7 +95,7 @@ export function createBrowserLogin(
   const sessions = new SessionAuthenticator(
     store,
     // Sessions are people: no session's user id may take a machine's prefix.
-    compileIdentityMapping(config.identity, {}, machinePrefixes(config)),
+    compileIdentityMapping(config.identity, { emailVerifiedWhenAbsent: oidcConfig.emailVerifiedWhenAbsent }, machinePrefixes(config)),
     tokenSource,
     {
       refreshed: (result, error, description) => {

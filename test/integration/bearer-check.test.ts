@@ -227,7 +227,7 @@ describe('JWKS unavailable', () => {
     await down.stop();
     const local = await startService({ issuers: [{ issuer: down.issuer, audiences: [CLIENT_ID], jwksUri: down.jwksUri }], rules: [{ name: 'all', paths: ['/**'], allow: 'authenticated' }] });
     try {
-      const token = await down.sign({ aud: CLIENT_ID, email: 'a@example.com' });
+      const token = await down.sign({ aud: CLIENT_ID, email: 'a@example.com', email_verified: true });
       const res = await request(local.url).get('/authz/x').set('host', 'h').set('authorization', `Bearer ${token}`);
       expect(res.status).toBe(503);
       expect(res.headers['retry-after']).toBe('5');
@@ -244,10 +244,10 @@ describe('JWKS unavailable', () => {
     const flaky = await startIssuer([key], '/flaky');
     const local = await startService({ issuers: [{ issuer: flaky.issuer, audiences: [CLIENT_ID] }], rules: [{ name: 'all', paths: ['/**'], allow: 'authenticated' }] });
     try {
-      const first = await flaky.sign({ aud: CLIENT_ID, email: 'a@example.com', jti: '1' });
+      const first = await flaky.sign({ aud: CLIENT_ID, email: 'a@example.com', email_verified: true, jti: '1' });
       await request(local.url).get('/authz/x').set('host', 'h').set('authorization', `Bearer ${first}`).expect(200);
       expect(flaky.hitsOf('/.well-known/openid-configuration')).toBe(1);
-      const second = await flaky.sign({ aud: CLIENT_ID, email: 'b@example.com', jti: '2' });
+      const second = await flaky.sign({ aud: CLIENT_ID, email: 'b@example.com', email_verified: true, jti: '2' });
       await flaky.stop();
       const res = await request(local.url).get('/authz/x').set('host', 'h').set('authorization', `Bearer ${second}`);
       expect(res.status).toBe(200);
@@ -263,9 +263,9 @@ describe('JWKS unavailable', () => {
     const iss = await startIssuer([key], '/cool');
     const local = await startService({ issuers: [{ issuer: iss.issuer, audiences: [CLIENT_ID] }], jwks: { cooldown: '1h' }, rules: [{ name: 'all', paths: ['/**'], allow: 'authenticated' }] });
     try {
-      await request(local.url).get('/authz/x').set('host', 'h').set('authorization', `Bearer ${await iss.sign({ aud: CLIENT_ID, email: 'a@example.com' })}`).expect(200);
+      await request(local.url).get('/authz/x').set('host', 'h').set('authorization', `Bearer ${await iss.sign({ aud: CLIENT_ID, email: 'a@example.com', email_verified: true })}`).expect(200);
       const fetches = iss.hitsOf('/jwks');
-      const res = await request(local.url).get('/authz/x').set('host', 'h').set('authorization', `Bearer ${await iss.sign({ aud: CLIENT_ID, email: 'a@example.com' }, { key: other })}`);
+      const res = await request(local.url).get('/authz/x').set('host', 'h').set('authorization', `Bearer ${await iss.sign({ aud: CLIENT_ID, email: 'a@example.com', email_verified: true }, { key: other })}`);
       expect(res.status).toBe(401);
       expect(res.body.reason).toBe('unknown_key');
       expect(iss.hitsOf('/jwks')).toBe(fetches);

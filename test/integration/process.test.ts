@@ -21,7 +21,7 @@ describe('serve', () => {
       const url = `http://127.0.0.1:${listening.port as number}`;
       // The first token makes the service fetch discovery + JWKS; hold those so the check stays in flight.
       const hold = issuer.hold();
-      const token = await issuer.sign({ aud: 'app', email: 'alice@example.com' });
+      const token = await issuer.sign({ aud: 'app', email: 'alice@example.com', email_verified: true });
       const inFlight = request(url).get('/authz/x').set('host', 'h').set('authorization', `Bearer ${token}`).then((r) => r);
       await hold.received;
 
@@ -157,7 +157,7 @@ describe('explain', () => {
     });
 
   test('names the rule, the captured parameters and the decision for given claims', async () => {
-    const result = await runCli(['explain', 'GET', 'https://kf.example.com/workspaces/team-a/lab', '--config', file(), '--claims', '{"email":"a@example.com","groups":["team-b"]}']);
+    const result = await runCli(['explain', 'GET', 'https://kf.example.com/workspaces/team-a/lab', '--config', file(), '--claims', '{"email":"a@example.com","email_verified":true,"groups":["team-b"]}']);
     expect(result.code).toBe(0);
     expect(result.stdout).toContain('rule:      #1 workspace');
     expect(result.stdout).toContain('params:    {"ws":"team-a"}');

@@ -70,10 +70,15 @@ describe('parseConfig: defaults of an empty config', () => {
     { path: 'oidc.claimsFrom', expected: ['id_token', 'access_token'] },
     { path: 'oidc.authorizedParties', expected: [] },
     { path: 'oidc.audiences', expected: [] },
+    { path: 'oidc.emailVerifiedWhenAbsent', expected: false },
   ])('$path defaults to $expected once the oidc section is present', ({ path, expected }) => {
     const withOidc = parseConfig({ ...OIDC, oidc: { issuer: 'https://dex.example.com/dex', clientId: 'kubeflow' } });
     expect(at(withOidc, path)).toEqual(expected);
   });
+});
+
+test('issuers[].emailVerifiedWhenAbsent defaults to false: an email the IdP says nothing about is not verified', () => {
+  expect(parseConfig({ issuers: [{ issuer: 'https://saas.example.com', audiences: ['a'] }] }).issuers[0]!.emailVerifiedWhenAbsent).toBe(false);
 });
 
 describe('durations', () => {

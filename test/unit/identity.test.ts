@@ -23,7 +23,9 @@ function summarize(claims: Record<string, unknown>, mapping: IdentityMapping): S
   return { userId, email, groups: [...groups], groupsHeaderValue };
 }
 
-const ALICE = { iss: 'https://dex.example.com/dex', sub: 'CgVhbGljZQ', email: 'alice@example.com' };
+const ALICE = { iss: 'https://dex.example.com/dex', sub: 'CgVhbGljZQ', email: 'alice@example.com', email_verified: true };
+/** What an IdP that lets users type any address sends (nOAuth): an email, and nothing about it. */
+const SILENT = { iss: 'https://saas.example.com', sub: 'u-77', email: 'alice@example.com' };
 const allowed = (userId: string, email: string | null = null, groups: string[] = []): Summary => ({ userId, email, groups, groupsHeaderValue: groups.join(',') });
 const refused = (reason: IdentityFailure): Summary => ({ reason });
 
@@ -31,6 +33,7 @@ describe('buildIdentity: the user id', () => {
   const defaults = mappingOf();
   const byUsername = mappingOf({ userIdClaim: 'preferred_username' });
   const unverifiedAllowed = mappingOf({ allowUnverifiedEmail: true });
+  const absentVerified = mappingOf({}, { emailVerifiedWhenAbsent: true });
   const serviceAccounts = mappingOf({}, { userIdClaim: 'sub' });
   const nested = mappingOf({ userIdClaim: 'profile.login' });
   const firstMatchOnly = mappingOf({
@@ -53,6 +56,15 @@ describe('buildIdentity: the user id', () => {
     { what: 'keeps a verified email', claims: { ...ALICE, email_verified: true }, mapping: defaults, expected: allowed('alice@example.com', 'alice@example.com') },
     { what: 'is refused when the email is marked unverified', claims: { ...ALICE, email_verified: false }, mapping: defaults, expected: refused('unverified_email') },
     { what: 'takes an unverified email when allowUnverifiedEmail is on', claims: { ...ALICE, email_verified: false }, mapping: unverifiedAllowed, expected: allowed('alice@example.com', 'alice@example.com') },
+    // email_verified absent: the nOAuth class (an IdP that lets users set their email and says nothing).
+    { what: 'is refused when email_verified is absent (by default)', claims: SILENT, mapping: defaults, expected: refused('unverified_email') },
+    { what: 'is refused when email_verified is null (by default)', claims: { ...SILENT, email_verified: null }, mapping: defaults, expected: refused('unverified_email') },
+    { what: 'takes an email without email_verified when the issuer has emailVerifiedWhenAbsent', claims: SILENT, mapping: absentVerified, expected: allowed('alice@example.com', 'alice@example.com') },
+    { what: 'is still refused with email_verified: false when the issuer has emailVerifiedWhenAbsent', claims: { ...SILENT, email_verified: false }, mapping: absentVerified, expected: refused('unverified_email') },
+    { what: 'takes an email without email_verified when allowUnverifiedEmail is on', claims: SILENT, mapping: unverifiedAllowed, expected: allowed('alice@example.com', 'alice@example.com') },
+    { what: 'takes email_verified as the string "true" (Cognito sends strings)', claims: { ...SILENT, email_verified: 'true' }, mapping: defaults, expected: allowed('alice@example.com', 'alice@example.com') },
+    { what: 'is refused with email_verified as the string "false"', claims: { ...SILENT, email_verified: 'false' }, mapping: defaults, expected: refused('unverified_email') },
+    { what: 'is refused with email_verified neither true nor false (1)', claims: { ...SILENT, email_verified: 1 }, mapping: absentVerified, expected: refused('unverified_email') },
     { what: 'is missing without an email claim', claims: { iss: ALICE.iss, sub: ALICE.sub }, mapping: defaults, expected: refused('missing_user_id') },
     { what: 'is missing when the email claim is empty', claims: { ...ALICE, email: '' }, mapping: defaults, expected: refused('missing_user_id') },
     { what: 'is missing when the email claim is not a string', claims: { ...ALICE, email: ['alice@example.com'] }, mapping: defaults, expected: refused('missing_user_id') },
@@ -99,7 +111,7 @@ describe('buildIdentity: the user id', () => {
 describe('buildIdentity: the email', () => {
   const byUsername = mappingOf({ userIdClaim: 'preferred_username' });
   test.each<{ what: string; claims: Record<string, unknown>; expected: string | null }>([
-    { what: 'kept without email_verified', claims: { preferred_username: 'a', email: 'a@example.com' }, expected: 'a@example.com' },
+    { what: 'dropped without email_verified (the default: silence is not proof)', claims: { preferred_username: 'a', email: 'a@example.com' }, expected: null },
     { what: 'kept when email_verified is true', claims: { preferred_username: 'a', email: 'a@example.com', email_verified: true }, expected: 'a@example.com' },
     { what: 'dropped when email_verified is false', claims: { preferred_username: 'a', email: 'a@example.com', email_verified: false }, expected: null },
     { what: 'null without an email claim', claims: { preferred_username: 'a' }, expected: null },
@@ -107,6 +119,11 @@ describe('buildIdentity: the email', () => {
   ])('is $what', ({ claims, expected }) => {
     const result = buildIdentity(claims, byUsername, 'bearer');
     expect(result.ok ? result.identity.email : result.reason).toBe(expected);
+  });
+
+  test('is kept without email_verified when the issuer has emailVerifiedWhenAbsent, and the user id is still another claim', () => {
+    const result = buildIdentity({ preferred_username: 'a', email: 'a@example.com' }, mappingOf({ userIdClaim: 'preferred_username' }, { emailVerifiedWhenAbsent: true }), 'bearer');
+    expect(result.ok ? { userId: result.identity.userId, email: result.identity.email } : result.reason).toEqual({ userId: 'a', email: 'a@example.com' });
   });
 });
 
@@ -215,8 +232,8 @@ describe('buildIdentity: machines (client-credentials tokens) and people never s
 describe('buildIdentity: the rest of the identity', () => {
   test.each<{ what: string; claims: Record<string, unknown>; via: 'bearer' | 'cookie'; expected: { subject: string; issuer: string; via: string } }>([
     { what: 'subject, issuer and origin are kept', claims: ALICE, via: 'bearer', expected: { subject: 'CgVhbGljZQ', issuer: 'https://dex.example.com/dex', via: 'bearer' } },
-    { what: 'missing sub and iss become empty strings', claims: { email: 'a@example.com' }, via: 'cookie', expected: { subject: '', issuer: '', via: 'cookie' } },
-    { what: 'non-string sub and iss become empty strings', claims: { email: 'a@example.com', sub: 1, iss: ['x'] }, via: 'cookie', expected: { subject: '', issuer: '', via: 'cookie' } },
+    { what: 'missing sub and iss become empty strings', claims: { email: 'a@example.com', email_verified: true }, via: 'cookie', expected: { subject: '', issuer: '', via: 'cookie' } },
+    { what: 'non-string sub and iss become empty strings', claims: { email: 'a@example.com', email_verified: true, sub: 1, iss: ['x'] }, via: 'cookie', expected: { subject: '', issuer: '', via: 'cookie' } },
   ])('$what', ({ claims, via, expected }) => {
     const result = buildIdentity(claims, mappingOf(), via);
     expect(result.ok ? { subject: result.identity.subject, issuer: result.identity.issuer, via: result.identity.via } : result.reason).toEqual(expected);

@@ -202,7 +202,7 @@ describe('the EOEPCA workspace policy', () => {
   const mapping = compileIdentityMapping(config.identity);
 
   function identity(claims: Record<string, unknown>): Identity {
-    const result = buildIdentity({ email: 'alice@example.com', ...claims }, mapping, 'bearer');
+    const result = buildIdentity({ email: 'alice@example.com', email_verified: true, ...claims }, mapping, 'bearer');
     if (!result.ok) throw new Error(`test identity refused: ${result.reason}`);
     return result.identity;
   }

@@ -1,10 +1,10 @@
-import { buildIdentity, compileIdentityMapping, type Identity, type IdentityMapping } from '../../src/authn/identity.js';
+import { buildIdentity, compileIdentityMapping, type Identity, type IdentityMapping, type MappingOverrides } from '../../src/authn/identity.js';
 import { parseConfig } from '../../src/config/load.js';
 import type { ConfigInput, RequirementInput } from '../../src/config/schema.js';
 import { compileRequirement, emailDomainMatches, evaluateRequirement, type UnmetRequirement } from '../../src/policy/requirement.js';
 import { compileTemplate, NO_PARAMS, type PathParams } from '../../src/policy/template.js';
 
-function mappingOf(identity: ConfigInput['identity'] = {}, overrides: { userIdClaim?: string } = {}): IdentityMapping {
+function mappingOf(identity: ConfigInput['identity'] = {}, overrides: MappingOverrides = {}): IdentityMapping {
   return compileIdentityMapping(parseConfig({ identity }).identity, overrides);
 }
 
@@ -16,7 +16,7 @@ function identityOf(claims: Record<string, unknown>, mapping: IdentityMapping = 
   return result.identity;
 }
 
-const ALICE = { sub: 'u-1', email: 'alice@example.com' };
+const ALICE = { sub: 'u-1', email: 'alice@example.com', email_verified: true };
 
 interface Row {
   what: string;
@@ -127,6 +127,8 @@ describe('emailDomains', () => {
     { what: 'domains compare case-insensitively (config upper case)', requirement: { emailDomains: ['*.Example.COM'] }, claims: { ...ALICE, email: 'alice@Corp.example.com' }, expected: null },
     { what: 'an address with two "@" never matches', requirement: { emailDomains: ['example.com'] }, claims: { ...ALICE, email: 'eve@evil.com@example.com' }, expected: 'emailDomains' },
     { what: 'an unverified email is no email', requirement: { emailDomains: ['example.com'] }, claims: { ...ALICE, email_verified: false }, mapping: subMapping, expected: 'emailDomains' },
+    { what: 'an email without email_verified is no email (nOAuth: an IdP that lets users set it)', requirement: { emailDomains: ['example.com'] }, claims: { sub: 'u-1', email: 'alice@example.com' }, mapping: subMapping, expected: 'emailDomains' },
+    { what: 'an email without email_verified matches when its issuer has emailVerifiedWhenAbsent', requirement: { emailDomains: ['example.com'] }, claims: { sub: 'u-1', email: 'alice@example.com' }, mapping: mappingOf({}, { userIdClaim: 'sub', emailVerifiedWhenAbsent: true }), expected: null },
     { what: 'a verified email matches', requirement: { emailDomains: ['example.com'] }, claims: { ...ALICE, email_verified: true }, mapping: subMapping, expected: null },
     { what: 'no email claim never matches', requirement: { emailDomains: ['example.com'] }, claims: { sub: 'u-1' }, mapping: subMapping, expected: 'emailDomains' },
   ])('$what', (row) => {
@@ -200,10 +202,10 @@ describe('anyOf and combinations', () => {
     anyOf: [{ claims: { level: 3 } }],
   };
   test.each<{ what: string; claims: Record<string, unknown>; expected: UnmetRequirement | null }>([
-    { what: 'groups first when everything fails', claims: { sub: 'x', email: 'bob@example.org' }, expected: 'groups' },
-    { what: 'claims when only groups hold', claims: { email: 'bob@example.org', groups: ['ml'] }, expected: 'claims' },
-    { what: 'emailDomains when groups and claims hold', claims: { email: 'bob@example.org', groups: ['ml'], department: 'research' }, expected: 'emailDomains' },
-    { what: 'users when only users and anyOf fail', claims: { email: 'bob@example.com', groups: ['ml'], department: 'research' }, expected: 'users' },
+    { what: 'groups first when everything fails', claims: { sub: 'x', email: 'bob@example.org', email_verified: true }, expected: 'groups' },
+    { what: 'claims when only groups hold', claims: { email: 'bob@example.org', groups: ['ml'], email_verified: true }, expected: 'claims' },
+    { what: 'emailDomains when groups and claims hold', claims: { email: 'bob@example.org', groups: ['ml'], department: 'research', email_verified: true }, expected: 'emailDomains' },
+    { what: 'users when only users and anyOf fail', claims: { email: 'bob@example.com', groups: ['ml'], department: 'research', email_verified: true }, expected: 'users' },
     { what: 'anyOf when only anyOf fails', claims: { ...ALICE, groups: ['ml'], department: 'research' }, expected: 'anyOf' },
     { what: 'nothing when everything holds', claims: { ...ALICE, groups: ['ml'], department: 'research', level: 3 }, expected: null },
   ])('the unmet kind reported is $what', ({ claims, expected }) => {
