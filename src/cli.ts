@@ -7,7 +7,7 @@
  */
 import { parseArgs } from 'node:util';
 import { stringify } from 'yaml';
-import { buildIdentity, compileIdentityMapping, machinePrefixes } from './authn/identity.js';
+import { buildIdentity, compileDefaultMapping, compileIssuerMappings } from './authn/identity.js';
 import type { Claims } from './authn/claims.js';
 import { authorize } from './check/decide.js';
 import { normalizeHost, normalizePath } from './check/normalize.js';
@@ -116,9 +116,8 @@ export function explain(config: Config, method: string, url: string, claimsJson?
   } else {
     const claims = JSON.parse(claimsJson) as Claims;
     // The mapping the service would use for a token of that issuer (the login issuer's, another's, or the defaults).
-    const loginIssuer = config.oidc !== undefined && claims.iss === config.oidc.issuer ? { machineIdentity: config.oidc.machineIdentity, emailVerifiedWhenAbsent: config.oidc.emailVerifiedWhenAbsent } : {};
-    const issuer = config.issuers.find((i) => i.issuer === claims.iss) ?? loginIssuer;
-    const built = buildIdentity(claims, compileIdentityMapping(config.identity, issuer, machinePrefixes(config)), 'bearer');
+    const mapping = (typeof claims.iss === 'string' ? compileIssuerMappings(config).get(claims.iss) : undefined) ?? compileDefaultMapping(config);
+    const built = buildIdentity(claims, mapping, 'bearer');
     if (!built.ok) {
       lines.push(`decision:  401 unauthorized (${built.reason})`);
     } else {

@@ -2,8 +2,10 @@
  * Identity: who the caller is, derived once from verified claims and cached with them, so the hot
  * path only copies prepared header values. The mapping follows Kubeflow's conventions: user id from a
  * claim (default `email`), ordered regex transformers (first match wins), a prefix; groups from a claim.
+ * Each issuer's ids stay in its own user-id space (config/user-id-spaces.ts).
  */
 import type { Config, IdentityConfig, MachineIdentityConfig } from '../config/schema.js';
+import { issuerEntries, nestedStarts, peopleStart, userIdSpaces, type IssuerIdSettings } from '../config/user-id-spaces.js';
 import { lookupClaim, parseClaimPath, type ClaimPath, type Claims } from './claims.js';
 
 export interface Identity {
@@ -37,18 +39,24 @@ export interface IdentityMapping {
   readonly userIdClaim: ClaimPath;
   readonly groupsClaim: ClaimPath;
   readonly userIdPrefix: string;
+  /** After the transformers, before the prefix, the id must start with this (the issuer's own space). */
+  readonly userIdMustStartWith: string;
   readonly transformers: readonly Transformer[];
   readonly groupTransformers: readonly Transformer[];
   readonly allowUnverifiedEmail: boolean;
   /** An email without `email_verified` counts as verified (the issuer's emailVerifiedWhenAbsent). */
   readonly emailVerifiedWhenAbsent: boolean;
-  /** A person's user id may not start with any of these (every issuer's machine prefix), so the two can never meet. */
-  readonly reservedPrefixes: readonly string[];
+  /**
+   * Lower-cased starts of other owners' user-id spaces nested in this one (config/user-id-spaces.ts): an
+   * id that starts with one (ignoring case) belongs there and is refused, so two owners never share an id.
+   */
+  readonly foreignStarts: readonly string[];
   /** Tokens carrying the `when` claim are machines' and use `mapping` instead. */
   readonly machine: { readonly when: ClaimPath; readonly mapping: IdentityMapping } | null;
 }
 
-export interface MappingOverrides {
+/** One issuer's own settings: its entry under `oidc` or `issuers[]`. */
+export interface MappingOverrides extends IssuerIdSettings {
   readonly userIdClaim?: string | undefined;
   readonly groupsClaim?: string | undefined;
   readonly emailVerifiedWhenAbsent?: boolean | undefined;
@@ -58,20 +66,16 @@ export interface MappingOverrides {
 const compileTransformers = (list: IdentityConfig['userIdTransformers']): Transformer[] =>
   list.map((t) => ({ match: new RegExp(t.match, 'u'), replace: t.replace }));
 
-/** Every machine prefix a config defines: no person's user id may start with one, whatever its issuer. */
-export function machinePrefixes(config: Pick<Config, 'oidc' | 'issuers'>): string[] {
-  const configured = [config.oidc?.machineIdentity, ...config.issuers.map((i) => i.machineIdentity)];
-  return configured.filter((m): m is MachineIdentityConfig => m !== undefined).map((m) => m.userIdPrefix);
-}
-
 /**
- * The identity mapping for tokens of one issuer: `overrides` are the issuer's own settings,
- * `reservedPrefixes` every machine prefix of the config (machinePrefixes), refused for people.
+ * The identity mapping for tokens of one issuer: `overrides` are the issuer's own settings, `otherStarts`
+ * the starts of every user-id space of the other issuers. Its people and its machines are two spaces too,
+ * so each refuses the other's where it is nested inside its own.
  */
-export function compileIdentityMapping(config: IdentityConfig, overrides: MappingOverrides = {}, reservedPrefixes: readonly string[] = []): IdentityMapping {
+export function compileIdentityMapping(config: IdentityConfig, overrides: MappingOverrides = {}, otherStarts: readonly string[] = []): IdentityMapping {
   const groupsClaim = parseClaimPath(overrides.groupsClaim ?? config.groupsClaim);
   const groupTransformers = compileTransformers(config.groupTransformers);
   const emailVerifiedWhenAbsent = overrides.emailVerifiedWhenAbsent ?? false;
+  const ownPeople = peopleStart(overrides, config.userIdPrefix);
   const machineConfig = overrides.machineIdentity;
   const machine = machineConfig === undefined ? null : {
     when: parseClaimPath(machineConfig.when),
@@ -79,26 +83,48 @@ export function compileIdentityMapping(config: IdentityConfig, overrides: Mappin
       userIdClaim: parseClaimPath(machineConfig.userIdClaim ?? machineConfig.when),
       groupsClaim: machineConfig.groupsClaim === undefined ? groupsClaim : parseClaimPath(machineConfig.groupsClaim),
       userIdPrefix: machineConfig.userIdPrefix,
+      userIdMustStartWith: '',
       // The user-id transformers rewrite people's emails; a machine's name is used as it is.
       transformers: [],
       groupTransformers,
       allowUnverifiedEmail: config.allowUnverifiedEmail,
       emailVerifiedWhenAbsent,
-      reservedPrefixes: [],
+      foreignStarts: nestedStarts(machineConfig.userIdPrefix, [...otherStarts, ownPeople]),
       machine: null,
     },
   };
   return {
     userIdClaim: parseClaimPath(overrides.userIdClaim ?? config.userIdClaim),
     groupsClaim,
-    userIdPrefix: config.userIdPrefix,
+    userIdPrefix: overrides.userIdPrefix ?? config.userIdPrefix,
+    userIdMustStartWith: overrides.userIdMustStartWith ?? '',
     transformers: compileTransformers(config.userIdTransformers),
     groupTransformers,
     allowUnverifiedEmail: config.allowUnverifiedEmail,
     emailVerifiedWhenAbsent,
-    reservedPrefixes: machineConfig === undefined || reservedPrefixes.includes(machineConfig.userIdPrefix) ? reservedPrefixes : [...reservedPrefixes, machineConfig.userIdPrefix],
+    foreignStarts: nestedStarts(ownPeople, machineConfig === undefined ? otherStarts : [...otherStarts, machineConfig.userIdPrefix]),
     machine,
   };
+}
+
+/**
+ * Every configured issuer's mapping, by issuer URL (the oidc issuer's first): each refuses the ids of
+ * every other issuer's spaces nested in its own. A browser session uses the oidc issuer's, as a person.
+ */
+export function compileIssuerMappings(config: Pick<Config, 'oidc' | 'issuers' | 'identity'>): Map<string, IdentityMapping> {
+  const entries = issuerEntries(config);
+  const spaces = userIdSpaces(entries, config.identity.userIdPrefix);
+  const mappings = new Map<string, IdentityMapping>();
+  for (const { path, settings } of entries) {
+    const others = spaces.filter((space) => space.issuer.join('.') !== path.join('.')).map((space) => space.start);
+    mappings.set(settings.issuer, compileIdentityMapping(config.identity, settings, others));
+  }
+  return mappings;
+}
+
+/** The mapping for claims of no configured issuer (explain without iss): the defaults, outside every configured space. */
+export function compileDefaultMapping(config: Pick<Config, 'oidc' | 'issuers' | 'identity'>): IdentityMapping {
+  return compileIdentityMapping(config.identity, {}, userIdSpaces(issuerEntries(config), config.identity.userIdPrefix).map((space) => space.start));
 }
 
 /** Header-safe: printable ASCII, no leading/trailing blanks. Anything else could split or forge headers. */
@@ -126,9 +152,14 @@ export function buildIdentity(claims: Claims, tokenMapping: IdentityMapping, via
       break;
     }
   }
+  // Outside the issuer's own space: its ids could meet another issuer's (config/user-id-spaces.ts).
+  if (!userId.startsWith(mapping.userIdMustStartWith)) return { ok: false, reason: 'invalid_user_id' };
   userId = mapping.userIdPrefix + userId;
   if (userId.length > MAX_USER_ID_LENGTH || !SAFE_USER_ID.test(userId)) return { ok: false, reason: 'invalid_user_id' };
-  for (const reserved of mapping.reservedPrefixes) if (userId.startsWith(reserved)) return { ok: false, reason: 'invalid_user_id' };
+  if (mapping.foreignStarts.length > 0) {
+    const lower = userId.toLowerCase();
+    for (const start of mapping.foreignStarts) if (lower.startsWith(start)) return { ok: false, reason: 'invalid_user_id' };
+  }
 
   const groups = readGroups(lookupClaim(claims, mapping.groupsClaim), mapping.groupTransformers);
   return {

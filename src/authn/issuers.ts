@@ -6,7 +6,7 @@ import { ASYMMETRIC_ALGORITHMS, type Config } from '../config/schema.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
 import { BearerVerifier, type TrustedIssuer } from './bearer.js';
-import { compileIdentityMapping, machinePrefixes } from './identity.js';
+import { compileIssuerMappings } from './identity.js';
 import { IssuerKeys } from './jwks.js';
 
 export function createBearerVerifier(config: Config, metrics: Metrics, logger: Logger, now: () => number = Date.now): BearerVerifier | null {
@@ -19,7 +19,7 @@ export function createBearerVerifier(config: Config, metrics: Metrics, logger: L
     }, now);
 
   const trusted: TrustedIssuer[] = [];
-  const reserved = machinePrefixes(config);
+  const mappings = compileIssuerMappings(config);
   if (config.oidc) {
     trusted.push({
       issuer: config.oidc.issuer,
@@ -27,7 +27,7 @@ export function createBearerVerifier(config: Config, metrics: Metrics, logger: L
       authorizedParties: config.oidc.authorizedParties,
       algorithms: config.oidc.algorithms ?? [...ASYMMETRIC_ALGORITHMS],
       keys: keysFor(config.oidc.issuer, config.oidc.jwksUri),
-      mapping: compileIdentityMapping(config.identity, { machineIdentity: config.oidc.machineIdentity, emailVerifiedWhenAbsent: config.oidc.emailVerifiedWhenAbsent }, reserved),
+      mapping: mappings.get(config.oidc.issuer)!,
     });
   }
   for (const entry of config.issuers) {
@@ -37,7 +37,7 @@ export function createBearerVerifier(config: Config, metrics: Metrics, logger: L
       authorizedParties: entry.authorizedParties,
       algorithms: entry.algorithms ?? [...ASYMMETRIC_ALGORITHMS],
       keys: keysFor(entry.issuer, entry.jwksUri),
-      mapping: compileIdentityMapping(config.identity, { userIdClaim: entry.userIdClaim, groupsClaim: entry.groupsClaim, emailVerifiedWhenAbsent: entry.emailVerifiedWhenAbsent, machineIdentity: entry.machineIdentity }, reserved),
+      mapping: mappings.get(entry.issuer)!,
     });
   }
   if (trusted.length === 0) return null;

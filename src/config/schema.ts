@@ -4,6 +4,7 @@
  */
 import { z } from 'zod';
 import { parseDurationMs } from './duration.js';
+import { describeClash, issuerEntries, sharedNameMismatches, spaceClashes, userIdSpaces } from './user-id-spaces.js';
 
 /** Where the login callback is served. */
 export const CALLBACK_PATH = '/oauth2/callback';
@@ -105,8 +106,8 @@ const authorizedParties = z.array(z.string().min(1)).default([]);
 
 /**
  * Tokens without a person in them (OAuth client credentials: Keycloak service accounts) are told apart
- * by a claim only such tokens carry, and get a user id of their own with a prefix that no person's id may
- * start with, so a machine can never pose as a person or a person as a machine.
+ * by a claim only such tokens carry, and get a user id of their own with a prefix: a user-id space of its
+ * own (config/user-id-spaces.ts), so a machine can never pose as a person or a person as a machine.
  */
 const machineIdentitySchema = z.strictObject({
   /** A token carrying this claim is a machine's (Keycloak service-account tokens carry client_id). */
@@ -118,11 +119,29 @@ const machineIdentitySchema = z.strictObject({
 });
 
 /**
- * Whether an `email` without an `email_verified` claim counts as verified, per issuer (under `oidc` and each
- * `issuers[]` entry). Off: some IdPs let users set any address and say nothing about it (nOAuth), so
- * silence is not proof.
+ * Per issuer (under `oidc` and each `issuers[]` entry): where its people's user ids live, and whether an
+ * email it sends without `email_verified` counts as verified. See config/user-id-spaces.ts for the rules.
  */
-const emailVerifiedWhenAbsent = z.boolean().default(false);
+const issuerIdentityFields = {
+  /** Replaces identity.userIdPrefix for this issuer's people (machines have machineIdentity.userIdPrefix). */
+  userIdPrefix: z.string().regex(/^[\x21-\x7e]*$/, 'printable ASCII characters without spaces (may be empty)').optional(),
+  /**
+   * Every user id of this issuer's people starts with this once the transformers ran (before the prefix is
+   * added); one that does not is refused (invalid_user_id). It narrows the issuer's user-id space:
+   * Kubernetes service-account tokens' sub always starts with "system:serviceaccount:".
+   */
+  userIdMustStartWith: z.string().regex(/^[\x21-\x7e]+$/, 'one or more printable ASCII characters without spaces').optional(),
+  /**
+   * Issuers that name the same userIdSpace are one population (one IdP reachable under two issuer URLs):
+   * they may, and must, have the same user-id space. Any other two issuers with one space are refused.
+   */
+  userIdSpace: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/, 'letters, digits, ".", "_" and "-", at most 63 characters').optional(),
+  /**
+   * Whether an `email` without an `email_verified` claim counts as verified. Off: some IdPs let users
+   * set any address and say nothing about it (nOAuth), so silence is not proof.
+   */
+  emailVerifiedWhenAbsent: z.boolean().default(false),
+};
 
 const issuerSchema = z.strictObject({
   issuer: httpUrl,
@@ -135,7 +154,7 @@ const issuerSchema = z.strictObject({
   /** Per-issuer overrides of the identity mapping (service-account tokens carry no email). */
   userIdClaim: z.string().min(1).optional(),
   groupsClaim: z.string().min(1).optional(),
-  emailVerifiedWhenAbsent,
+  ...issuerIdentityFields,
   machineIdentity: machineIdentitySchema.optional(),
 }).refine((entry) => entry.audiences.length + entry.authorizedParties.length > 0, {
   message: 'name at least one of audiences or authorizedParties (a token must be meant for us)',
@@ -216,7 +235,7 @@ export const configSchema = z
           .default(['id_token', 'access_token']),
         /** Identity of bearer tokens of this issuer without a person in them (client credentials). */
         machineIdentity: machineIdentitySchema.optional(),
-        emailVerifiedWhenAbsent,
+        ...issuerIdentityFields,
         jwksUri: httpUrl.optional(),
         algorithms,
         /** Where sign-out lands (passed to the IdP as post_logout_redirect_uri); default <public origin>/oauth2/signed_out. */
@@ -376,16 +395,23 @@ export const configSchema = z
     if (config.session.cookiePrefixes && config.session.domain !== undefined) {
       ctx.addIssue({ code: 'custom', path: ['session', 'cookiePrefixes'], message: 'cannot be used with session.domain (a __Host- cookie belongs to one host and carries no Domain)' });
     }
-    // Machines of two issuers with one prefix would share user ids (a "ci-bot" in each realm).
-    const prefixes: Array<{ prefix: string; path: PropertyKey[] }> = [];
-    if (config.oidc?.machineIdentity) prefixes.push({ prefix: config.oidc.machineIdentity.userIdPrefix, path: ['oidc', 'machineIdentity', 'userIdPrefix'] });
-    config.issuers.forEach((entry, index) => {
-      if (entry.machineIdentity) prefixes.push({ prefix: entry.machineIdentity.userIdPrefix, path: ['issuers', index, 'machineIdentity', 'userIdPrefix'] });
-    });
-    prefixes.forEach(({ prefix, path }, index) => {
-      const clash = prefixes.slice(0, index).find((other) => other.prefix.startsWith(prefix) || prefix.startsWith(other.prefix));
-      if (clash) ctx.addIssue({ code: 'custom', path, message: `"${prefix}" overlaps the machine prefix "${clash.prefix}" of ${clash.path.slice(0, -2).join('.')}: machines of two issuers could share a user id; give each issuer its own prefix` });
-    });
+    // User-id spaces (config/user-id-spaces.ts): two issuers whose ids nothing tells apart are refused.
+    // An issuer configured twice is reported above; its second entry would only repeat it as a clash.
+    const entries = issuerEntries(config).filter((entry, index, all) => all.findIndex((other) => other.settings.issuer === entry.settings.issuer) === index);
+    const spaces = userIdSpaces(entries, config.identity.userIdPrefix);
+    // A field its own rule already refused (an empty machine prefix) is not reported a second time.
+    const refused = new Set(ctx.issues.map((issue) => issue.path?.join('.')));
+    for (const clash of spaceClashes(spaces)) {
+      const problem = describeClash(clash);
+      if (!refused.has(problem.path.join('.'))) ctx.addIssue({ code: 'custom', ...problem });
+    }
+    for (const { later, earlier } of sharedNameMismatches(spaces)) {
+      ctx.addIssue({
+        code: 'custom',
+        path: [...later.issuer, 'userIdSpace'],
+        message: `"${later.shared}" is also the userIdSpace of ${earlier.issuer.join('.')}, whose people's user ids start with "${earlier.start}", but this issuer's start with "${later.start}": issuers of one userIdSpace are one population and need the same userIdPrefix and userIdMustStartWith`,
+      });
+    }
     if (config.identity.userIdHeader === config.identity.groupsHeader) {
       ctx.addIssue({ code: 'custom', path: ['identity', 'groupsHeader'], message: 'must differ from identity.userIdHeader' });
     }

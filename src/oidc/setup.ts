@@ -6,7 +6,7 @@
 import { readFileSync } from 'node:fs';
 import type { Router } from 'express';
 import type { BearerVerifier } from '../authn/bearer.js';
-import { compileIdentityMapping, machinePrefixes } from '../authn/identity.js';
+import { compileIssuerMappings } from '../authn/identity.js';
 import { SessionAuthenticator } from '../authn/session.js';
 import { ConfigError } from '../config/load.js';
 import type { Config } from '../config/schema.js';
@@ -94,8 +94,9 @@ export function createBrowserLogin(
   }, now);
   const sessions = new SessionAuthenticator(
     store,
-    // Sessions are people: no session's user id may take a machine's prefix.
-    compileIdentityMapping(config.identity, { emailVerifiedWhenAbsent: oidcConfig.emailVerifiedWhenAbsent }, machinePrefixes(config)),
+    // Sessions are the oidc issuer's people: its mapping without the machine branch (and still refusing
+    // ids in any machine's space, its own issuer's included).
+    { ...compileIssuerMappings(config).get(oidcConfig.issuer)!, machine: null },
     tokenSource,
     {
       refreshed: (result, error, description) => {

@@ -200,9 +200,11 @@ describe('kustomize build example, after the swap', () => {
 
   test('the machine-token issuers: both Kubernetes issuer URLs, their own audience and the Pipelines PodDefault\'s, keys through cluster-jwks-proxy', () => {
     const config = renderedConfig();
-    expect(config.issuers.map((i) => ({ issuer: i.issuer, audiences: i.audiences, userIdClaim: i.userIdClaim }))).toEqual([
-      { issuer: 'https://kubernetes.default.svc.cluster.local', audiences: ['https://kubernetes.default.svc.cluster.local', 'pipelines.kubeflow.org'], userIdClaim: 'sub' },
-      { issuer: 'https://kubernetes.default.svc', audiences: ['https://kubernetes.default.svc', 'pipelines.kubeflow.org'], userIdClaim: 'sub' },
+    // Their ids stay in system:serviceaccount: (a Dex person cannot take one), one space for both URLs.
+    const serviceAccounts = { userIdClaim: 'sub', userIdMustStartWith: 'system:serviceaccount:', userIdSpace: 'kubernetes-service-accounts' };
+    expect(config.issuers.map((i) => ({ issuer: i.issuer, audiences: i.audiences, userIdClaim: i.userIdClaim, userIdMustStartWith: i.userIdMustStartWith, userIdSpace: i.userIdSpace }))).toEqual([
+      { issuer: 'https://kubernetes.default.svc.cluster.local', audiences: ['https://kubernetes.default.svc.cluster.local', 'pipelines.kubeflow.org'], ...serviceAccounts },
+      { issuer: 'https://kubernetes.default.svc', audiences: ['https://kubernetes.default.svc', 'pipelines.kubeflow.org'], ...serviceAccounts },
     ]);
     const proxy = find('Service', 'cluster-jwks-proxy', 'istio-system');
     for (const issuer of config.issuers) expect(issuer.jwksUri).toBe(`http://${proxy.metadata.name}.${proxy.metadata.namespace}.svc.cluster.local/openid/v1/jwks`);

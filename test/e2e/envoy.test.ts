@@ -92,7 +92,7 @@ describe('identity headers and decisions through Envoy', () => {
   let m2m: TestIssuer;
   beforeAll(async () => {
     m2m = await startIssuer([await createSigningKey('RS256', 'sa-1')], '/k8s');
-    stack = await startStack({ issuers: [{ issuer: m2m.issuer, audiences: [M2M_AUDIENCE], userIdClaim: 'sub' }] });
+    stack = await startStack({ issuers: [{ issuer: m2m.issuer, audiences: [M2M_AUDIENCE], userIdClaim: 'sub', userIdMustStartWith: 'system:serviceaccount:' }] });
   });
   afterAll(async () => {
     await stack.stop();
@@ -472,7 +472,7 @@ describe('failing closed', () => {
   test('JWKS unreachable with no cached key: oidc-authz answers 503 + Retry-After, the client gets a bare 503 from Envoy, not the upstream', async () => {
     const key = await createSigningKey('RS256', 'gone-1');
     const gone = await startIssuer([key], '/gone');
-    const stack = await startStack({ issuers: [{ issuer: gone.issuer, audiences: ['api'], jwksUri: gone.jwksUri }] });
+    const stack = await startStack({ issuers: [{ issuer: gone.issuer, audiences: ['api'], jwksUri: gone.jwksUri, userIdPrefix: 'api:' }] });
     try {
       const token = await gone.sign({ aud: 'api', email: 'a@example.com' });
       await gone.stop();

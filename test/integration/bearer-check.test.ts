@@ -35,7 +35,7 @@ beforeAll(async () => {
   svc = await startService({
     issuers: [
       { issuer: idp.issuer, audiences: [CLIENT_ID] },
-      { issuer: cluster.issuer, audiences: [M2M_AUDIENCE], jwksUri: cluster.jwksUri, userIdClaim: 'sub' },
+      { issuer: cluster.issuer, audiences: [M2M_AUDIENCE], jwksUri: cluster.jwksUri, userIdClaim: 'sub', userIdMustStartWith: 'system:serviceaccount:' },
     ],
     identity: { userIdTransformers: [{ match: '^(.*)@users\\.example\\.com$', replace: '$1' }] },
     jwks: { cooldown: '0s' },
@@ -114,6 +114,9 @@ describe('invalid tokens → 401 with WWW-Authenticate', () => {
     ['no exp', () => userToken({ exp: undefined }), 'missing_claim'],
     ['unverified email used as user id', () => userToken({ email_verified: false }), 'unverified_email'],
     ['no email at all', () => userToken({ email: undefined }), 'missing_user_id'],
+    ['an email without email_verified (nOAuth)', () => userToken({ email_verified: undefined }), 'unverified_email'],
+    ['an IdP person whose email is a service account\'s sub (issue 13)', () => userToken({ email: 'system:serviceaccount:kubeflow:pipeline-runner' }), 'invalid_user_id'],
+    ['a service-account token whose sub is outside system:serviceaccount: (userIdMustStartWith)', () => cluster.sign({ aud: [M2M_AUDIENCE], sub: 'alice' }), 'invalid_user_id'],
   ])('%s', async (_name, makeToken, reason) => {
     const res = await check('GET', '/pipelines/', await makeToken());
     expect(res.status).toBe(401);

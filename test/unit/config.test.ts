@@ -131,6 +131,11 @@ describe('durations', () => {
   });
 });
 
+/** The start-up message for two issuers' people in one user-id space (the later issuer is the path). */
+const PEOPLE_CLASH = (other: string, start: string) =>
+  `the user ids of its people and of ${other}'s people both start with "${start}" (userIdPrefix + userIdMustStartWith): a person of each issuer could get the same user id. Give one of them its own userIdPrefix (e.g. "partner:"), or a userIdMustStartWith that all its ids start with (Kubernetes service accounts: "system:serviceaccount:"); only if both issuers are the same users (one IdP under two issuer URLs), give both the same userIdSpace`;
+const K8S_ISSUER = (issuer: string) => ({ issuer, audiences: ['a'], userIdClaim: 'sub', userIdMustStartWith: 'system:serviceaccount:' });
+
 const ACCOUNT_RISK = 'must not contain "account": Keycloak puts it into the aud of tokens issued to every client of the realm, so any of them would be accepted; add an audience mapper for your client (docs/idp/keycloak.md) or use authorizedParties';
 
 describe('parseConfig: validation', () => {
@@ -175,13 +180,52 @@ describe('parseConfig: validation', () => {
     },
     {
       what: 'two issuers whose machines would share ids (the same default prefix)',
-      input: { ...OIDC, oidc: { issuer: 'https://kc.example.com/realms/a', clientId: 'c', machineIdentity: {} }, issuers: [{ issuer: 'https://kc.example.com/realms/b', audiences: ['c'], machineIdentity: {} }] },
-      expected: ['issuers.0.machineIdentity.userIdPrefix: "service-account:" overlaps the machine prefix "service-account:" of oidc: machines of two issuers could share a user id; give each issuer its own prefix'],
+      input: { ...OIDC, oidc: { issuer: 'https://kc.example.com/realms/a', clientId: 'c', machineIdentity: {} }, issuers: [{ issuer: 'https://kc.example.com/realms/b', audiences: ['c'], userIdPrefix: 'b:', machineIdentity: {} }] },
+      expected: ['issuers.0.machineIdentity.userIdPrefix: "service-account:" is also the machine prefix of oidc: machines of two issuers could get the same user id. Give each issuer its own prefix; only if both issuers are one IdP under two issuer URLs, give both the same userIdSpace'],
+    },
+    // Issue 13, point 7: people of two issuers share one user-id space.
+    {
+      what: 'a service-account issuer (user id: sub) beside the login IdP, without userIdMustStartWith: a person whose email is an SA\'s sub would get its id',
+      input: { ...OIDC, oidc: { issuer: 'https://dex.example.com/dex', clientId: 'c' }, issuers: [{ issuer: 'https://kubernetes.default.svc.cluster.local', audiences: ['a'], userIdClaim: 'sub' }] },
+      expected: [`issuers.0: ${PEOPLE_CLASH('oidc', '')}`],
     },
     {
-      what: 'a machine prefix that starts another issuer\'s',
-      input: { issuers: [{ issuer: 'https://a.example.com', audiences: ['c'], machineIdentity: { userIdPrefix: 'sa:' } }, { issuer: 'https://b.example.com', audiences: ['c'], machineIdentity: { userIdPrefix: 'sa:b:' } }] },
-      expected: ['issuers.1.machineIdentity.userIdPrefix: "sa:b:" overlaps the machine prefix "sa:" of issuers.0: machines of two issuers could share a user id; give each issuer its own prefix'],
+      what: 'both Kubernetes issuer URLs with userIdMustStartWith but no userIdSpace',
+      input: { issuers: [K8S_ISSUER('https://kubernetes.default.svc.cluster.local'), K8S_ISSUER('https://kubernetes.default.svc')] },
+      expected: [`issuers.1: ${PEOPLE_CLASH('issuers.0', 'system:serviceaccount:')}`],
+    },
+    {
+      what: 'two issuers whose prefixes differ only in case (ids compare ignoring case)',
+      input: { issuers: [{ issuer: 'https://a.example.com', audiences: ['c'], userIdPrefix: 'SA:' }, { issuer: 'https://b.example.com', audiences: ['c'], userIdPrefix: 'sa:' }] },
+      expected: [`issuers.1: ${PEOPLE_CLASH('issuers.0', 'sa:')}`],
+    },
+    {
+      what: 'a global identity.userIdPrefix does not tell two issuers apart',
+      input: { identity: { userIdPrefix: 'kf:' }, issuers: [{ issuer: 'https://a.example.com', audiences: ['c'] }, { issuer: 'https://b.example.com', audiences: ['c'] }] },
+      expected: [`issuers.1: ${PEOPLE_CLASH('issuers.0', 'kf:')}`],
+    },
+    {
+      what: 'people whose space is another issuer\'s machine prefix',
+      input: { issuers: [{ issuer: 'https://a.example.com', audiences: ['c'], userIdPrefix: 'a:', machineIdentity: { userIdPrefix: 'bots:' } }, { issuer: 'https://b.example.com', audiences: ['c'], userIdPrefix: 'bots:' }] },
+      expected: ['issuers.1: the user ids of its people start with "bots:" (userIdPrefix + userIdMustStartWith), the machine prefix of issuers.0: a person and a machine could get the same user id. Give the people another userIdPrefix, or the machines another prefix'],
+    },
+    {
+      what: 'one issuer\'s machine prefix equal to its own people\'s space',
+      input: { issuers: [{ issuer: 'https://a.example.com', audiences: ['c'], userIdPrefix: 'service-account:', machineIdentity: {} }] },
+      expected: ['issuers.0.machineIdentity.userIdPrefix: "service-account:" is also where the user ids of this issuer\'s people start (userIdPrefix + userIdMustStartWith): a machine and a person could get the same user id. Give the machines another prefix, or the people another userIdPrefix'],
+    },
+    {
+      what: 'a shared userIdSpace does not let a person share a machine\'s space',
+      input: { issuers: [{ issuer: 'https://a.example.com', audiences: ['c'], userIdPrefix: 'x:', userIdSpace: 'corp', machineIdentity: { userIdPrefix: 'corp:' } }, { issuer: 'https://b.example.com', audiences: ['c'], userIdPrefix: 'corp:', userIdSpace: 'corp' }] },
+      expected: [
+        'issuers.1: the user ids of its people start with "corp:" (userIdPrefix + userIdMustStartWith), the machine prefix of issuers.0: a person and a machine could get the same user id. Give the people another userIdPrefix, or the machines another prefix',
+        'issuers.1.userIdSpace: "corp" is also the userIdSpace of issuers.0, whose people\'s user ids start with "x:", but this issuer\'s start with "corp:": issuers of one userIdSpace are one population and need the same userIdPrefix and userIdMustStartWith',
+      ],
+    },
+    {
+      what: 'one userIdSpace for issuers whose people\'s ids start differently',
+      input: { issuers: [{ ...K8S_ISSUER('https://kubernetes.default.svc.cluster.local'), userIdSpace: 'k8s' }, { issuer: 'https://kubernetes.default.svc', audiences: ['a'], userIdClaim: 'sub', userIdSpace: 'k8s' }] },
+      expected: ['issuers.1.userIdSpace: "k8s" is also the userIdSpace of issuers.0, whose people\'s user ids start with "system:serviceaccount:", but this issuer\'s start with "": issuers of one userIdSpace are one population and need the same userIdPrefix and userIdMustStartWith'],
     },
     {
       what: 'browser login without publicUrl or allowedHosts (no way to know the public origin)',
@@ -246,9 +290,45 @@ describe('parseConfig: validation', () => {
     { what: 'cookie prefixes with secure: "auto"', input: { trustForwardedProto: true, session: { secure: 'auto', cookiePrefixes: true } }, path: 'session.cookiePrefixes' },
     { what: 'cookie prefixes with a Domain', input: { session: { domain: 'example.com', cookiePrefixes: true } }, path: 'session.cookiePrefixes' },
     { what: 'a revalidation more often than every 30 s', input: { session: { revalidateAfter: '10s' } }, path: 'session.revalidateAfter' },
+    { what: 'a per-issuer userIdPrefix with a space', input: { issuers: [{ issuer: 'https://a.example.com', audiences: ['c'], userIdPrefix: 'team a:' }] }, path: 'issuers.0.userIdPrefix' },
+    { what: 'an empty userIdMustStartWith (it would narrow nothing)', input: { issuers: [{ issuer: 'https://a.example.com', audiences: ['c'], userIdMustStartWith: '' }] }, path: 'issuers.0.userIdMustStartWith' },
+    { what: 'a userIdSpace name with a space', input: { ...OIDC, oidc: { issuer: 'https://kc.example.com/realms/x', clientId: 'c', userIdSpace: 'realm x' } }, path: 'oidc.userIdSpace' },
+    { what: 'emailVerifiedWhenAbsent as a string', input: { issuers: [{ issuer: 'https://a.example.com', audiences: ['c'], emailVerifiedWhenAbsent: 'yes' }] }, path: 'issuers.0.emailVerifiedWhenAbsent' },
   ])('refuses $what, naming $path', ({ input, path }) => {
     const problems = problemsOf(() => parseConfig(input));
     expect(problems.map((problem) => problem.slice(0, problem.indexOf(': ')))).toEqual([path]);
+  });
+
+  test.each<{ what: string; input: Record<string, unknown> }>([
+    {
+      what: 'nested spaces: the login IdP\'s people ("") and Kubernetes service accounts ("system:serviceaccount:")',
+      input: { ...OIDC, oidc: { issuer: 'https://dex.example.com/dex', clientId: 'c' }, issuers: [K8S_ISSUER('https://kubernetes.default.svc.cluster.local')] },
+    },
+    {
+      what: 'nested machine prefixes of two issuers ("sa:" and "sa:b:"; refused before issue 13, now each refuses the other\'s ids at run time)',
+      input: { issuers: [{ issuer: 'https://a.example.com', audiences: ['c'], userIdPrefix: 'a:', machineIdentity: { userIdPrefix: 'sa:' } }, { issuer: 'https://b.example.com', audiences: ['c'], userIdPrefix: 'b:', machineIdentity: { userIdPrefix: 'sa:b:' } }] },
+    },
+    {
+      what: 'both Kubernetes issuer URLs of one cluster, declared one population with userIdSpace',
+      input: { issuers: [{ ...K8S_ISSUER('https://kubernetes.default.svc.cluster.local'), userIdSpace: 'k8s' }, { ...K8S_ISSUER('https://kubernetes.default.svc'), userIdSpace: 'k8s' }] },
+    },
+    {
+      what: 'one Keycloak realm under two host names: people and machines shared through userIdSpace',
+      input: { issuers: [
+        { issuer: 'https://kc.example.com/realms/x', audiences: ['c'], userIdSpace: 'realm-x', machineIdentity: {} },
+        { issuer: 'http://keycloak.keycloak.svc:8080/realms/x', audiences: ['c'], userIdSpace: 'realm-x', machineIdentity: {} },
+      ] },
+    },
+    {
+      what: 'a second email IdP with its own per-issuer userIdPrefix',
+      input: { ...OIDC, oidc: { issuer: 'https://dex.example.com/dex', clientId: 'c' }, issuers: [{ issuer: 'https://partner.example.com', audiences: ['c'], userIdPrefix: 'partner:' }] },
+    },
+    {
+      what: 'an issuer\'s empty userIdPrefix beside a global one (its space "" holds the others\' "kf:")',
+      input: { identity: { userIdPrefix: 'kf:' }, issuers: [{ issuer: 'https://a.example.com', audiences: ['c'] }, { issuer: 'https://b.example.com', audiences: ['c'], userIdPrefix: '' }] },
+    },
+  ])('accepts $what', ({ input }) => {
+    expect(() => parseConfig(input)).not.toThrow();
   });
 
   test('several problems are reported at once, each with its path', () => {
@@ -366,6 +446,7 @@ issuers:
     audiences: [istio-ingressgateway.istio-system.svc.cluster.local]
     jwksUri: https://kubernetes.default.svc/openid/v1/jwks
     userIdClaim: sub
+    userIdMustStartWith: "system:serviceaccount:"   # added for issue 13: see the test below
 session: { cookieName: oidc_authz, secretsFile: /secrets/cookie-secrets, maxAge: 7d, secure: true }
 identity:
   userIdHeader: kubeflow-userid
@@ -404,6 +485,14 @@ rules:
       rules: ['static', 'workspace-read', 'workspace-write', 'everything-else'],
       write: { claims: { 'resource_access.{ws}.roles': 'ws_access' } },
     });
+  });
+
+  test('the DESIGN §5 example without userIdMustStartWith is refused: Dex people and service accounts would share ids', async () => {
+    const asFirstWritten = DESIGN_EXAMPLE.replace(/\n {4}userIdMustStartWith: .*\n/, '\n');
+    expect(asFirstWritten).not.toContain('userIdMustStartWith');
+    const path = await file('design-first.yaml', asFirstWritten);
+    const problems = problemsOf(() => loadConfigFile(path, {}));
+    expect(problems).toEqual([`issuers.0: ${PEOPLE_CLASH('oidc', '')}`]);
   });
 
   test.each<{ what: string; name: string; text: string; env: Record<string, string>; path: string; expected: unknown }>([

@@ -1,4 +1,4 @@
-import { buildIdentity, compileIdentityMapping, machinePrefixes, type IdentityFailure, type IdentityMapping, type MappingOverrides } from '../../src/authn/identity.js';
+import { buildIdentity, compileDefaultMapping, compileIdentityMapping, compileIssuerMappings, type IdentityFailure, type IdentityMapping, type MappingOverrides } from '../../src/authn/identity.js';
 import { parseConfig } from '../../src/config/load.js';
 import type { ConfigInput, MachineIdentityConfig } from '../../src/config/schema.js';
 
@@ -210,22 +210,104 @@ describe('buildIdentity: machines (client-credentials tokens) and people never s
       publicUrl: 'https://kf.example.com',
       oidc: { issuer: 'https://kc.example.com/realms/a', clientId: 'c', machineIdentity: {} },
       session: { secretsFile: '/x' },
-      issuers: [{ issuer: 'https://kc.example.com/realms/b', audiences: ['c'], machineIdentity: { userIdPrefix: 'realm-b-sa:' } }],
+      issuers: [{ issuer: 'https://kc.example.com/realms/b', audiences: ['c'], userIdPrefix: 'realm-b:', machineIdentity: { userIdPrefix: 'realm-b-sa:' } }],
       identity: { userIdClaim: 'preferred_username' },
     });
-    const prefixes = machinePrefixes(config);
-    expect(prefixes).toEqual(['service-account:', 'realm-b-sa:']);
-    // A session's mapping has no machineIdentity of its own (sessions are people), yet refuses both.
-    const session = compileIdentityMapping(config.identity, {}, prefixes);
+    const mappings = compileIssuerMappings(config);
+    // A session's mapping is the oidc issuer's without its machine branch (sessions are people), yet refuses both.
+    const session = { ...mappings.get('https://kc.example.com/realms/a')!, machine: null };
     for (const name of ['service-account:ci-bot', 'realm-b-sa:ci-bot']) {
       expect(buildIdentity({ ...ALICE, preferred_username: name }, session, 'cookie')).toEqual({ ok: false, reason: 'invalid_user_id' });
     }
     expect(buildIdentity({ ...ALICE, preferred_username: 'alice' }, session, 'cookie').ok).toBe(true);
-    // The second realm's machines keep their own prefix; the first realm's prefix stays reserved there too.
-    const realmB = compileIdentityMapping(config.identity, { machineIdentity: config.issuers[0]!.machineIdentity }, prefixes);
+    // The second realm's machines keep their own prefix; its people have theirs, so realm a's prefixes cannot be reached there.
+    const realmB = mappings.get('https://kc.example.com/realms/b')!;
     const machine = buildIdentity({ iss: 'https://kc.example.com/realms/b', client_id: 'ci-bot' }, realmB, 'bearer');
     expect(machine.ok && machine.identity.userId).toBe('realm-b-sa:ci-bot');
-    expect(buildIdentity({ ...ALICE, preferred_username: 'service-account:x' }, realmB, 'bearer')).toEqual({ ok: false, reason: 'invalid_user_id' });
+    const person = buildIdentity({ ...ALICE, preferred_username: 'service-account:x' }, realmB, 'bearer');
+    expect(person.ok && person.identity.userId).toBe('realm-b:service-account:x');
+  });
+});
+
+describe('user-id spaces: each issuer\'s people and machines keep their own ids', () => {
+  const K8S = 'https://kubernetes.default.svc.cluster.local';
+  const DEX = 'https://dex.example.com/dex';
+  const PARTNER = 'https://partner.example.com';
+  const SA = 'system:serviceaccount:kubeflow-user-example-com:default-editor';
+  const config = parseConfig({
+    publicUrl: 'https://kf.example.com',
+    session: { secretsFile: '/x' },
+    oidc: { issuer: DEX, clientId: 'kubeflow-oidc-authservice' },
+    issuers: [
+      { issuer: K8S, audiences: ['istio-ingressgateway.istio-system.svc.cluster.local'], userIdClaim: 'sub', userIdMustStartWith: 'system:serviceaccount:' },
+      { issuer: PARTNER, audiences: ['kubeflow'], userIdPrefix: 'partner:', machineIdentity: { userIdPrefix: 'partner:sa:' } },
+    ],
+    identity: { userIdTransformers: [{ match: '^(.*)@robots\\.example\\.com$', replace: 'system:serviceaccount:$1' }] },
+  });
+  const mappings = compileIssuerMappings(config);
+  const person = (email: string) => ({ iss: DEX, sub: 'x', email, email_verified: true });
+  const userIdOf = (claims: Record<string, unknown>, issuer: string) => {
+    const result = buildIdentity(claims, mappings.get(issuer)!, 'bearer');
+    return result.ok ? result.identity.userId : result.reason;
+  };
+
+  test.each<{ what: string; claims: Record<string, unknown>; issuer: string; expected: string }>([
+    { what: 'a Dex person whose email is a service account\'s sub is refused (the attack of issue 13)', claims: person(SA), issuer: DEX, expected: 'invalid_user_id' },
+    { what: 'the same in another case is refused too (ids are compared ignoring case)', claims: person(SA.toUpperCase()), issuer: DEX, expected: 'invalid_user_id' },
+    { what: 'a Dex person whose email a transformer turns into a service account\'s id is refused', claims: person('pipeline-runner@robots.example.com'), issuer: DEX, expected: 'invalid_user_id' },
+    { what: 'a Dex person whose id would fall into the partner issuer\'s space is refused', claims: person('partner:alice@example.com'), issuer: DEX, expected: 'invalid_user_id' },
+    { what: 'a Dex person whose id would fall into the partner\'s machines\' space is refused', claims: person('partner:sa:ci-bot'), issuer: DEX, expected: 'invalid_user_id' },
+    { what: 'a Dex person with an ordinary email keeps it', claims: person('alice@example.com'), issuer: DEX, expected: 'alice@example.com' },
+    { what: 'the service account\'s own token gets its sub', claims: { iss: K8S, sub: SA }, issuer: K8S, expected: SA },
+    { what: 'a Kubernetes token whose sub is outside system:serviceaccount: is refused (userIdMustStartWith)', claims: { iss: K8S, sub: 'alice@example.com' }, issuer: K8S, expected: 'invalid_user_id' },
+    { what: 'userIdMustStartWith is case-sensitive: the issuer\'s own ids are exact', claims: { iss: K8S, sub: SA.toUpperCase() }, issuer: K8S, expected: 'invalid_user_id' },
+    { what: 'a partner person gets the partner prefix', claims: { iss: PARTNER, sub: 'p', email: 'alice@example.com', email_verified: true }, issuer: PARTNER, expected: 'partner:alice@example.com' },
+    { what: 'a partner person whose email is a service account\'s sub stays in the partner space', claims: { iss: PARTNER, sub: 'p', email: SA, email_verified: true }, issuer: PARTNER, expected: `partner:${SA}` },
+    { what: 'a partner person whose id would fall into the partner machines\' space (nested in the people\'s) is refused', claims: { iss: PARTNER, sub: 'p', email: 'sa:ci-bot', email_verified: true }, issuer: PARTNER, expected: 'invalid_user_id' },
+    { what: 'a partner machine gets the machine prefix', claims: { iss: PARTNER, client_id: 'ci-bot' }, issuer: PARTNER, expected: 'partner:sa:ci-bot' },
+  ])('$what', ({ claims, issuer, expected }) => {
+    expect(userIdOf(claims, issuer)).toBe(expected);
+  });
+
+  test('userIdMustStartWith is checked after the transformers and before the prefix', () => {
+    const mapping = compileIdentityMapping(parseConfig({ identity: { userIdTransformers: [{ match: '^sa-(.*)$', replace: 'system:serviceaccount:$1' }] } }).identity,
+      { userIdClaim: 'sub', userIdPrefix: 'k8s:', userIdMustStartWith: 'system:serviceaccount:' });
+    const rewritten = buildIdentity({ sub: 'sa-ns:runner' }, mapping, 'bearer');
+    expect(rewritten.ok && rewritten.identity.userId).toBe('k8s:system:serviceaccount:ns:runner');
+    expect(buildIdentity({ sub: 'k8s:system:serviceaccount:ns:runner' }, mapping, 'bearer')).toEqual({ ok: false, reason: 'invalid_user_id' });
+  });
+
+  test('nested machine spaces: machines of "sa:" never take an id of "sa:b:"', () => {
+    const nested = compileIssuerMappings(parseConfig({
+      issuers: [
+        { issuer: 'https://a.example.com', audiences: ['c'], userIdPrefix: 'a:', machineIdentity: { userIdPrefix: 'sa:' } },
+        { issuer: 'https://b.example.com', audiences: ['c'], userIdPrefix: 'b:', machineIdentity: { userIdPrefix: 'sa:b:' } },
+      ],
+    }));
+    expect(buildIdentity({ client_id: 'b:ci' }, nested.get('https://a.example.com')!, 'bearer')).toEqual({ ok: false, reason: 'invalid_user_id' });
+    const own = buildIdentity({ client_id: 'ci' }, nested.get('https://a.example.com')!, 'bearer');
+    expect(own.ok && own.identity.userId).toBe('sa:ci');
+    const other = buildIdentity({ client_id: 'ci' }, nested.get('https://b.example.com')!, 'bearer');
+    expect(other.ok && other.identity.userId).toBe('sa:b:ci');
+  });
+
+  test('issuers of one userIdSpace share ids, and each still refuses the other spaces nested in it', () => {
+    const shared = compileIssuerMappings(parseConfig({
+      oidc: { issuer: DEX, clientId: 'c' },
+      publicUrl: 'https://kf.example.com',
+      session: { secretsFile: '/x' },
+      issuers: [
+        { issuer: 'https://kubernetes.default.svc', audiences: ['a'], userIdClaim: 'sub', userIdMustStartWith: 'system:serviceaccount:', userIdSpace: 'k8s' },
+        { issuer: K8S, audiences: ['a'], userIdClaim: 'sub', userIdMustStartWith: 'system:serviceaccount:', userIdSpace: 'k8s' },
+      ],
+    }));
+    for (const issuer of [K8S, 'https://kubernetes.default.svc']) expect(buildIdentity({ sub: SA }, shared.get(issuer)!, 'bearer')).toMatchObject({ ok: true, identity: { userId: SA } });
+    expect(buildIdentity(person(SA), shared.get(DEX)!, 'bearer')).toEqual({ ok: false, reason: 'invalid_user_id' });
+  });
+
+  test('claims of no configured issuer (explain) are mapped outside every configured space', () => {
+    expect(buildIdentity(person(SA), compileDefaultMapping(config), 'bearer')).toEqual({ ok: false, reason: 'invalid_user_id' });
+    expect(buildIdentity(person('alice@example.com'), compileDefaultMapping(config), 'bearer').ok).toBe(true);
   });
 });
 
