@@ -275,6 +275,103 @@ describe('identity headers and decisions through Envoy', () => {
   );
 });
 
+// Issue 13: a user id belongs to one issuer (point 7), and an email the IdP says nothing about is not
+// verified (point 8). Each test is named after the attack it stops.
+describe('user ids tied to their issuer, emails the IdP does not vouch for (through Envoy)', () => {
+  /** A Kubeflow profile's service account: what its token's sub is, and what KFP maps it to. */
+  const SERVICE_ACCOUNT = 'system:serviceaccount:kubeflow-user-example-com:default-editor';
+  let stack: Stack;
+  let cluster: TestIssuer;
+  let saas: TestIssuer;
+  let vouched: TestIssuer;
+  beforeAll(async () => {
+    [cluster, saas, vouched] = await Promise.all([
+      createSigningKey('RS256', 'sa-1').then((key) => startIssuer([key], '/k8s')),
+      createSigningKey('RS256', 'saas-1').then((key) => startIssuer([key], '/saas')),
+      createSigningKey('RS256', 'vouched-1').then((key) => startIssuer([key], '/vouched')),
+    ]);
+    stack = await startStack({
+      issuers: [
+        // Kubernetes service accounts: sub is the user id, and it always starts with system:serviceaccount:.
+        { issuer: cluster.issuer, audiences: [M2M_AUDIENCE], userIdClaim: 'sub', userIdMustStartWith: 'system:serviceaccount:' },
+        // An IdP that lets users type any address and sends no email_verified (the nOAuth case).
+        { issuer: saas.issuer, audiences: ['kubeflow'], userIdPrefix: 'saas:' },
+        // One whose operator knows its addresses are checked, though it never says so in its tokens.
+        { issuer: vouched.issuer, audiences: ['kubeflow'], userIdPrefix: 'vouched:', emailVerifiedWhenAbsent: true },
+      ],
+    });
+    // A person of the login IdP who set a service account's id as the email address (the live user map).
+    stack.idp.users.set('mallory', { password: 'mallory-pw', email: SERVICE_ACCOUNT, groups: ['team-a'], name: 'Mallory' });
+  });
+  afterAll(async () => {
+    await stack.stop();
+    await Promise.all([cluster.stop(), saas.stop(), vouched.stop()]);
+  });
+
+  test('person posing as a service account: a login whose email is an SA\'s sub gets no session and never reaches the upstream; the SA\'s own token does', async () => {
+    const before = stack.echo.received.length;
+    const mallory = new Browser();
+    const first = await mallory.get(`${stack.url}/pipeline/`, NAVIGATE);
+    expect(first.status).toBe(302);
+    const callback = await mallory.loginAtIdp(first.location!, 'mallory', 'mallory-pw');
+    const refused = await mallory.get(callback);
+    expect(refused.status).toBe(403);
+    expect(refused.body).toContain('Your account cannot be used here (invalid_user_id).');
+    expect(sessionCookieNames(stack, mallory)).toEqual([]);
+    expect(await metric(stack, /oidc_authz_login_callbacks_total\{result="identity_rejected"\} (\d+)/)).toBe('1');
+    // Still nobody: the API answers 401, even with the account's id forged into the headers.
+    const api = await mallory.get(`${stack.url}/pipeline/apis/v2beta1/runs`, { ...JSON_ACCEPT, 'kubeflow-userid': SERVICE_ACCOUNT });
+    expect(api.status).toBe(401);
+    expect(JSON.parse(api.body)).toEqual({ error: 'unauthorized', reason: 'no_credentials' });
+    expect(stack.echo.received.length).toBe(before);
+
+    // The service account itself, with its own token, is that user upstream.
+    const token = await cluster.sign({ aud: [M2M_AUDIENCE], sub: SERVICE_ACCOUNT });
+    const own = await new Browser().get(`${stack.url}/pipeline/apis/v2beta1/runs`, { ...JSON_ACCEPT, authorization: `Bearer ${token}` });
+    expect(own.status).toBe(200);
+    expect(echoed(own).headers['kubeflow-userid']).toBe(SERVICE_ACCOUNT);
+  });
+
+  test('person posing as a service account, by bearer token: a Kubernetes-issuer token outside system:serviceaccount: is refused (401 invalid_user_id)', async () => {
+    const before = stack.echo.received.length;
+    const token = await cluster.sign({ aud: [M2M_AUDIENCE], sub: 'alice@example.com' });
+    const res = await new Browser().get(`${stack.url}/pipeline/`, { ...JSON_ACCEPT, authorization: `Bearer ${token}` });
+    expect(res.status).toBe(401);
+    expect(JSON.parse(res.body)).toEqual({ error: 'unauthorized', reason: 'invalid_user_id' });
+    expect(stack.echo.received.length).toBe(before);
+  });
+
+  test('nOAuth: a token whose email the IdP does not vouch for (no email_verified) → 401 unverified_email, the upstream never reached', async () => {
+    const before = stack.echo.received.length;
+    const token = await saas.sign({ aud: 'kubeflow', sub: 'u-77', email: 'alice@example.com' });
+    const res = await new Browser().get(`${stack.url}/notebooks/`, { ...JSON_ACCEPT, authorization: `Bearer ${token}` });
+    expect(res.status).toBe(401);
+    expect(res.headers.get('www-authenticate')).toBe('Bearer realm="oidc-authz", error="invalid_token", error_description="unverified_email"');
+    expect(JSON.parse(res.body)).toEqual({ error: 'unauthorized', reason: 'unverified_email' });
+    expect(stack.echo.received.length).toBe(before);
+
+    // The same IdP saying the address is verified: allowed, in its own space (not the login IdP's alice).
+    const verified = await saas.sign({ aud: 'kubeflow', sub: 'u-77', email: 'alice@example.com', email_verified: true });
+    const ok = await new Browser().get(`${stack.url}/notebooks/`, { ...JSON_ACCEPT, authorization: `Bearer ${verified}` });
+    expect(ok.status).toBe(200);
+    expect(echoed(ok).headers['kubeflow-userid']).toBe('saas:alice@example.com');
+  });
+
+  test('nOAuth, trusted on purpose: an issuer with emailVerifiedWhenAbsent takes an email without email_verified (200), never one marked false (401)', async () => {
+    const silent = await vouched.sign({ aud: 'kubeflow', sub: 'u-1', email: 'alice@example.com' });
+    const ok = await new Browser().get(`${stack.url}/notebooks/`, { ...JSON_ACCEPT, authorization: `Bearer ${silent}` });
+    expect(ok.status).toBe(200);
+    expect(echoed(ok).headers['kubeflow-userid']).toBe('vouched:alice@example.com');
+
+    const before = stack.echo.received.length;
+    const unverified = await vouched.sign({ aud: 'kubeflow', sub: 'u-1', email: 'alice@example.com', email_verified: false });
+    const refused = await new Browser().get(`${stack.url}/notebooks/`, { ...JSON_ACCEPT, authorization: `Bearer ${unverified}` });
+    expect(refused.status).toBe(401);
+    expect(JSON.parse(refused.body)).toEqual({ error: 'unauthorized', reason: 'unverified_email' });
+    expect(stack.echo.received.length).toBe(before);
+  });
+});
+
 describe('the login through Envoy', () => {
   let stack: Stack;
   beforeAll(async () => {
