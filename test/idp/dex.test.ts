@@ -331,6 +331,9 @@ describe('Dex tokens as bearer', () => {
     const tokens = await dex.passwordGrant(client, 'alice@example.com', 'alice-pw');
     for (const token of [tokens.id_token as string, tokens.access_token as string]) {
       expect(claimsOf(token).aud).toBe(client.id);
+      // Dex puts email_verified next to email in both tokens (true for its password database): the defaults
+      // (emailVerifiedWhenAbsent off) work with it.
+      expect(claimsOf(token)).toMatchObject({ email: 'alice@example.com', email_verified: true });
       const answer = await apiCall(gateway.url, '/workspaces/team-a/data', bearer(token));
       expect(answer.status).toBe(200);
       expect(answer.echoed?.headers['kubeflow-userid']).toBe('alice@example.com');

@@ -247,6 +247,18 @@ describe('Keycloak tokens as bearer', () => {
     expect(byAccess.echoed?.headers['kubeflow-groups']).toBe('ml,ws-a');
     const byId = await apiCall(gateway.url, '/workspaces/ws-a/data', bearer(tokens.id_token!));
     expect(byId.status).toBe(200);
+    // Keycloak always says whether the email is verified (the user's flag): why emailVerifiedWhenAbsent can stay off.
+    for (const token of [tokens.access_token, tokens.id_token!]) expect(claimsOf(token).email_verified).toBe(true);
+  });
+
+  test('a user whose email Keycloak marks unverified is refused with the defaults (401 unverified_email)', async () => {
+    const tokens = await password(realm.clients.oidcAuthz.clientId, realm.clients.oidcAuthz.secret, 'dave');
+    for (const token of [tokens.access_token, tokens.id_token!]) {
+      expect(claimsOf(token)).toMatchObject({ email: expect.any(String), email_verified: false });
+      const refused = await apiCall(gateway.url, '/notebooks/', bearer(token));
+      expect(refused.status).toBe(401);
+      expect(refused.json).toEqual({ error: 'unauthorized', reason: 'unverified_email' });
+    }
   });
 
   test('a CLI client\'s access token passes by audience (Keycloak\'s audience mapper)', async () => {
