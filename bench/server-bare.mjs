@@ -3,7 +3,8 @@
 import { createServer } from 'node:http';
 
 const port = Number(process.argv[2] ?? 0);
-const server = createServer((req, res) => {
+// The same header limit as the service (listen.maxHeaderBytes): Envoy forwards up to 60 KiB of headers.
+const server = createServer({ maxHeaderSize: 65_536 }, (req, res) => {
   res.writeHead(200, ['content-length', '0']);
   res.end();
 });
