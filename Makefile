@@ -29,6 +29,10 @@ DEX := $(TOOLS)/dex/dex-$(DEX_VERSION)
 KEYCLOAK_VERSION := 26.7.3
 KEYCLOAK_SHA256 := 27a6535553c3cdcd083872ba40629efafb3475e3b758e0c6f691395561dd0f1f
 KEYCLOAK_STAMP := $(TOOLS)/keycloak-$(KEYCLOAK_VERSION)-db/keycloakdb.mv.db
+# Redis for the session-store tests (session.store: redis): Debian's package, 7.0.15 with Debian's own
+# security rebuilds (the tests start their own redis-server on 127.0.0.1; the package's service stays off).
+REDIS_VERSION := 5:7.0.15-*
+REDIS := /usr/bin/redis-server
 
 .PHONY: help install build typecheck lint test bench demo manifests clean
 
@@ -38,7 +42,7 @@ help:
 	@echo "make bench    load benchmark of the check endpoint (writes bench/RESULTS.md)"
 	@echo "make build    compile TypeScript to dist/"
 	@echo "make manifests  regenerate the chart's generated files and manifests/ from the code and the chart"
-	@echo "make install  npm packages, Envoy, Chromium, helm, kustomize, Dex, Keycloak: every tool the tests need (idempotent)"
+	@echo "make install  npm packages, Envoy, Chromium, helm, kustomize, Dex, Keycloak, Redis: every tool the tests need (idempotent)"
 
 $(NODE_MODULES_STAMP): package.json package-lock.json
 	# The registry mirror here serves no macOS/Windows builds of optional native packages, so the lock
@@ -68,7 +72,12 @@ $(DEX):
 $(KEYCLOAK_STAMP):
 	bash scripts/install-keycloak.sh $(TOOLS) $(KEYCLOAK_VERSION) $(KEYCLOAK_SHA256)
 
-install: $(NODE_MODULES_STAMP) $(ENVOY) $(CHROMIUM) $(HELM_STAMP) $(KUSTOMIZE_STAMP) $(DEX) $(KEYCLOAK_STAMP)
+$(REDIS):
+	@if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq 'redis-server=$(REDIS_VERSION)'
+	@$(REDIS) --version
+
+install: $(NODE_MODULES_STAMP) $(ENVOY) $(CHROMIUM) $(HELM_STAMP) $(KUSTOMIZE_STAMP) $(DEX) $(KEYCLOAK_STAMP) $(REDIS)
 
 build: install
 	npx tsc -p tsconfig.build.json

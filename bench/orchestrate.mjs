@@ -185,10 +185,10 @@ const SESSION_SECRET = 'bench-cookie-secret-0123456789abcdefghijklmnop';
 async function sealSession(idToken) {
   const { createSealer } = await import(join(ROOT, 'dist/session/seal.js'));
   const { secretsFromLines } = await import(join(ROOT, 'dist/session/secrets.js'));
-  const { SessionStore } = await import(join(ROOT, 'dist/session/store.js'));
+  const { CookieSessionStore } = await import(join(ROOT, 'dist/session/store.js'));
   const secretsFile = join(WORK, 'cookie-secrets');
   writeFileSync(secretsFile, `${SESSION_SECRET}\n`);
-  const store = new SessionStore(createSealer(secretsFromLines([SESSION_SECRET])), {
+  const store = new CookieSessionStore(createSealer(secretsFromLines([SESSION_SECRET])), {
     names: { base: 'oidc_authz', sessionPrefix: '' }, attributes: { secure: true }, maxAgeMs: 7 * 24 * 3600_000,
   });
   const exp = JSON.parse(Buffer.from(idToken.split('.')[1], 'base64url').toString()).exp;

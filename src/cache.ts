@@ -24,6 +24,10 @@ export class ExpiringLru<V> {
     return entry.value;
   }
 
+  delete(key: string): void {
+    this.entries.delete(key);
+  }
+
   set(key: string, value: V, expiresAt: number): void {
     if (this.maxEntries === 0) return;
     this.entries.delete(key);

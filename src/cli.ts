@@ -4,6 +4,7 @@
  * oidc-authz check-config FILE
  * oidc-authz explain METHOD URL [--config FILE] [--claims JSON]
  * oidc-authz provider [--config FILE] [--service HOST] [--port N]
+ * oidc-authz sessions revoke (--user ID | --subject SUB | --sid SID) [--issuer ISS] [--config FILE]
  */
 import { parseArgs } from 'node:util';
 import { stringify } from 'yaml';
@@ -18,6 +19,7 @@ import { serve } from './main.js';
 import { formatWarning, lintPolicy, type PolicyWarning } from './policy/lint.js';
 import { compilePolicy } from './policy/rules.js';
 import { compileTemplate, pathSegments } from './policy/template.js';
+import { revokeSessions, type RevokeTarget } from './session-store/revoke-cli.js';
 
 const DEFAULT_CONFIG = '/etc/oidc-authz/config.yaml';
 const USAGE = `usage:
@@ -27,6 +29,10 @@ const USAGE = `usage:
                                                    which rule matches and what it decides
   oidc-authz provider [--config FILE] [--service HOST] [--port N]
                                                    Istio extension provider for this config (YAML)
+  oidc-authz sessions revoke (--user ID | --subject SUB | --sid SID) [--issuer ISS] [--config FILE]
+                                                   end sessions kept in Redis (session.store: redis) on
+                                                   every replica: a user's (kubeflow-userid value), a
+                                                   subject's or an IdP session's (--issuer: default oidc.issuer)
 `;
 
 export async function main(argv: string[]): Promise<number> {
@@ -71,6 +77,24 @@ export async function main(argv: string[]): Promise<number> {
         port: Number(values.port ?? config.listen.port),
       });
       process.stdout.write(stringify({ extensionProviders: [{ name: 'oidc-authz', envoyExtAuthzHttp: provider }] }));
+      return 0;
+    }
+    case 'sessions': {
+      const [sub, ...args] = rest;
+      if (sub !== 'revoke') return usage('sessions takes one subcommand: revoke');
+      const { values } = parseArgs({
+        args,
+        options: { config: { type: 'string', short: 'c' }, user: { type: 'string' }, subject: { type: 'string' }, sid: { type: 'string' }, issuer: { type: 'string' } },
+      });
+      const given = [values.user, values.subject, values.sid].filter((v) => v !== undefined);
+      if (given.length !== 1 || given[0] === '') return usage('sessions revoke needs one of --user, --subject or --sid');
+      const config = loadConfigFile(values.config ?? DEFAULT_CONFIG);
+      const issuer = values.issuer ?? config.oidc?.issuer ?? '';
+      const target: RevokeTarget = values.user !== undefined
+        ? { kind: 'user', userId: values.user }
+        : values.subject !== undefined ? { kind: 'subject', issuer, subject: values.subject } : { kind: 'idp-session', issuer, sid: values.sid! };
+      const ended = await revokeSessions(config, target);
+      process.stdout.write(`${ended} session${ended === 1 ? '' : 's'} ended; every replica refuses ${ended === 1 ? 'it' : 'them'} within session.redis.cacheFor (${config.session.redis!.cacheFor / 1000} s)\n`);
       return 0;
     }
     case undefined:

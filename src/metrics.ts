@@ -19,8 +19,15 @@ export interface Metrics {
   readonly sessionsIssued: Counter<'chunks'>;
   readonly signOuts: Counter;
   readonly sessionCacheEntries: Gauge;
+  /** session.store "redis": commands by operation and outcome (ok, error: unreachable or timed out). */
+  readonly storeOperations: Counter<'op' | 'result'>;
+  /** 1 while the session store is connected and ready (always 1 for cookie sessions). */
+  readonly storeUp: Gauge;
+  readonly backchannelLogouts: Counter<'result'>;
   /** Read when Prometheus scrapes; the service points it at the session cache. */
   sessionCacheSize: () => number;
+  /** Read when Prometheus scrapes: whether the session store is reachable. */
+  sessionStoreUp: () => boolean;
   /** Log lines dropped by rate limits (src/log-limit.ts), by reason; fed from logLineSources at scrape time. */
   readonly logLinesSuppressed: Counter<'reason'>;
   /**
@@ -39,6 +46,7 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metri
   const metrics: Metrics = {
     tokenCacheSize: () => 0,
     sessionCacheSize: () => 0,
+    sessionStoreUp: () => true,
     logLineSources: [],
     logLinesSuppressed: new Counter({
       name: 'oidc_authz_log_lines_suppressed_total',
@@ -64,7 +72,7 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metri
     }),
     callbacks: new Counter({
       name: 'oidc_authz_login_callbacks_total',
-      help: 'Login callbacks by result (ok, idp_error, missing_state, unknown_transaction, rejected, idp_unavailable, identity_rejected).',
+      help: 'Login callbacks by result (ok, idp_error, missing_state, unknown_transaction, rejected, idp_unavailable, identity_rejected, store_unavailable).',
       labelNames: ['result'],
       registers: [registry],
     }),
@@ -84,6 +92,26 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metri
       name: 'oidc_authz_sign_outs_total',
       help: 'Sign-outs (/oauth2/sign_out and /authservice/logout), by what became of the session\'s refresh token at the IdP.',
       labelNames: ['refresh_token'],
+      registers: [registry],
+    }),
+    storeOperations: new Counter({
+      name: 'oidc_authz_session_store_operations_total',
+      help: 'Session store (Redis) operations by op (read, write, renew, end, revoke, lock) and result (ok, error).',
+      labelNames: ['op', 'result'] as const,
+      registers: [registry],
+    }),
+    storeUp: new Gauge({
+      name: 'oidc_authz_session_store_up',
+      help: '1 while the session store is reachable (session.store redis: connected and ready); always 1 with cookie sessions.',
+      registers: [registry],
+      collect() {
+        this.set(metrics.sessionStoreUp() ? 1 : 0);
+      },
+    }),
+    backchannelLogouts: new Counter({
+      name: 'oidc_authz_backchannel_logouts_total',
+      help: 'OIDC back-channel logout requests by result (ok, invalid_token, replayed, not_supported, store_unavailable).',
+      labelNames: ['result'] as const,
       registers: [registry],
     }),
     sessionCacheEntries: new Gauge({

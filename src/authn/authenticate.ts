@@ -8,13 +8,13 @@ import type { CheckRequest } from '../check/request.js';
 import type { SessionCookie } from '../session/cookies.js';
 import type { BearerVerifier, TokenFailure } from './bearer.js';
 import type { Identity } from './identity.js';
-import type { SessionAuthenticator, SessionFailure } from './session.js';
+import type { SessionAuthenticator, SessionFailure, SessionUnavailable } from './session.js';
 
 export type AuthResult =
   | { readonly kind: 'identity'; readonly identity: Identity; readonly setCookie?: readonly string[] }
   | { readonly kind: 'none' }
   | { readonly kind: 'invalid'; readonly reason: TokenFailure | SessionFailure; readonly credential?: 'cookie'; readonly setCookie?: readonly string[]; readonly issuer?: string }
-  | { readonly kind: 'unavailable'; readonly reason: 'jwks_unavailable' | 'idp_unavailable' };
+  | { readonly kind: 'unavailable'; readonly reason: 'jwks_unavailable' | SessionUnavailable };
 
 export interface Authenticator {
   /** `sessionCookie`: the session in the request's Cookie header (read once per check, by decide). */

@@ -9,7 +9,7 @@ import { decodeJwt } from 'jose';
 import { ExpiringLru } from '../cache.js';
 import { sessionClaims, type SessionTokens } from '../oidc/session-claims.js';
 import type { SessionCookie } from '../session/cookies.js';
-import type { SessionData, SessionStore } from '../session/store.js';
+import { STORE_UNAVAILABLE, type Renewal, type SessionData, type SessionOwner, type SessionStore } from '../session-store/contract.js';
 import type { Claims } from './claims.js';
 import { buildIdentity, type Identity, type IdentityFailure, type IdentityMapping } from './identity.js';
 
@@ -27,7 +27,16 @@ export type SessionResult =
       readonly lineage: string;
     }
   | { readonly kind: 'invalid'; readonly reason: SessionFailure; readonly credential: 'cookie'; readonly setCookie: readonly string[] }
-  | { readonly kind: 'unavailable'; readonly reason: 'idp_unavailable' };
+  | { readonly kind: 'unavailable'; readonly reason: SessionUnavailable };
+
+/** The IdP could not refresh the session, or the session store could not be read (session.store "redis"). */
+export type SessionUnavailable = 'idp_unavailable' | 'session_store_unavailable';
+const STORE_DOWN: SessionResult = { kind: 'unavailable', reason: 'session_store_unavailable' };
+
+function ownerOf(identity: Identity): SessionOwner {
+  const sid = identity.claims.sid;
+  return { userId: identity.userId, issuer: identity.issuer, subject: identity.subject, sid: typeof sid === 'string' && sid.length > 0 ? sid : undefined };
+}
 
 /** Issuer, subject and login time: the same for a session and every refresh of it, different for any other login. */
 export function lineageOf(claims: Claims, createdAt: number): string {
@@ -147,17 +156,25 @@ export class SessionAuthenticator {
     return result;
   }
 
-  /** Seals a new session (after login) and primes the cache with it. */
+  /** Keeps a new session (after login) in the store and primes the cache with it; throws StoreUnavailableError. */
   async issue(tokens: SessionData, previousNames: readonly string[] = [], requestSecure = true): Promise<{ setCookies: string[]; identity: Identity; session: SessionData } | { failure: IdentityFailure }> {
-    // The refresh is due when the tokens expire or, sooner, when the session should be revalidated.
-    const data = tokens.refreshToken === null ? tokens : { ...tokens, expiresAt: Math.min(tokens.expiresAt, this.now() + this.revalidateAfterMs) };
-    const built = buildIdentity(sessionClaims(decodeJwt(data.idToken) as Claims, data.addedClaims), this.mapping, 'cookie');
+    const data = this.capped(tokens);
+    const built = this.identityOf(data);
     if (!built.ok) return { failure: built.reason };
-    const issued = await this.store.issue(data, previousNames, requestSecure);
+    const issued = await this.store.issue(data, previousNames, requestSecure, ownerOf(built.identity));
     this.events.issued(issued.chunks);
     const identity: Identity = { ...built.identity, idToken: data.idToken };
     this.cache.set(hash('sha256', issued.sealed, 'base64url'), { kind: 'identity', identity, session: data, lineage: lineageOf(identity.claims, data.createdAt) }, this.validUntil(data));
     return { setCookies: issued.setCookies, identity, session: data };
+  }
+
+  /** The refresh is due when the tokens expire or, sooner, when the session should be revalidated. */
+  private capped(tokens: SessionData): SessionData {
+    return tokens.refreshToken === null ? tokens : { ...tokens, expiresAt: Math.min(tokens.expiresAt, this.now() + this.revalidateAfterMs) };
+  }
+
+  private identityOf(data: SessionData): ReturnType<typeof buildIdentity> {
+    return buildIdentity(sessionClaims(decodeJwt(data.idToken) as Claims, data.addedClaims), this.mapping, 'cookie');
   }
 
   /**
@@ -171,7 +188,14 @@ export class SessionAuthenticator {
     if (cookie.kind !== 'present') return { session: null, names: cookie.kind === 'none' ? [] : cookie.names, refreshTokens: [] };
     const key = hash('sha256', cookie.value, 'base64url');
     await this.opening.get(key)?.catch(() => undefined);
-    const session = await this.store.open(cookie.value);
+    const opened = await this.store.open(cookie.value);
+    if (opened === STORE_UNAVAILABLE) {
+      // Nothing to read the session from: it is ended all the same (the store retries once it is back).
+      this.cache.delete(key);
+      await this.store.end(cookie.value);
+      return { session: null, names: cookie.names, refreshTokens: [] };
+    }
+    const session = opened;
     if (session === null) return { session, names: cookie.names, refreshTokens: [] };
     let claims: Claims;
     try {
@@ -183,6 +207,9 @@ export class SessionAuthenticator {
     const refreshTokens = new Set<string>(session.refreshToken === null ? [] : [session.refreshToken]);
     const successor = this.cache.get(key, this.now());
     if (successor?.kind === 'identity' && successor.session.refreshToken !== null) refreshTokens.add(successor.session.refreshToken);
+    this.cache.delete(key);
+    // A shared store forgets it now (every replica refuses it within recheckAfterMs); retried when unreachable.
+    await this.store.end(cookie.value);
     return { session, names: cookie.names, refreshTokens: [...refreshTokens] };
   }
 
@@ -210,47 +237,90 @@ export class SessionAuthenticator {
 
   private async open(value: string, key: string, names: readonly string[], requestSecure: boolean): Promise<SessionResult> {
     const session = await this.store.open(value);
+    if (session === STORE_UNAVAILABLE) return STORE_DOWN;
     const now = this.now();
     if (session === null) return this.remember(key, { kind: 'invalid', credential: 'cookie', reason: 'session_invalid', setCookie: this.store.clear(names, requestSecure) });
     if (now >= this.store.endOf(session.createdAt)) return this.remember(key, { kind: 'invalid', credential: 'cookie', reason: 'session_expired', setCookie: this.store.clear(names, requestSecure) });
     const sealedBeforeRevalidation = session.refreshToken !== null && session.expiresAt > now + this.revalidateAfterMs + REVALIDATION_CLOCK_SLACK_MS;
-    if (now < session.expiresAt && !sealedBeforeRevalidation) {
-      const result = this.identityResult(session, names, requestSecure);
-      if (result.kind === 'identity') this.cache.set(key, result, this.validUntil(session));
-      else this.remember(key, result);
-      return result;
-    }
+    if (now < session.expiresAt && !sealedBeforeRevalidation) return this.opened(key, session, names, requestSecure);
     if (session.refreshToken === null || this.refresher === null) {
       return { kind: 'invalid', credential: 'cookie', reason: 'session_expired', setCookie: this.store.clear(names, requestSecure) };
     }
     // Refresh tokens may rotate: a second refresh with the same token would end the session, which
-    // is why opens are single-flight per cookie (authenticate) and the result is cached for the old cookie.
-    return this.refresh(session, names, key, requestSecure);
+    // is why opens are single-flight per cookie (authenticate), renewals single-flight per session in
+    // the store (cluster-wide with Redis), and the result is cached for the old cookie.
+    return this.refresh(value, session, names, key, requestSecure);
   }
 
-  private async refresh(session: SessionData, names: readonly string[], key: string, requestSecure: boolean): Promise<SessionResult> {
-    const outcome = await this.refresher!.refresh(session);
-    if (outcome.kind === 'unavailable') {
-      this.events.refreshed('unavailable', outcome.error, outcome.description);
-      return { kind: 'unavailable', reason: 'idp_unavailable' };
+  /** A session read from its cookie or the store: its identity, cached until due (or rechecked). */
+  private opened(key: string, session: SessionData, names: readonly string[], requestSecure: boolean, setCookie?: readonly string[]): SessionResult {
+    const result = this.identityResult(session, names, requestSecure);
+    if (result.kind !== 'identity') return this.remember(key, result);
+    const withCookies: SessionResult = setCookie === undefined ? result : { ...result, setCookie };
+    this.cache.set(key, withCookies, this.validUntil(session));
+    return withCookies;
+  }
+
+  private async refresh(value: string, stale: SessionData, names: readonly string[], key: string, requestSecure: boolean): Promise<SessionResult> {
+    const refresher = this.refresher!;
+    /** Why the renewed identity is unusable, when it is. */
+    let identityFailure: IdentityFailure | undefined;
+    const outcome = await this.store.renew(value, stale, async (current): Promise<Renewal> => {
+      const refreshed = await refresher.refresh(current);
+      if (refreshed.kind !== 'ok') {
+        this.events.refreshed(refreshed.kind, refreshed.error, refreshed.description);
+        return refreshed.kind === 'rejected' ? { kind: 'rejected' } : { kind: 'failed', final: false };
+      }
+      this.events.refreshed('ok', refreshed.partial);
+      const session = this.capped({ ...refreshed.tokens, createdAt: current.createdAt });
+      let built: ReturnType<typeof buildIdentity>;
+      try {
+        built = this.identityOf(session);
+      } catch {
+        return { kind: 'failed', final: true };
+      }
+      if (!built.ok) {
+        identityFailure = built.reason;
+        return { kind: 'failed', final: true };
+      }
+      return { kind: 'renewed', session, owner: ownerOf(built.identity) };
+    }, names, requestSecure);
+    switch (outcome.kind) {
+      case STORE_UNAVAILABLE:
+        return STORE_DOWN;
+      case 'gone':
+        return this.remember(key, { kind: 'invalid', credential: 'cookie', reason: 'session_revoked', setCookie: [] }, this.store.endOf(stale.createdAt));
+      case 'current':
+        // Renewed by another replica a moment ago: nothing to ask the IdP, the cookie stays as it is.
+        return this.opened(key, outcome.session, names, requestSecure);
+      case 'not_renewed': {
+        const { renewal } = outcome;
+        if (renewal.kind === 'failed' && !renewal.final) return { kind: 'unavailable', reason: 'idp_unavailable' };
+        if (renewal.kind === 'failed') return this.remember(key, { kind: 'invalid', credential: 'cookie', reason: identityFailure ?? 'session_invalid', setCookie: this.store.clear(names, requestSecure) });
+        // No clearing Set-Cookie: when another replica refreshed the same session at the same moment and
+        // the IdP refused the second use of the refresh token (Dex without a reuse interval), clearing
+        // here could land after that replica's fresh cookie and end a live session. A dead cookie does no
+        // harm: its next check is refused again, and the next login overwrites it.
+        // A refused refresh token never becomes good again: remember that for the rest of the session, so a
+        // page that keeps polling with a dead cookie does not ask the IdP again every minute.
+        return this.remember(key, { kind: 'invalid', credential: 'cookie', reason: 'session_revoked', setCookie: [] }, this.store.endOf(stale.createdAt));
+      }
+      case 'renewed':
+        break;
     }
-    if (outcome.kind === 'rejected') {
-      this.events.refreshed('rejected', outcome.error, outcome.description);
-      // No clearing Set-Cookie: when another replica refreshed the same session at the same moment and
-      // the IdP refused the second use of the refresh token (Dex without a reuse interval), clearing
-      // here could land after that replica's fresh cookie and end a live session. A dead cookie does no
-      // harm: its next check is refused again, and the next login overwrites it.
-      // A refused refresh token never becomes good again: remember that for the rest of the session, so a
-      // page that keeps polling with a dead cookie does not ask the IdP again every minute.
-      return this.remember(key, { kind: 'invalid', credential: 'cookie', reason: 'session_revoked', setCookie: [] }, this.store.endOf(session.createdAt));
+    const renewed = outcome.session;
+    const result = this.identityResult(renewed, names, requestSecure);
+    if (result.kind !== 'identity') return this.remember(key, result);
+    if (outcome.sealed === undefined) {
+      // The cookie stays the same (a shared store renewed the session behind it).
+      this.cache.set(key, result, this.validUntil(renewed));
+      return result;
     }
-    this.events.refreshed('ok', outcome.partial);
-    const issued = await this.issue({ ...outcome.tokens, createdAt: session.createdAt }, names, requestSecure);
-    if ('failure' in issued) return this.remember(key, { kind: 'invalid', credential: 'cookie', reason: issued.failure, setCookie: this.store.clear(names, requestSecure) });
-    const renewed = issued.session;
-    const result: SessionResult = { kind: 'identity', identity: issued.identity, session: renewed, setCookie: issued.setCookies, lineage: lineageOf(issued.identity.claims, renewed.createdAt) };
-    this.cache.set(key, result, Math.min(this.validUntil(renewed), this.now() + OLD_COOKIE_GRACE_MS));
-    return result;
+    this.events.issued(outcome.chunks ?? 1);
+    this.cache.set(hash('sha256', outcome.sealed, 'base64url'), result, this.validUntil(renewed));
+    const withCookies: SessionResult = { ...result, setCookie: outcome.setCookies };
+    this.cache.set(key, withCookies, Math.min(this.validUntil(renewed), this.now() + OLD_COOKIE_GRACE_MS));
+    return withCookies;
   }
 
   private identityResult(session: SessionData, names: readonly string[], requestSecure: boolean): SessionResult {
@@ -265,8 +335,9 @@ export class SessionAuthenticator {
     return { kind: 'identity', identity: { ...built.identity, idToken: session.idToken }, session, lineage: lineageOf(claims, session.createdAt) };
   }
 
+  /** Until the tokens are due or the session ends, and no longer than the store lets a replica trust a read. */
   private validUntil(session: SessionData): number {
-    return Math.min(session.expiresAt, this.store.endOf(session.createdAt));
+    return Math.min(session.expiresAt, this.store.endOf(session.createdAt), this.now() + this.store.recheckAfterMs);
   }
 
   private remember(key: string, result: SessionResult, until = this.now() + FAILURE_CACHE_MS): SessionResult {

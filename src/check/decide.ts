@@ -5,7 +5,7 @@
  */
 import type { AuthResult, Authenticator } from '../authn/authenticate.js';
 import type { TokenFailure } from '../authn/bearer.js';
-import type { SessionFailure } from '../authn/session.js';
+import type { SessionFailure, SessionUnavailable } from '../authn/session.js';
 import type { Identity } from '../authn/identity.js';
 import { evaluateRequirement, type UnmetRequirement } from '../policy/requirement.js';
 import type { CompiledRule, Policy } from '../policy/rules.js';
@@ -38,7 +38,7 @@ export type Decision =
       readonly navigation: boolean;
     } & WithCookies)
   | { readonly kind: 'bad_request'; readonly rule: null; readonly reason: BadRequestReason | 'host_not_allowed' | 'too_many_cookies' }
-  | { readonly kind: 'unavailable'; readonly rule: CompiledRule; readonly reason: 'jwks_unavailable' | 'idp_unavailable' };
+  | { readonly kind: 'unavailable'; readonly rule: CompiledRule; readonly reason: 'jwks_unavailable' | SessionUnavailable };
 
 export interface DecideDeps {
   readonly policy: Policy;

@@ -23,6 +23,54 @@ const duration = (fallback: string) =>
       return ms;
     });
 
+/** host:port of a Redis node (Sentinel or Cluster). */
+const redisNode = z.string().regex(/^[A-Za-z0-9.\-[\]:]+:\d{1,5}$/, 'host:port');
+
+/**
+ * session.redis: where sessions live with session.store "redis". One of url (a single Redis or a proxy in
+ * front of one), sentinel or cluster. Secrets come from files (mounted Secrets), never the config itself.
+ */
+const redisSchema = z.strictObject({
+  /** redis://host:port/db or rediss://… (TLS); no password in it (passwordFile). */
+  url: z.string().refine((value) => {
+    try {
+      const url = new URL(value);
+      return (url.protocol === 'redis:' || url.protocol === 'rediss:') && !url.password && !url.search && !url.hash;
+    } catch {
+      return false;
+    }
+  }, 'must be redis://host:port[/db] or rediss://… without a password (use passwordFile)').optional(),
+  sentinel: z.strictObject({
+    /** The monitored master's name (Sentinel's `sentinel monitor <name> …`). */
+    name: z.string().min(1),
+    nodes: z.array(redisNode).min(1),
+    /** Sentinels' own password, when they have one (`requirepass` on the sentinels). */
+    passwordFile: z.string().min(1).optional(),
+  }).optional(),
+  cluster: z.strictObject({ nodes: z.array(redisNode).min(1) }).optional(),
+  username: z.string().min(1).optional(),
+  /** The Redis (ACL user's) password, one line. */
+  passwordFile: z.string().min(1).optional(),
+  /** TLS to Redis (rediss:// turns it on too): the CA to trust, and the name on the server's certificate. */
+  tls: z.strictObject({
+    enabled: z.boolean().default(true),
+    caFile: z.string().min(1).optional(),
+    serverName: z.string().min(1).optional(),
+  }).optional(),
+  /** Every key this service writes starts with this (several installations can share one Redis). */
+  keyPrefix: z.string().regex(/^[A-Za-z0-9_:.-]{1,64}$/, '1–64 letters, digits, "_", ":", "." or "-"').default('oidc-authz:'),
+  connectTimeout: duration('2s'),
+  /** A command not answered within this fails (the check answers 503): Redis slow never means a stuck check. */
+  commandTimeout: duration('500ms').refine((ms) => ms >= 10 && ms <= 10_000, 'must be between 10ms and 10s'),
+  /**
+   * How long a replica trusts a session it read from Redis before reading it again: Redis sees at most one
+   * read per session per this time per replica, and a session revoked elsewhere is refused within it.
+   */
+  cacheFor: duration('5s').refine((ms) => ms <= 300_000, 'must be at most 5m (it is how long a revoked session still works)'),
+  /** The refresh lock's lease, renewed while the IdP call runs (a crashed holder frees it after this). */
+  refreshLease: duration('5s').refine((ms) => ms >= 1_000 && ms <= 60_000, 'must be between 1s and 60s'),
+});
+
 const httpUrl = z.string().refine((value) => {
   try {
     const url = new URL(value);
@@ -313,6 +361,13 @@ export const configSchema = z
          * for Path=/ (no script and no sibling sub-domain can plant one beside it). Needs secure: true, no domain.
          */
         cookiePrefixes: z.boolean().default(false),
+        /**
+         * Where sessions live. "cookie": sealed in the cookie itself (no shared state, any replica answers).
+         * "redis": in Redis (session.redis), the cookie holds only a sealed handle; sessions can be revoked
+         * (sign-out, `oidc-authz sessions revoke`, OIDC back-channel logout) and refreshed once cluster-wide.
+         */
+        store: z.enum(['cookie', 'redis']).default('cookie'),
+        redis: redisSchema.optional(),
       })
       .prefault({}),
     identity: z
@@ -392,6 +447,14 @@ export const configSchema = z
     if (config.session.cookiePrefixes && config.session.secure !== true) {
       ctx.addIssue({ code: 'custom', path: ['session', 'cookiePrefixes'], message: 'needs session.secure: true (browsers drop __Host- and __Secure- cookies that are not Secure)' });
     }
+    if (config.session.store === 'redis') {
+      const redis = config.session.redis;
+      const modes = redis === undefined ? [] : (['url', 'sentinel', 'cluster'] as const).filter((mode) => redis[mode] !== undefined);
+      if (modes.length !== 1) ctx.addIssue({ code: 'custom', path: ['session', 'redis'], message: modes.length === 0 ? 'is required with session.store "redis": one of url, sentinel or cluster' : `takes one of url, sentinel or cluster, not ${modes.join(' and ')}` });
+      if (!config.oidc) ctx.addIssue({ code: 'custom', path: ['session', 'store'], message: '"redis" keeps browser sessions, which need oidc' });
+    } else if (config.session.redis !== undefined) {
+      ctx.addIssue({ code: 'custom', path: ['session', 'redis'], message: 'is used only with session.store: redis (set it, or remove session.redis)' });
+    }
     if (config.session.cookiePrefixes && config.session.domain !== undefined) {
       ctx.addIssue({ code: 'custom', path: ['session', 'cookiePrefixes'], message: 'cannot be used with session.domain (a __Host- cookie belongs to one host and carries no Domain)' });
     }
@@ -425,3 +488,4 @@ export type Rule = z.infer<typeof ruleSchema>;
 export type IssuerConfig = z.infer<typeof issuerSchema>;
 export type IdentityConfig = Config['identity'];
 export type MachineIdentityConfig = z.infer<typeof machineIdentitySchema>;
+export type RedisConfig = z.infer<typeof redisSchema>;

@@ -56,6 +56,8 @@ export function createService(config: Config, deps: ServiceDeps): Service {
   const state: AppState = {
     ready: true,
     notReadyBecause: () => {
+      const storeProblem = login?.store.problem() ?? null;
+      if (storeProblem !== null) return { reason: 'session_store_unreachable', detail: storeProblem };
       const discovery = login?.client.discoveryStatus();
       if (discovery === undefined || discovery.state === 'ready') return null;
       if (discovery.state === 'pending') return { reason: 'oidc_discovery_pending', detail: `waiting for the discovery document of ${config.oidc!.issuer}` };
@@ -146,6 +148,7 @@ export function createService(config: Config, deps: ServiceDeps): Service {
     metricsServer,
     async listen() {
       login?.client.start();
+      login?.start();
       flushTimer ??= setInterval(() => {
         denialLog.flush();
         loginLog.flush();
@@ -172,6 +175,7 @@ export function createService(config: Config, deps: ServiceDeps): Service {
       appServer.closeAllConnections();
       await closed;
       if (metricsServer?.listening) await new Promise<void>((resolve) => metricsServer.close(() => resolve()));
+      await login?.store.close();
       clearInterval(flushTimer);
       // Lines dropped in windows still open are said now, or never.
       denialLog.flush(true);

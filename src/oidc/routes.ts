@@ -18,6 +18,7 @@ import type { SessionTokenSource } from './session-claims.js';
 import type { PublicOrigins } from '../http/public-origin.js';
 import { safeReturnUrl, type RedirectPolicy } from './redirect.js';
 import { CALLBACK_PATH, type TransactionCookies } from './transaction.js';
+import { StoreUnavailableError } from '../session-store/contract.js';
 
 /** The default landing after sign-out (oidc.afterLogoutUrl): register <public origin> + this at the IdP. */
 export const SIGNED_OUT_PATH = '/oauth2/signed_out';
@@ -41,7 +42,7 @@ export interface LoginRoutesDeps {
   readonly now: () => number;
 }
 
-type CallbackResult = 'ok' | 'idp_error' | 'missing_state' | 'unknown_transaction' | 'rejected' | 'idp_unavailable' | 'idp_misconfigured' | 'identity_rejected';
+type CallbackResult = 'ok' | 'idp_error' | 'missing_state' | 'unknown_transaction' | 'rejected' | 'idp_unavailable' | 'idp_misconfigured' | 'identity_rejected' | 'store_unavailable';
 
 /** The page for an IdP we cannot use: an outage, or (an operator's job) a configuration that does not match it. */
 function sendIdpUnusablePage(res: Response, error: unknown, retryUrl: string): void {
@@ -195,6 +196,12 @@ export function createLoginRoutes(deps: LoginRoutesDeps): Router {
     try {
       issued = await sessions.issue({ ...tokens, createdAt: deps.now() }, previous, site.secure);
     } catch (error) {
+      if (error instanceof StoreUnavailableError) {
+        finish('store_unavailable');
+        if (mayLog('login_idp_unusable')) logger.warn('session could not be stored', { error: error.message });
+        res.set('retry-after', '5');
+        return sendErrorPage(res, 503, 'Sign-in is unavailable', 'Your sign-in worked, but this service cannot store sessions right now. Please try again in a moment.', retry);
+      }
       finish('identity_rejected');
       logger.warn('session could not be issued', { error });
       return sendErrorPage(res, 400, 'Sign-in failed', 'Your account information is too large to keep in a session.', null);

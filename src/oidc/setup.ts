@@ -15,7 +15,9 @@ import type { LineLimiter } from '../log-limit.js';
 import type { Metrics } from '../metrics.js';
 import { createSealer } from '../session/seal.js';
 import { readSecretsFile, SecretsError } from '../session/secrets.js';
-import { SessionStore } from '../session/store.js';
+import { CookieSessionStore } from '../session/store.js';
+import type { SessionRevoker, SessionStore } from '../session-store/contract.js';
+import { redisStoreFromConfig } from '../session-store/redis-store.js';
 import { cookieNamesOf, secondaryCookieBase } from '../session/cookie-header.js';
 import { originalUrl, type CheckRequest } from '../check/request.js';
 import { createPublicOrigins } from '../http/public-origin.js';
@@ -27,6 +29,10 @@ import { EndSessionHandover } from './end-session.js';
 
 export interface BrowserLogin {
   readonly sessions: SessionAuthenticator;
+  /** Where sessions live (session.store); its problem() is part of readiness. */
+  readonly store: SessionStore;
+  /** Ends sessions by user, subject or IdP session: only a shared store (Redis) can. */
+  readonly revoker: SessionRevoker | null;
   readonly routes: Router;
   /** Discovery state (readiness), start() at boot, stop() at shutdown. */
   readonly client: OidcClient;
@@ -34,6 +40,8 @@ export interface BrowserLogin {
   loginUrl(request: CheckRequest): string | null;
   /** The browser reaches us over https for this request (its public origin's scheme; publicUrl wins). */
   servedOverHttps(request: CheckRequest): boolean;
+  /** Connects the session store (Redis); start-up does not wait for it. */
+  start(): void;
 }
 
 export function createBrowserLogin(
@@ -67,7 +75,9 @@ export function createBrowserLogin(
   const attributes = { secure: config.session.secure, domain: config.session.domain };
   const sealer = createSealer(secrets);
   const names = cookieNamesOf(config.session);
-  const store = new SessionStore(sealer, { names, attributes, maxAgeMs: config.session.maxAge }, now);
+  const redisStore = config.session.store === 'redis' ? redisStoreFromConfig(config, sealer, secrets, { metrics, logger }, now) : null;
+  const store: SessionStore = redisStore ?? new CookieSessionStore(sealer, { names, attributes, maxAgeMs: config.session.maxAge }, now);
+  metrics.sessionStoreUp = () => store.problem() === null;
   const relative = (value: string | undefined) => value !== undefined && value.startsWith('/');
   // A post-logout URI known at start-up is checked against the IdP then (a path waits for a request's origin).
   const knownAfterLogout = oidcConfig.afterLogoutUrl !== undefined && !relative(oidcConfig.afterLogoutUrl)
@@ -138,7 +148,7 @@ export function createBrowserLogin(
     return origin === null ? null : `${origin}/oauth2/start?rd=${encodeURIComponent(originalUrl(request))}`;
   };
   const servedOverHttps = (request: CheckRequest): boolean => (origins.of(request.authority, request.scheme) ?? `${request.scheme}:`).startsWith('https:');
-  return { sessions, routes, client, loginUrl, servedOverHttps };
+  return { sessions, store, revoker: redisStore, routes, client, loginUrl, servedOverHttps, start: () => redisStore?.start() };
 }
 
 /** The client secret of Kubeflow's example Dex (common/dex/base/secret_params.env): fine to start with, never to keep. */

@@ -8,6 +8,7 @@ import type { Claims } from '../authn/claims.js';
 import { HOST_PREFIX, readCookieHeader, sessionCookieName, type CookieNames } from './cookie-header.js';
 import { attributesFor, sessionSetCookies, clearCookieHeader, chunkSessionValue, type CookiePolicy, type SessionCookie } from './cookies.js';
 import type { Sealer } from './seal.js';
+import type { IssuedSession, Renewal, RenewOutcome, SessionStore } from '../session-store/contract.js';
 
 export interface SessionData {
   readonly idToken: string;
@@ -20,24 +21,22 @@ export interface SessionData {
   readonly expiresAt: number;
 }
 
-export interface IssuedSession {
-  readonly setCookies: string[];
-  /** The joined sealed value, as a later request will present it. */
-  readonly sealed: string;
-  readonly chunks: number;
-}
-
-export interface SessionStoreOptions {
+export interface CookieSessionStoreOptions {
   /** session.cookieName: the session is set as `<names.sessionPrefix><cookieName>`. */
   readonly names: CookieNames;
   readonly attributes: CookiePolicy;
   readonly maxAgeMs: number;
 }
 
-export class SessionStore {
+/** session.store "cookie": the sealed session is the cookie (session-store/contract.ts). */
+export class CookieSessionStore implements SessionStore {
+  readonly kind = 'cookie';
+  /** Nothing elsewhere can revoke a cookie: an opened session is good until its tokens are due. */
+  readonly recheckAfterMs = Number.POSITIVE_INFINITY;
+
   constructor(
     private readonly sealer: Sealer,
-    readonly options: SessionStoreOptions,
+    readonly options: CookieSessionStoreOptions,
     private readonly now: () => number = Date.now,
   ) {}
 
@@ -64,13 +63,28 @@ export class SessionStore {
   /** The session in a sealed value, or null when forged, tampered, expired or malformed. */
   async open(sealed: string): Promise<SessionData | null> {
     const data = await this.sealer.unseal(sealed, Math.ceil(this.options.maxAgeMs / 1000));
-    if (data === null) return null;
-    const { idToken, refreshToken, createdAt, expiresAt, addedClaims } = data;
-    if (typeof idToken !== 'string' || typeof createdAt !== 'number' || typeof expiresAt !== 'number') return null;
-    if (refreshToken !== null && typeof refreshToken !== 'string') return null;
-    // Sessions sealed before claimsFrom existed carry no added claims.
-    if (addedClaims !== undefined && (typeof addedClaims !== 'object' || addedClaims === null || Array.isArray(addedClaims))) return null;
-    return { idToken, refreshToken, createdAt, expiresAt, addedClaims: (addedClaims ?? {}) as Claims };
+    return data === null ? null : sessionDataFrom(data);
+  }
+
+  /** One replica's single-flight (authn/session.ts) is all the coordination a cookie can have. */
+  async renew(_value: string, stale: SessionData, renew: (current: SessionData) => Promise<Renewal>, names: readonly string[], requestSecure: boolean): Promise<RenewOutcome> {
+    const renewal = await renew(stale);
+    if (renewal.kind !== 'renewed') return { kind: 'not_renewed', renewal };
+    const issued = await this.issue(renewal.session, names, requestSecure);
+    return { kind: 'renewed', session: renewal.session, setCookies: issued.setCookies, sealed: issued.sealed, chunks: issued.chunks };
+  }
+
+  /** A cookie cannot be ended server-side: the sign-out clears it, the authenticator remembers its lineage. */
+  end(): Promise<boolean> {
+    return Promise.resolve(true);
+  }
+
+  problem(): string | null {
+    return null;
+  }
+
+  close(): Promise<void> {
+    return Promise.resolve();
   }
 
   /** Set-Cookie headers that expire every named cookie. */
@@ -121,6 +135,16 @@ export class SessionStore {
   /** Clearing headers by cookie name: a stream of checks with a broken cookie should not serialize one each. */
   private readonly clearedOverHttps = new Map<string, string>();
   private readonly clearedOverHttp = new Map<string, string>();
+}
+
+/** Unsealed data that has a session's shape, as a session; null otherwise. */
+export function sessionDataFrom(data: Record<string, unknown>): SessionData | null {
+  const { idToken, refreshToken, createdAt, expiresAt, addedClaims } = data;
+  if (typeof idToken !== 'string' || typeof createdAt !== 'number' || typeof expiresAt !== 'number') return null;
+  if (refreshToken !== null && typeof refreshToken !== 'string') return null;
+  // Sessions sealed before claimsFrom existed carry no added claims.
+  if (addedClaims !== undefined && (typeof addedClaims !== 'object' || addedClaims === null || Array.isArray(addedClaims))) return null;
+  return { idToken, refreshToken, createdAt, expiresAt, addedClaims: (addedClaims ?? {}) as Claims };
 }
 
 /** At most this many Set-Cookie lines clear one invalid session. */

@@ -10,7 +10,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createSealer } from '../../src/session/seal.js';
 import { secretsFromLines } from '../../src/session/secrets.js';
-import { SessionStore } from '../../src/session/store.js';
+import { CookieSessionStore } from '../../src/session/store.js';
 import { metricValue } from '../support/gateway-client.js';
 import { createSigningKey, type SigningKey } from '../support/issuer.js';
 import { startService, tempFile, TestClock, type RunningService } from '../support/service.js';
@@ -102,7 +102,7 @@ async function service(claimsFrom: Array<'id_token' | 'access_token' | 'userinfo
 
 /** A session as a login leaves it, sealed with the service's secret; its tokens expire in a minute. */
 async function sessionCookie(addedClaims: Record<string, unknown> = {}): Promise<string> {
-  const store = new SessionStore(createSealer(secretsFromLines([SECRET])), { names: { base: 'oidc_authz', sessionPrefix: '' }, attributes: { secure: true }, maxAgeMs: 7 * 24 * 3600_000 }, clock.now);
+  const store = new CookieSessionStore(createSealer(secretsFromLines([SECRET])), { names: { base: 'oidc_authz', sessionPrefix: '' }, attributes: { secure: true }, maxAgeMs: 7 * 24 * 3600_000 }, clock.now);
   const issued = await store.issue({ idToken: await idToken(), addedClaims, refreshToken: 'refresh-1', createdAt: clock.now(), expiresAt: clock.now() + 60_000 });
   return issued.setCookies.map((c) => c.split(';', 1)[0]).join('; ');
 }

@@ -13,6 +13,8 @@ function at(value: unknown, path: string): unknown {
 /** The problems of the ConfigError `run` throws; fails the test if it throws anything else or nothing. */
 /** What browser login needs besides the oidc section itself. */
 const OIDC = { publicUrl: 'https://kubeflow.example.com', session: { secretsFile: '/secrets/cookie-secrets' } };
+/** Browser login, so that session.store "redis" has sessions to keep. */
+const LOGIN = { ...OIDC, oidc: { issuer: 'https://idp.example.com', clientId: 'kubeflow' } };
 
 function problemsOf(run: () => unknown): readonly string[] {
   try {
@@ -293,6 +295,13 @@ describe('parseConfig: validation', () => {
     { what: 'a per-issuer userIdPrefix with a space', input: { issuers: [{ issuer: 'https://a.example.com', audiences: ['c'], userIdPrefix: 'team a:' }] }, path: 'issuers.0.userIdPrefix' },
     { what: 'an empty userIdMustStartWith (it would narrow nothing)', input: { issuers: [{ issuer: 'https://a.example.com', audiences: ['c'], userIdMustStartWith: '' }] }, path: 'issuers.0.userIdMustStartWith' },
     { what: 'a userIdSpace name with a space', input: { ...OIDC, oidc: { issuer: 'https://kc.example.com/realms/x', clientId: 'c', userIdSpace: 'realm x' } }, path: 'oidc.userIdSpace' },
+    { what: 'session.store redis without session.redis', input: { ...LOGIN, session: { ...OIDC.session, store: 'redis' } }, path: 'session.redis' },
+    { what: 'session.redis with both a url and a sentinel', input: { ...LOGIN, session: { ...OIDC.session, store: 'redis', redis: { url: 'redis://r:6379', sentinel: { name: 'm', nodes: ['s:26379'] } } } }, path: 'session.redis' },
+    { what: 'a password inside session.redis.url', input: { ...LOGIN, session: { ...OIDC.session, store: 'redis', redis: { url: 'redis://:hunter2@r:6379' } } }, path: 'session.redis.url' },
+    { what: 'session.redis while the store is the cookie', input: { ...LOGIN, session: { ...OIDC.session, redis: { url: 'redis://r:6379' } } }, path: 'session.redis' },
+    { what: 'session.store redis without oidc', input: { session: { store: 'redis', redis: { url: 'redis://r:6379' } } }, path: 'session.store' },
+    { what: 'a session.redis.cacheFor over 5 minutes', input: { ...LOGIN, session: { ...OIDC.session, store: 'redis', redis: { url: 'redis://r:6379', cacheFor: '10m' } } }, path: 'session.redis.cacheFor' },
+    { what: 'a sentinel node without a port', input: { ...LOGIN, session: { ...OIDC.session, store: 'redis', redis: { sentinel: { name: 'm', nodes: ['sentinel-0'] } } } }, path: 'session.redis.sentinel.nodes.0' },
     { what: 'emailVerifiedWhenAbsent as a string', input: { issuers: [{ issuer: 'https://a.example.com', audiences: ['c'], emailVerifiedWhenAbsent: 'yes' }] }, path: 'issuers.0.emailVerifiedWhenAbsent' },
   ])('refuses $what, naming $path', ({ input, path }) => {
     const problems = problemsOf(() => parseConfig(input));

@@ -10,7 +10,7 @@ import { compileIdentityMapping } from '../../src/authn/identity.js';
 import { SessionAuthenticator, type RefreshResult, type TokenRefresher } from '../../src/authn/session.js';
 import { createSealer } from '../../src/session/seal.js';
 import { secretsFromLines } from '../../src/session/secrets.js';
-import { SessionStore, type SessionData } from '../../src/session/store.js';
+import { CookieSessionStore, type SessionData } from '../../src/session/store.js';
 
 const SECRET = 'authenticator-secret-aaaaaaaaaaaaaaaaaaaaaaa';
 const MINUTE = 60_000;
@@ -56,7 +56,7 @@ const clock = () => now;
 const cookieHeaderOf = (setCookies: readonly string[]) => setCookies.filter((c) => !/Max-Age=0/.test(c)).map((c) => c.split(';', 1)[0]).join('; ');
 
 function setUp(revalidateAfter = REVALIDATE_AFTER) {
-  const store = new SessionStore(createSealer(secretsFromLines([SECRET])), { names: { base: 'oidc_authz', sessionPrefix: '' }, attributes: { secure: true }, maxAgeMs: 7 * 24 * 60 * MINUTE }, clock);
+  const store = new CookieSessionStore(createSealer(secretsFromLines([SECRET])), { names: { base: 'oidc_authz', sessionPrefix: '' }, attributes: { secure: true }, maxAgeMs: 7 * 24 * 60 * MINUTE }, clock);
   const refresher = new RotatingRefresher(clock);
   const sessions = new SessionAuthenticator(store, compileIdentityMapping(parseConfig({}).identity), refresher, { refreshed: () => undefined, issued: () => undefined }, 1000, clock, revalidateAfter);
   const logIn = async (sub: string) => {

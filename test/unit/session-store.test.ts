@@ -6,7 +6,7 @@
 import { CHUNK_SIZE } from '../../src/session/cookies.js';
 import { createSealer } from '../../src/session/seal.js';
 import { secretsFromLines } from '../../src/session/secrets.js';
-import { SessionStore, type SessionData } from '../../src/session/store.js';
+import { CookieSessionStore, type SessionData } from '../../src/session/store.js';
 
 const A = 'first-secret-aaaaaaaaaaaaaaaaaaaaaaaaaaaa';
 const B = 'second-secret-bbbbbbbbbbbbbbbbbbbbbbbbbbb';
@@ -23,8 +23,8 @@ const large: SessionData = { ...session, idToken: idTokenOf(10_000) };
 
 let now = T0;
 const clock = () => now;
-function storeWith(secrets: string[], attributes: { secure: boolean; domain?: string } = { secure: true, domain: 'example.com' }): SessionStore {
-  return new SessionStore(createSealer(secretsFromLines(secrets)), { names: { base: NAME, sessionPrefix: '' }, attributes, maxAgeMs: MAX_AGE_MS }, clock);
+function storeWith(secrets: string[], attributes: { secure: boolean; domain?: string } = { secure: true, domain: 'example.com' }): CookieSessionStore {
+  return new CookieSessionStore(createSealer(secretsFromLines(secrets)), { names: { base: NAME, sessionPrefix: '' }, attributes, maxAgeMs: MAX_AGE_MS }, clock);
 }
 const store = storeWith([A]);
 
@@ -37,7 +37,7 @@ beforeEach(() => {
   now = T0;
 });
 
-describe('SessionStore.issue', () => {
+describe('CookieSessionStore.issue', () => {
   test.each<{ what: string; at: number; maxAge: number }>([
     { what: 'at login: the whole maximum age', at: T0, maxAge: 12 * 3600 },
     { what: 'two hours in: ten hours left', at: T0 + 2 * HOUR, maxAge: 10 * 3600 },
@@ -101,7 +101,7 @@ describe('SessionStore.issue', () => {
   });
 });
 
-describe('SessionStore.read and open: the cookies of issue come back as the session', () => {
+describe('CookieSessionStore.read and open: the cookies of issue come back as the session', () => {
   test.each<{ what: string; data: SessionData }>([
     { what: 'a small session', data: session },
     { what: 'a session without a refresh token', data: { ...session, refreshToken: null } },
@@ -138,7 +138,7 @@ describe('SessionStore.read and open: the cookies of issue come back as the sess
   });
 });
 
-describe('SessionStore.open refuses', () => {
+describe('CookieSessionStore.open refuses', () => {
   test('a session sealed with another secret', async () => {
     const issued = await storeWith([B]).issue(session);
     await expect(storeWith([B]).open(issued.sealed)).resolves.toEqual(session);
@@ -184,7 +184,7 @@ describe('SessionStore.open refuses', () => {
   });
 });
 
-describe('SessionStore.clear and endOf', () => {
+describe('CookieSessionStore.clear and endOf', () => {
   test.each<{ what: string; names: string[]; attributes: { secure: boolean; domain?: string }; expected: string[] }>([
     { what: 'no names: nothing to clear', names: [], attributes: { secure: true, domain: 'example.com' }, expected: [] },
     {
@@ -217,7 +217,7 @@ describe('SessionStore.clear and endOf', () => {
   });
 });
 
-describe('SessionStore.clearAlongPath (several session cookies: one may have been planted for a sub-path)', () => {
+describe('CookieSessionStore.clearAlongPath (several session cookies: one may have been planted for a sub-path)', () => {
   const pathsOf = (headers: readonly string[]) => headers.map((h) => /; Path=([^;]*)/.exec(h)?.[1]);
   const plain = storeWith([A], { secure: true });
 

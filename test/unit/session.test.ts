@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { readSessionCookie } from '../../src/session/cookie-header.js';
 import { createSealer } from '../../src/session/seal.js';
 import { readSecretsFile, SecretsError, secretsFromLines } from '../../src/session/secrets.js';
-import { SessionStore } from '../../src/session/store.js';
+import { CookieSessionStore } from '../../src/session/store.js';
 
 const A = 'first-secret-aaaaaaaaaaaaaaaaaaaaaaaaaaaa';
 const B = 'second-secret-bbbbbbbbbbbbbbbbbbbbbbbbbbb';
@@ -69,9 +69,9 @@ describe('createSealer (iron)', () => {
   });
 });
 
-describe('SessionStore', () => {
+describe('CookieSessionStore', () => {
   let now = Date.UTC(2026, 10, 23, 12, 0, 0);
-  const store = new SessionStore(createSealer(secretsFromLines([A])), { names: { base: 'oidc_authz', sessionPrefix: '' }, attributes: { secure: true, domain: 'example.com' }, maxAgeMs: 12 * 3600_000 }, () => now);
+  const store = new CookieSessionStore(createSealer(secretsFromLines([A])), { names: { base: 'oidc_authz', sessionPrefix: '' }, attributes: { secure: true, domain: 'example.com' }, maxAgeMs: 12 * 3600_000 }, () => now);
   const session = { idToken: 'x'.repeat(10_000), addedClaims: {}, refreshToken: 'refresh-1', createdAt: now, expiresAt: now + 3600_000 };
   const cookieHeader = (setCookies: string[]) => setCookies.map((c) => c.split(';', 1)[0]).join('; ');
 

@@ -1,0 +1,53 @@
+/**
+ * The cookie of a session kept in Redis: `r1.<secret id>.<random>.<mac>`, 256 random bits signed with the
+ * newest cookie secret (HMAC-SHA256, 128 bits kept). About 80 characters, so the cookie never needs chunks.
+ * Nothing in it is secret but the random part, so it is signed rather than encrypted: a forged or guessed
+ * handle is refused without a Redis read, and a handle from before a secret was dropped stops working.
+ * The Redis key is a hash of the random part: a copy of Redis (or its keys) yields no usable cookie.
+ */
+import { createHmac, hash, randomBytes, timingSafeEqual } from 'node:crypto';
+import type { SealingSecrets } from '../session/secrets.js';
+
+const VERSION = 'r1';
+const HANDLE_SHAPE = /^r1\.(\d{1,12})\.([A-Za-z0-9_-]{43})\.([A-Za-z0-9_-]{22})$/;
+
+export interface SessionHandles {
+  /** A new handle and the id its session is stored under. */
+  create(): { value: string; id: string };
+  /** The id a handle's session is stored under; null for anything we did not sign with a current secret. */
+  idOf(value: string): string | null;
+  /** Keys for index names: one per current secret, the newest first (lookups try each, writes use the first). */
+  readonly indexKeys: readonly Buffer[];
+}
+
+export function createSessionHandles(secrets: SealingSecrets): SessionHandles {
+  const derive = (secret: string, purpose: string) => createHmac('sha256', secret).update(`oidc-authz ${purpose}`).digest();
+  const macKeys = new Map(Object.entries(secrets.unseal).map(([id, secret]) => [id, derive(secret, 'session handle')]));
+  const [newestId, newestSecret] = Object.entries(secrets.seal)[0]!;
+  const newestMacKey = macKeys.get(newestId) ?? derive(newestSecret, 'session handle');
+  const indexKeys = [derive(newestSecret, 'session index'), ...Object.entries(secrets.unseal).filter(([id]) => id !== newestId).map(([, secret]) => derive(secret, 'session index'))];
+  const mac = (key: Buffer, body: string) => createHmac('sha256', key).update(body).digest().subarray(0, 16);
+
+  return {
+    create() {
+      const random = randomBytes(32).toString('base64url');
+      const body = `${VERSION}.${newestId}.${random}`;
+      return { value: `${body}.${mac(newestMacKey, body).toString('base64url')}`, id: idFor(random) };
+    },
+    idOf(value) {
+      const match = HANDLE_SHAPE.exec(value);
+      if (match === null) return null;
+      const [, secretId, random, signature] = match as unknown as [string, string, string, string];
+      const key = macKeys.get(secretId);
+      if (key === undefined) return null;
+      const expected = mac(key, `${VERSION}.${secretId}.${random}`);
+      const given = Buffer.from(signature, 'base64url');
+      return given.length === expected.length && timingSafeEqual(given, expected) ? idFor(random) : null;
+    },
+    indexKeys,
+  };
+}
+
+function idFor(random: string): string {
+  return hash('sha256', random, 'base64url');
+}

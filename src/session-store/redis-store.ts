@@ -1,0 +1,379 @@
+/**
+ * session.store "redis": the session is sealed (the cookie secrets, Iron) under `<prefix>s:<id>` with the
+ * session's remaining lifetime as TTL; the cookie is a signed handle (handle.ts). Index sets find a user's,
+ * a subject's and an IdP session's sessions (`<prefix>u:`, `sub:`, `sid:` + an HMAC of the value, so key
+ * names reveal no one). Every command is single-key, so the same code runs on a single Redis, Sentinel and
+ * Cluster. Renewals take a lease (`<prefix>lock:<id>`) renewed while the IdP call runs.
+ */
+import { createHmac, randomBytes } from 'node:crypto';
+import type { Logger } from '../log.js';
+import type { Metrics } from '../metrics.js';
+import { readCookieHeader, sessionCookieName, type CookieNames } from '../session/cookie-header.js';
+import { attributesFor, sessionSetCookies, type CookiePolicy, type SessionCookie } from '../session/cookies.js';
+import type { Sealer } from '../session/seal.js';
+import { CookieSessionStore, sessionDataFrom, type SessionData } from '../session/store.js';
+import {
+  STORE_UNAVAILABLE, StoreUnavailableError,
+  type IssuedSession, type Renewal, type RenewOutcome, type SessionOwner, type SessionRevoker, type SessionStore, type StoreUnavailable,
+} from './contract.js';
+import type { Config } from '../config/schema.js';
+import { cookieNamesOf } from '../session/cookie-header.js';
+import type { SealingSecrets } from '../session/secrets.js';
+import { createSessionHandles, type SessionHandles } from './handle.js';
+import { connectRedis, type RedisClient } from './redis-connection.js';
+
+export interface RedisStoreOptions {
+  readonly names: CookieNames;
+  readonly attributes: CookiePolicy;
+  readonly maxAgeMs: number;
+  readonly keyPrefix: string;
+  /** session.redis.cacheFor */
+  readonly recheckAfterMs: number;
+  /** session.redis.refreshLease */
+  readonly leaseMs: number;
+  /** How long a check waits for another replica's renewal (the IdP's timeout and a lease). */
+  readonly renewalWaitMs: number;
+}
+
+/** The store session.redis describes (not connected yet: start()). Throws ConfigError for unreadable files. */
+export function redisStoreFromConfig(config: Config, sealer: Sealer, secrets: SealingSecrets, deps: { readonly metrics: Metrics; readonly logger: Logger }, now: () => number = Date.now): RedisSessionStore {
+  const redis = config.session.redis!;
+  return new RedisSessionStore(connectRedis(redis), sealer, createSessionHandles(secrets), {
+    names: cookieNamesOf(config.session),
+    attributes: { secure: config.session.secure, domain: config.session.domain },
+    maxAgeMs: config.session.maxAge,
+    keyPrefix: redis.keyPrefix,
+    recheckAfterMs: redis.cacheFor,
+    leaseMs: redis.refreshLease,
+    // A check waits for another replica's renewal as long as that replica may wait for the IdP, and a lease.
+    renewalWaitMs: (config.oidc?.timeout ?? 10_000) + redis.refreshLease,
+  }, deps, now);
+}
+
+/** What a record holds beside the session: the index sets it is in (to leave them when it ends). */
+interface StoredRecord {
+  readonly session: SessionData;
+  readonly indexes: readonly string[];
+}
+
+/** A waiting check reads the session again this often while another replica renews it. */
+const RENEWAL_POLL_MS = 50;
+/** Sign-outs that could not reach Redis, retried when it is back; beyond this the oldest are dropped. */
+const MAX_PENDING_ENDS = 10_000;
+
+const RENEW_LEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) else return 0 end";
+const RELEASE_LEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end";
+
+type Op = 'read' | 'write' | 'renew' | 'end' | 'revoke' | 'lock';
+
+export class RedisSessionStore implements SessionStore, SessionRevoker {
+  readonly kind = 'redis';
+  readonly recheckAfterMs: number;
+  /** Cookie work (reading, clearing) is the same as for cookie sessions. */
+  private readonly cookies: CookieSessionStore;
+  private readonly pendingEnds = new Set<string>();
+  private reachable = false;
+
+  constructor(
+    private readonly redis: RedisClient,
+    private readonly sealer: Sealer,
+    private readonly handles: SessionHandles,
+    private readonly options: RedisStoreOptions,
+    private readonly deps: { readonly metrics: Metrics; readonly logger: Logger },
+    private readonly now: () => number = Date.now,
+  ) {
+    this.recheckAfterMs = options.recheckAfterMs;
+    this.cookies = new CookieSessionStore(sealer, { names: options.names, attributes: options.attributes, maxAgeMs: options.maxAgeMs }, now);
+    redis.on('ready', () => {
+      if (!this.reachable) deps.logger.info('session store reachable', { store: 'redis' });
+      this.reachable = true;
+      void this.retryPendingEnds();
+    });
+    // Without an 'error' listener ioredis would print every failed reconnect; the state change is what matters.
+    redis.on('error', (error: Error) => {
+      if (this.reachable) deps.logger.warn('session store unreachable', { store: 'redis', error: error.message });
+      this.reachable = false;
+    });
+    redis.on('end', () => (this.reachable = false));
+    redis.on('close', () => {
+      if (this.reachable) deps.logger.warn('session store connection closed', { store: 'redis' });
+      this.reachable = false;
+    });
+  }
+
+  /** Connects (start-up does not wait for it: readiness says when Redis is there). */
+  start(): void {
+    this.redis.connect().catch(() => undefined);
+  }
+
+  /** Connects and waits until Redis answers (the CLI); throws StoreUnavailableError. */
+  async connected(): Promise<void> {
+    try {
+      await this.redis.connect();
+      await this.redis.ping();
+    } catch (error) {
+      throw new StoreUnavailableError(`session store (Redis): ${(error as Error).message}`);
+    }
+  }
+
+  problem(): string | null {
+    return this.reachable ? null : `session store (Redis) not reachable (${this.redis.status})`;
+  }
+
+  async close(): Promise<void> {
+    try {
+      await this.redis.quit();
+    } catch {
+      this.redis.disconnect();
+    }
+  }
+
+  read(cookieHeader: string | undefined): SessionCookie {
+    return readCookieHeader(cookieHeader, this.options.names).session;
+  }
+
+  endOf(createdAt: number): number {
+    return createdAt + this.options.maxAgeMs;
+  }
+
+  clear(names: readonly string[], requestSecure = true): string[] {
+    return this.cookies.clear(names, requestSecure);
+  }
+
+  clearAlongPath(names: readonly string[], requestPath: string, requestSecure = true, keepOurs = false): string[] {
+    return this.cookies.clearAlongPath(names, requestPath, requestSecure, keepOurs);
+  }
+
+  async issue(data: SessionData, previousNames: readonly string[], requestSecure: boolean, owner: SessionOwner): Promise<IssuedSession> {
+    const handle = this.handles.create();
+    const ttlMs = this.endOf(data.createdAt) - this.now();
+    const indexes = this.indexesOf(owner, 0);
+    try {
+      await this.writeRecord(handle.id, { session: data, indexes }, ttlMs);
+      await Promise.all(indexes.map(async (index) => {
+        await this.redis.sadd(index, handle.id);
+        // An index lives as long as the newest session in it can.
+        await this.redis.pexpire(index, this.options.maxAgeMs);
+      }));
+      this.count('write', 'ok');
+    } catch (error) {
+      this.count('write', 'error');
+      throw new StoreUnavailableError(`session store (Redis): ${(error as Error).message}`);
+    }
+    // Never re-sent on renewal: the cookie lives until the session's end.
+    const remainingSeconds = Math.max(1, Math.floor(ttlMs / 1000));
+    const name = sessionCookieName(this.options.names);
+    return { setCookies: sessionSetCookies(name, handle.value, remainingSeconds, attributesFor(this.options.attributes, requestSecure), previousNames), sealed: handle.value, chunks: 1 };
+  }
+
+  async open(value: string): Promise<SessionData | null | StoreUnavailable> {
+    const id = this.handles.idOf(value);
+    if (id === null) return null;
+    const record = await this.readRecord(id, 'read');
+    return record === STORE_UNAVAILABLE || record === null ? record : record.session;
+  }
+
+  async renew(value: string, stale: SessionData, renew: (current: SessionData) => Promise<Renewal>): Promise<RenewOutcome> {
+    const id = this.handles.idOf(value);
+    if (id === null) return { kind: 'gone' };
+    const lockKey = `${this.options.keyPrefix}lock:${id}`;
+    const token = randomBytes(16).toString('base64url');
+    const deadline = this.now() + this.options.renewalWaitMs;
+    for (;;) {
+      let acquired: boolean;
+      try {
+        acquired = (await this.redis.set(lockKey, token, 'PX', this.options.leaseMs, 'NX')) === 'OK';
+        this.count('lock', 'ok');
+      } catch {
+        this.count('lock', 'error');
+        return { kind: STORE_UNAVAILABLE };
+      }
+      if (acquired) return this.renewHolding(id, lockKey, token, stale, renew);
+      // Another replica is renewing: its result is read, the IdP is not asked twice.
+      await delay(RENEWAL_POLL_MS);
+      const current = await this.readRecord(id, 'renew');
+      if (current === STORE_UNAVAILABLE) return { kind: STORE_UNAVAILABLE };
+      if (current === null) return { kind: 'gone' };
+      if (renewedSince(current.session, stale)) return { kind: 'current', session: current.session };
+      if (this.now() > deadline) return { kind: 'not_renewed', renewal: { kind: 'failed', final: false } };
+    }
+  }
+
+  private async renewHolding(id: string, lockKey: string, token: string, stale: SessionData, renew: (current: SessionData) => Promise<Renewal>): Promise<RenewOutcome> {
+    // Renewed every third of the lease while the IdP answers: a slow IdP never frees the lock mid-refresh,
+    // a crashed holder frees it after one lease.
+    const keepLease = setInterval(() => {
+      this.redis.eval(RENEW_LEASE, 1, lockKey, token, String(this.options.leaseMs)).catch(() => undefined);
+    }, Math.max(100, Math.floor(this.options.leaseMs / 3)));
+    try {
+      // Read again under the lease: a renewal that finished just before it was taken is used, not repeated.
+      const current = await this.readRecord(id, 'renew');
+      if (current === STORE_UNAVAILABLE) return { kind: STORE_UNAVAILABLE };
+      if (current === null) return { kind: 'gone' };
+      if (renewedSince(current.session, stale)) return { kind: 'current', session: current.session };
+      const renewal = await renew(current.session);
+      if (renewal.kind === 'rejected' || (renewal.kind === 'failed' && renewal.final)) {
+        await this.endById(id, current.indexes).catch(() => this.queueEnd(id));
+        return { kind: 'not_renewed', renewal };
+      }
+      if (renewal.kind === 'failed') return { kind: 'not_renewed', renewal };
+      const indexes = [...new Set([...current.indexes, ...this.indexesOf(renewal.owner, 0)])];
+      try {
+        // XX: a session ended while the IdP answered stays ended.
+        const written = await this.writeRecord(id, { session: renewal.session, indexes }, this.endOf(renewal.session.createdAt) - this.now(), true);
+        this.count('renew', 'ok');
+        if (!written) return { kind: 'gone' };
+      } catch (error) {
+        this.count('renew', 'error');
+        // The IdP has rotated the refresh token: this replica holds the only copy of the new one for now.
+        this.deps.logger.warn('renewed session could not be stored; other replicas will find its refresh token spent', { error: (error as Error).message });
+      }
+      return { kind: 'renewed', session: renewal.session, setCookies: [] };
+    } finally {
+      clearInterval(keepLease);
+      this.redis.eval(RELEASE_LEASE, 1, lockKey, token).catch(() => undefined);
+    }
+  }
+
+  async end(value: string): Promise<boolean> {
+    const id = this.handles.idOf(value);
+    if (id === null) return true;
+    try {
+      const record = await this.readRecord(id, 'end', true);
+      await this.endById(id, record === null ? [] : record.indexes);
+      return true;
+    } catch {
+      this.queueEnd(id);
+      return false;
+    }
+  }
+
+  revokeUser(userId: string): Promise<number> {
+    return this.revokeIndex('u', userId.toLowerCase());
+  }
+
+  revokeSubject(issuer: string, subject: string): Promise<number> {
+    return this.revokeIndex('sub', `${issuer}\n${subject}`);
+  }
+
+  revokeIdpSession(issuer: string, sid: string): Promise<number> {
+    return this.revokeIndex('sid', `${issuer}\n${sid}`);
+  }
+
+  async firstUse(issuer: string, jti: string, ttlMs: number): Promise<boolean> {
+    const key = `${this.options.keyPrefix}jti:${this.indexName(0, `${issuer}\n${jti}`)}`;
+    return (await this.redis.set(key, '1', 'PX', Math.max(1, Math.ceil(ttlMs)), 'NX')) === 'OK';
+  }
+
+  /** Ends every session in the index sets of `value` (one per current secret); throws when Redis fails. */
+  private async revokeIndex(kind: 'u' | 'sub' | 'sid', value: string): Promise<number> {
+    let ended = 0;
+    try {
+      for (let secret = 0; secret < this.handles.indexKeys.length; secret++) {
+        const index = `${this.options.keyPrefix}${kind}:${this.indexName(secret, value)}`;
+        for (const id of await this.redis.smembers(index)) {
+          const record = await this.readRecord(id, 'revoke', true);
+          if (record !== null) ended += await this.endById(id, record.indexes);
+        }
+        await this.redis.del(index);
+      }
+      this.count('revoke', 'ok');
+    } catch (error) {
+      this.count('revoke', 'error');
+      throw new StoreUnavailableError(`session store (Redis): ${(error as Error).message}`);
+    }
+    return ended;
+  }
+
+  /** Deletes a session and leaves its index sets; 1 when it still existed. */
+  private async endById(id: string, indexes: readonly string[]): Promise<number> {
+    const deleted = await this.redis.del(this.recordKey(id));
+    await Promise.all(indexes.map((index) => this.redis.srem(index, id)));
+    this.count('end', 'ok');
+    return deleted;
+  }
+
+  private queueEnd(id: string): void {
+    this.count('end', 'error');
+    if (this.pendingEnds.size >= MAX_PENDING_ENDS) this.pendingEnds.delete(this.pendingEnds.values().next().value as string);
+    this.pendingEnds.add(id);
+  }
+
+  private async retryPendingEnds(): Promise<void> {
+    if (this.pendingEnds.size === 0) return;
+    const ids = [...this.pendingEnds];
+    let done = 0;
+    for (const id of ids) {
+      try {
+        const record = await this.readRecord(id, 'end', true);
+        await this.endById(id, record === null ? [] : record.indexes);
+        this.pendingEnds.delete(id);
+        done++;
+      } catch {
+        break;
+      }
+    }
+    this.deps.logger.info('sign-outs made while the session store was unreachable are done', { done, left: this.pendingEnds.size });
+  }
+
+  private recordKey(id: string): string {
+    return `${this.options.keyPrefix}s:${id}`;
+  }
+
+  /** HMAC of an index value under the secret at `secret` (0: the newest). */
+  private indexName(secret: number, value: string): string {
+    return createHmac('sha256', this.handles.indexKeys[secret]!).update(value).digest('base64url');
+  }
+
+  private indexesOf(owner: SessionOwner, secret: number): string[] {
+    const p = this.options.keyPrefix;
+    return [
+      `${p}u:${this.indexName(secret, owner.userId.toLowerCase())}`,
+      `${p}sub:${this.indexName(secret, `${owner.issuer}\n${owner.subject}`)}`,
+      ...(owner.sid === undefined ? [] : [`${p}sid:${this.indexName(secret, `${owner.issuer}\n${owner.sid}`)}`]),
+    ];
+  }
+
+  private async writeRecord(id: string, record: StoredRecord, ttlMs: number, onlyIfPresent = false): Promise<boolean> {
+    const ttl = Math.max(1_000, Math.floor(ttlMs));
+    const sealed = await this.sealer.seal({ d: record.session, x: record.indexes }, Math.ceil(ttl / 1000));
+    const answer = onlyIfPresent
+      ? await this.redis.set(this.recordKey(id), sealed, 'PX', ttl, 'XX')
+      : await this.redis.set(this.recordKey(id), sealed, 'PX', ttl);
+    return answer === 'OK';
+  }
+
+  /** The record, null when absent or unreadable; STORE_UNAVAILABLE on a Redis failure (or throws, `throwOnError`). */
+  private async readRecord(id: string, op: Op, throwOnError: true): Promise<StoredRecord | null>;
+  private async readRecord(id: string, op: Op, throwOnError?: false): Promise<StoredRecord | null | StoreUnavailable>;
+  private async readRecord(id: string, op: Op, throwOnError = false): Promise<StoredRecord | null | StoreUnavailable> {
+    let raw: string | null;
+    try {
+      raw = await this.redis.get(this.recordKey(id));
+      this.count(op, 'ok');
+    } catch (error) {
+      this.count(op, 'error');
+      if (throwOnError) throw error;
+      return STORE_UNAVAILABLE;
+    }
+    if (raw === null) return null;
+    const data = await this.sealer.unseal(raw, Math.ceil(this.options.maxAgeMs / 1000));
+    if (data === null || typeof data.d !== 'object' || data.d === null) return null;
+    const session = sessionDataFrom(data.d as Record<string, unknown>);
+    const indexes = Array.isArray(data.x) ? data.x.filter((x): x is string => typeof x === 'string' && x.startsWith(this.options.keyPrefix)) : [];
+    return session === null ? null : { session, indexes };
+  }
+
+  private count(op: Op, result: 'ok' | 'error'): void {
+    this.deps.metrics.storeOperations.inc({ op, result });
+  }
+}
+
+/** The stored session is newer than the copy that was due: renewed by someone else. */
+function renewedSince(current: SessionData, stale: SessionData): boolean {
+  return current.refreshToken !== stale.refreshToken || current.expiresAt !== stale.expiresAt;
+}
+
+function delay(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}

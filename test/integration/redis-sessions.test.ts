@@ -1,0 +1,244 @@
+/**
+ * session.store "redis" with real parts: a real redis-server (test/support/redis.ts), a real OpenID
+ * Provider (oidc-provider, demo/dev-idp.ts) and two service replicas in this process, as two pods behind
+ * one gateway: a browser logs in through replica A, its checks go to either.
+ */
+import { request } from 'node:http';
+import { startDevIdp, type DevIdp } from '../../demo/dev-idp.js';
+import type { ConfigInput } from '../../src/config/schema.js';
+import { Browser } from '../support/browser.js';
+import { metricValue } from '../support/gateway-client.js';
+import { startRedis, type RunningRedis } from '../support/redis.js';
+import { freePort, pollUntil, startService, tempFile, TestClock, type RunningService } from '../support/service.js';
+
+const SECRET = 'redis-store-cookie-secret-0123456789abcdefghij';
+const CLIENT = { clientId: 'kubeflow', clientSecret: 'client-secret-for-redis-tests' };
+const CACHE_FOR_MS = 1_000;
+const manyGroups = Array.from({ length: 500 }, (_, i) => `team-with-a-long-descriptive-name-${String(i).padStart(3, '0')}`);
+
+let idp: DevIdp;
+let redis: RunningRedis;
+let portA: number;
+let publicUrl: string;
+let host: string;
+const clock = new TestClock();
+const secretsFile = tempFile(SECRET);
+const clientSecretFile = tempFile(CLIENT.clientSecret);
+
+beforeAll(async () => {
+  portA = await freePort();
+  publicUrl = `http://127.0.0.1:${portA}`;
+  host = `127.0.0.1:${portA}`;
+  redis = await startRedis({ persistent: true });
+  idp = await startDevIdp({
+    issuerPath: '/dex',
+    users: {
+      alice: { password: 'alice-pw', email: 'alice@example.com', groups: ['team-a'] },
+      bob: { password: 'bob-pw', email: 'bob@example.com', groups: ['team-b'] },
+      big: { password: 'big-pw', email: 'big@example.com', groups: manyGroups },
+    },
+    clients: [{ ...CLIENT, redirectUris: [`${publicUrl}/oauth2/callback`], postLogoutRedirectUris: [`${publicUrl}/oauth2/signed_out`] }],
+    log: () => undefined,
+  });
+});
+
+afterAll(async () => {
+  await idp.stop();
+  await redis.stop();
+});
+
+function config(overrides: { port?: number; store?: 'cookie' | 'redis' } = {}): ConfigInput {
+  return {
+    listen: { port: overrides.port ?? 0 },
+    publicUrl,
+    oidc: { issuer: idp.issuer, clientId: CLIENT.clientId, clientSecretFile },
+    session: {
+      secretsFile, secure: false, maxAge: '12h',
+      store: overrides.store ?? 'redis',
+      ...(overrides.store === 'cookie' ? {} : { redis: { url: redis.url, cacheFor: CACHE_FOR_MS / 1000, commandTimeout: '300ms' } }),
+    },
+    rules: [{ name: 'everything', paths: ['/**'], allow: 'authenticated' }],
+  };
+}
+
+interface Answer {
+  readonly status: number;
+  readonly headers: Record<string, string | string[] | undefined>;
+  readonly body: string;
+}
+
+/** A check as Envoy sends it for an API call from the browser on the public host, at one replica. */
+function check(svc: RunningService, path: string, cookie?: string, headers: Record<string, string> = {}): Promise<Answer> {
+  return ask(`${svc.url}/authz${path}`, { host, accept: 'application/json', 'sec-fetch-mode': 'cors', ...(cookie ? { cookie } : {}), ...headers });
+}
+
+function ask(url: string, headers: Record<string, string>, method = 'GET'): Promise<Answer> {
+  return new Promise((resolve, reject) => {
+    // 500 groups make a kubeflow-groups header past Node's default 16 KiB limit (Envoy allows 60 KiB).
+    const req = request(url, { method, headers, maxHeaderSize: 65_536 }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (chunk: string) => (body += chunk));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+/** Logs `username` in through replica A (publicUrl); the session cookie as a Cookie header, and its Set-Cookie lines. */
+async function login(username: string, password: string): Promise<{ cookie: string; setCookies: string[] }> {
+  const browser = new Browser();
+  const first = await browser.get(`${publicUrl}/authz/notebooks/`, { host, 'sec-fetch-mode': 'navigate', accept: 'text/html' });
+  expect(first.status).toBe(302);
+  const callback = await browser.loginAtIdp(first.location!, username, password);
+  const landed = await browser.get(callback);
+  expect(landed.status).toBe(302);
+  const setCookies = landed.headers.getSetCookie().filter((line) => /^oidc_authz(\.\d+)?=/.test(line));
+  const cookie = browser.jar.list(publicUrl).filter((c) => /^oidc_authz(\.\d+)?$/.test(c.name)).map((c) => `${c.name}=${c.value}`).join('; ');
+  expect(cookie).not.toBe('');
+  return { cookie, setCookies };
+}
+
+describe('two replicas, one Redis', () => {
+  let a: RunningService;
+  let b: RunningService;
+  beforeAll(async () => {
+    a = await startService(config({ port: portA }), { now: clock.now });
+    b = await startService(config(), { now: clock.now });
+    await pollUntil(() => ask(`${b.url}/readyz`, {}), (answer) => answer.status === 200);
+  });
+  afterAll(async () => {
+    await a.close();
+    await b.close();
+  });
+
+  test('the cookie is a short signed handle; the session it stands for answers on either replica', async () => {
+    const { cookie, setCookies } = await login('alice', 'alice-pw');
+    expect(setCookies).toHaveLength(1);
+    expect(Buffer.byteLength(setCookies[0]!)).toBeLessThan(200);
+    expect(cookie).toMatch(/^oidc_authz=r1\.\d+\.[A-Za-z0-9_-]{43}\.[A-Za-z0-9_-]{22}$/);
+    for (const svc of [a, b]) {
+      const answer = await check(svc, '/notebooks/', cookie);
+      expect(answer.status).toBe(200);
+      expect(answer.headers['kubeflow-userid']).toBe('alice@example.com');
+    }
+  });
+
+  test('a Redis reader learns nothing: no user id, group or token in any key or value', async () => {
+    await login('alice', 'alice-pw');
+    const keys = (await redis.command('KEYS', '*')).split('\r\n').filter((line) => line.startsWith('oidc-authz:'));
+    expect(keys.some((k) => k.startsWith('oidc-authz:s:'))).toBe(true);
+    for (const key of keys) {
+      expect(key).not.toMatch(/alice|example\.com|team-a/);
+      const type = await redis.command('TYPE', key);
+      const value = type.includes('string') ? await redis.command('GET', key) : await redis.command('SMEMBERS', key);
+      expect(value).not.toMatch(/alice|example\.com|team-a|eyJ/);
+    }
+  });
+
+  test('a forged handle, or one signed with another secret, is refused without a session', async () => {
+    const { cookie } = await login('alice', 'alice-pw');
+    const tampered = cookie.replace(/.(?=\.[A-Za-z0-9_-]{22}$)/, (c) => (c === 'A' ? 'B' : 'A'));
+    expect((await check(b, '/x', tampered)).status).toBe(401);
+    expect((await check(b, '/x', 'oidc_authz=r1.1.' + 'a'.repeat(43) + '.' + 'b'.repeat(22))).status).toBe(401);
+  });
+
+  test('sign-out on one replica: refused there at once, on the other within session.redis.cacheFor', async () => {
+    const { cookie } = await login('alice', 'alice-pw');
+    expect((await check(b, '/x', cookie)).status).toBe(200);
+    const signedOut = await ask(`${a.url}/oauth2/sign_out`, { host, cookie, accept: 'text/html' });
+    expect(signedOut.status).toBe(302);
+    expect((await check(a, '/x', cookie)).status).toBe(401);
+    // B read the session less than cacheFor ago; the next read after that finds it gone.
+    const started = Date.now();
+    const refused = await pollUntil(() => check(b, '/x', cookie), (answer) => answer.status === 401, 5_000);
+    expect(JSON.parse(refused.body)).toMatchObject({ reason: 'session_invalid' });
+    expect(Date.now() - started).toBeLessThanOrEqual(CACHE_FOR_MS + 1_000);
+  });
+
+  test("`oidc-authz sessions revoke --user` ends every session of that user on both replicas, and no one else's", async () => {
+    const first = await login('alice', 'alice-pw');
+    const second = await login('alice', 'alice-pw');
+    const bob = await login('bob', 'bob-pw');
+    for (const cookie of [first.cookie, second.cookie, bob.cookie]) expect((await check(b, '/x', cookie)).status).toBe(200);
+    const { revokeSessions } = await import('../../src/session-store/revoke-cli.js');
+    const { parseConfig } = await import('../../src/config/load.js');
+    expect(await revokeSessions(parseConfig(config()), { kind: 'user', userId: 'Alice@Example.com' })).toBeGreaterThanOrEqual(2);
+    for (const svc of [a, b]) {
+      for (const cookie of [first.cookie, second.cookie]) await pollUntil(() => check(svc, '/x', cookie), (answer) => answer.status === 401, 5_000);
+    }
+    expect((await check(a, '/x', bob.cookie)).status).toBe(200);
+  });
+
+  test('a user in 500 groups: with Redis the cookie stays one line under 200 bytes (cookie sessions need chunks)', async () => {
+    const { cookie, setCookies } = await login('big', 'big-pw');
+    expect(setCookies).toHaveLength(1);
+    expect(Buffer.byteLength(setCookies[0]!)).toBeLessThan(200);
+    const answer = await check(b, '/x', cookie);
+    expect(answer.status).toBe(200);
+    expect(String(answer.headers['kubeflow-groups']).split(',')).toHaveLength(500);
+  });
+});
+
+describe('Redis down, slow, back', () => {
+  let a: RunningService;
+  let b: RunningService;
+  beforeAll(async () => {
+    a = await startService(config({ port: portA }), { now: clock.now });
+    b = await startService(config(), { now: clock.now });
+    await pollUntil(() => ask(`${b.url}/readyz`, {}), (answer) => answer.status === 200);
+  });
+  afterAll(async () => {
+    redis.resume();
+    await a.close();
+    await b.close();
+  });
+
+  test('killed: 503 with retry-after for sessions not in memory, not ready, counted; restarted: no session lost, a sign-out made meanwhile is applied', async () => {
+    const kept = await login('alice', 'alice-pw');
+    const signedOutMeanwhile = await login('bob', 'bob-pw');
+    await redis.kill();
+    // Past the replicas' memory of both sessions.
+    clock.advance(CACHE_FOR_MS + 1);
+    const down = await check(b, '/x', kept.cookie);
+    expect(down.status).toBe(503);
+    expect(down.headers['retry-after']).toBe('5');
+    expect(JSON.parse(down.body)).toMatchObject({ reason: 'session_store_unavailable' });
+    const ready = await ask(`${b.url}/readyz`, {});
+    expect(ready.status).toBe(503);
+    expect(ready.body).toContain('session_store_unreachable');
+    expect(await metricValue(b, 'oidc_authz_session_store_up')).toBe(0);
+    expect(await metricValue(b, 'oidc_authz_session_store_operations_total{op="read",result="error"}')).toBeGreaterThan(0);
+    // A sign-out while Redis is away: cookies cleared now, the session ended once Redis is back.
+    const signOut = await ask(`${a.url}/oauth2/sign_out`, { host, cookie: signedOutMeanwhile.cookie, accept: 'text/html' });
+    expect(signOut.status).toBe(302);
+    // A login while Redis is away: a clear page, no session.
+    const browser = new Browser();
+    const start = await browser.get(`${publicUrl}/authz/x`, { host, 'sec-fetch-mode': 'navigate', accept: 'text/html' });
+    const callback = await browser.loginAtIdp(start.location!, 'alice', 'alice-pw');
+    const failed = await browser.get(callback);
+    expect(failed.status).toBe(503);
+    expect(failed.body).toContain('cannot store sessions right now');
+
+    await redis.restart();
+    await pollUntil(() => ask(`${a.url}/readyz`, {}), (answer) => answer.status === 200);
+    await pollUntil(() => ask(`${b.url}/readyz`, {}), (answer) => answer.status === 200);
+    expect((await check(b, '/x', kept.cookie)).status).toBe(200);
+    await pollUntil(() => check(b, '/x', signedOutMeanwhile.cookie), (answer) => answer.status === 401, 5_000);
+  });
+
+  test('answering slowly: a check waits at most session.redis.commandTimeout, then 503; answers again when Redis does', async () => {
+    const { cookie } = await login('alice', 'alice-pw');
+    clock.advance(CACHE_FOR_MS + 1);
+    redis.pause();
+    try {
+      const slow = await check(b, '/x', cookie);
+      expect(slow.status).toBe(503);
+      expect(JSON.parse(slow.body)).toMatchObject({ reason: 'session_store_unavailable' });
+    } finally {
+      redis.resume();
+    }
+    await pollUntil(() => check(b, '/x', cookie), (answer) => answer.status === 200, 10_000);
+  });
+});
