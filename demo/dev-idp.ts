@@ -55,6 +55,11 @@ export interface DevIdpClient {
   name?: string;
   redirectUris: string[];
   postLogoutRedirectUris?: string[];
+  /**
+   * OIDC Back-Channel Logout: where a logout token is POSTed when a session this client took part in ends
+   * at the IdP (its ID tokens then carry `sid`).
+   */
+  backchannelLogoutUri?: string;
 }
 
 /** Lifetimes in seconds. */
@@ -193,6 +198,7 @@ export async function startDevIdp(options: DevIdpOptions = {}): Promise<DevIdp> 
       revocation: { enabled: true },
       userinfo: { enabled: true },
       rpInitiatedLogout: { enabled: true, logoutSource, postLogoutSuccessSource },
+      backchannelLogout: { enabled: true },
     },
     interactions: { url: (_ctx, interaction) => `${issuerPath}/interaction/${interaction.uid}` },
     pkce: { methods: ['S256'], required: () => true },
@@ -408,6 +414,7 @@ function toClientMetadata(client: DevIdpClient): ClientMetadata {
       : { client_secret: client.clientSecret, token_endpoint_auth_method: 'client_secret_basic' }),
     redirect_uris: client.redirectUris,
     post_logout_redirect_uris: client.postLogoutRedirectUris ?? [],
+    ...(client.backchannelLogoutUri === undefined ? {} : { backchannel_logout_uri: client.backchannelLogoutUri, backchannel_logout_session_required: true }),
     grant_types: ['authorization_code', 'refresh_token'],
     response_types: ['code'],
   };

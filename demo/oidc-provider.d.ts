@@ -96,6 +96,7 @@ declare module 'oidc-provider' {
       devInteractions?: { enabled: boolean };
       revocation?: { enabled: boolean };
       userinfo?: { enabled: boolean };
+      backchannelLogout?: { enabled: boolean };
       rpInitiatedLogout?: {
         enabled: boolean;
         logoutSource?: (ctx: KoaContextWithOIDC, form: string) => Promise<void>;

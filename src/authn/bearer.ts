@@ -57,6 +57,8 @@ export interface BearerOptions {
 }
 
 /** Compact JWS: three base64url parts (the signature may be empty only to be refused below). */
+/** What a logout token must carry besides iss (OIDC Back-Channel Logout 1.0 §2.4). */
+const LOGOUT_TOKEN_CLAIMS = ['iat', 'jti'] as const;
 const JWT_SHAPE = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$/;
 const FAILURE_CACHE_MS = 60_000;
 /** An unknown issuer is named in the answer and the log (an operator's first clue), within reason. */
@@ -139,8 +141,28 @@ export class BearerVerifier {
     return this.verifySigned(token, issuer, false);
   }
 
+  /**
+   * An OIDC Back-Channel Logout token of `issuerName` (§2.6): signature, issuer and algorithm as for any of
+   * its tokens, `iat` and `jti` required, `exp` checked when present (the spec does not require it), an
+   * explicit `typ` only as "logout+jwt". Audience, events, sid/sub and nonce are the caller's checks.
+   */
+  verifiedLogoutClaims(token: string, issuerName: string): Promise<VerifiedClaims> {
+    const issuer = this.byIssuer.get(issuerName);
+    if (issuer === undefined || token.length > this.options.maxTokenBytes || !JWT_SHAPE.test(token)) {
+      return Promise.resolve({ kind: 'invalid', reason: 'malformed_token' });
+    }
+    let typ: unknown;
+    try {
+      typ = decodeProtectedHeader(token).typ;
+    } catch {
+      return Promise.resolve({ kind: 'invalid', reason: 'malformed_token' });
+    }
+    if (typ !== undefined && (typeof typ !== 'string' || !/^(application\/)?logout\+jwt$/i.test(typ))) return Promise.resolve({ kind: 'invalid', reason: 'disallowed_header' });
+    return this.verifySigned(token, issuer, false, LOGOUT_TOKEN_CLAIMS);
+  }
+
   /** Header checks, then the signature with the issuer's keys (one refetch for an unknown kid), then the claims. */
-  private async verifySigned(token: string, issuer: TrustedIssuer, checkAudience: boolean): Promise<VerifiedClaims> {
+  private async verifySigned(token: string, issuer: TrustedIssuer, checkAudience: boolean, requiredClaims: readonly string[] = ['exp']): Promise<VerifiedClaims> {
     let header: ReturnType<typeof decodeProtectedHeader>;
     try {
       header = decodeProtectedHeader(token);
@@ -152,12 +174,12 @@ export class BearerVerifier {
     try {
       const keys = await issuer.keys.keys();
       try {
-        return { kind: 'ok', claims: await this.verifyWith(token, issuer, keys.getKey, checkAudience) };
+        return { kind: 'ok', claims: await this.verifyWith(token, issuer, keys.getKey, checkAudience, requiredClaims) };
       } catch (error) {
         if (failureOf(error) !== 'unknown_key') throw error;
         const refreshed = await issuer.keys.refetchForUnknownKey();
         if (refreshed === null) throw error;
-        return { kind: 'ok', claims: await this.verifyWith(token, issuer, refreshed.getKey, checkAudience) };
+        return { kind: 'ok', claims: await this.verifyWith(token, issuer, refreshed.getKey, checkAudience, requiredClaims) };
       }
     } catch (error) {
       if (error instanceof KeysUnavailableError) return { kind: 'unavailable' };
@@ -165,7 +187,7 @@ export class BearerVerifier {
     }
   }
 
-  private async verifyWith(token: string, issuer: TrustedIssuer, getKey: JWTVerifyGetKey, checkAudience: boolean): Promise<Claims> {
+  private async verifyWith(token: string, issuer: TrustedIssuer, getKey: JWTVerifyGetKey, checkAudience: boolean, requiredClaims: readonly string[]): Promise<Claims> {
     // jose checks a plain audience list itself; with authorized parties, "aud or azp" is checked here.
     const joseAudience = checkAudience && issuer.authorizedParties.length === 0;
     const { payload } = await jwtVerify(token, getKey, {
@@ -173,7 +195,7 @@ export class BearerVerifier {
       ...(joseAudience ? { audience: issuer.audiences as string[] } : {}),
       algorithms: issuer.algorithms as string[],
       clockTolerance: this.options.clockSkewMs / 1000,
-      requiredClaims: ['exp'],
+      requiredClaims: [...requiredClaims],
       currentDate: new Date(this.now()),
     });
     const claims = payload as Claims;

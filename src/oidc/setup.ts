@@ -26,6 +26,7 @@ import { createLoginRoutes, SIGNED_OUT_PATH } from './routes.js';
 import { SessionTokenSource } from './session-claims.js';
 import { TransactionCookies } from './transaction.js';
 import { EndSessionHandover } from './end-session.js';
+import { createBackchannelRoute } from './backchannel.js';
 
 export interface BrowserLogin {
   readonly sessions: SessionAuthenticator;
@@ -143,6 +144,17 @@ export function createBrowserLogin(
     logLimit: deps.logLimit ?? null,
     now,
   });
+  routes.use(createBackchannelRoute({
+    issuer: oidcConfig.issuer,
+    clientId: oidcConfig.clientId,
+    clockSkewMs: config.bearer.clockSkew,
+    bearer: deps.bearer,
+    revoker: redisStore,
+    metrics,
+    logger,
+    logLimit: deps.logLimit ?? null,
+    now,
+  }));
   const loginUrl = (request: CheckRequest): string | null => {
     const origin = origins.of(request.authority, request.scheme);
     return origin === null ? null : `${origin}/oauth2/start?rd=${encodeURIComponent(originalUrl(request))}`;

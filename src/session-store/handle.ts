@@ -40,8 +40,10 @@ export function createSessionHandles(secrets: SealingSecrets): SessionHandles {
       const [, secretId, random, signature] = match as unknown as [string, string, string, string];
       const key = macKeys.get(secretId);
       if (key === undefined) return null;
-      const expected = mac(key, `${VERSION}.${secretId}.${random}`);
-      const given = Buffer.from(signature, 'base64url');
+      // Compared as text: base64url's last character carries spare bits, so decoding would let one handle
+      // have several spellings (each its own cache entry).
+      const expected = Buffer.from(mac(key, `${VERSION}.${secretId}.${random}`).toString('base64url'));
+      const given = Buffer.from(signature);
       return given.length === expected.length && timingSafeEqual(given, expected) ? idFor(random) : null;
     },
     indexKeys,

@@ -3,7 +3,8 @@
  * Provider (oidc-provider, demo/dev-idp.ts) and two service replicas in this process, as two pods behind
  * one gateway: a browser logs in through replica A, its checks go to either.
  */
-import { request } from 'node:http';
+import { createServer, request, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { startDevIdp, type DevIdp } from '../../demo/dev-idp.js';
 import type { ConfigInput } from '../../src/config/schema.js';
 import { Browser } from '../support/browser.js';
@@ -22,6 +23,12 @@ let portA: number;
 let publicUrl: string;
 let host: string;
 const clock = new TestClock();
+/**
+ * Between the IdP and replica A for back-channel logouts: keeps each logout token the IdP sent (to replay
+ * it) and passes the request on unchanged.
+ */
+let relay: Server;
+const logoutTokens: string[] = [];
 const secretsFile = tempFile(SECRET);
 const clientSecretFile = tempFile(CLIENT.clientSecret);
 
@@ -30,6 +37,20 @@ beforeAll(async () => {
   publicUrl = `http://127.0.0.1:${portA}`;
   host = `127.0.0.1:${portA}`;
   redis = await startRedis({ persistent: true });
+  relay = createServer((req, res) => {
+    let body = '';
+    req.setEncoding('utf8');
+    req.on('data', (chunk: string) => (body += chunk));
+    req.on('end', () => {
+      const token = new URLSearchParams(body).get('logout_token');
+      if (token !== null) logoutTokens.push(token);
+      postForm(`${publicUrl}/oauth2/backchannel_logout`, body).then(
+        (answer) => res.writeHead(answer.status, { 'content-type': 'application/json' }).end(answer.body),
+        () => res.writeHead(502).end(),
+      );
+    });
+  });
+  await new Promise<void>((resolve) => relay.listen(0, '127.0.0.1', resolve));
   idp = await startDevIdp({
     issuerPath: '/dex',
     users: {
@@ -37,12 +58,18 @@ beforeAll(async () => {
       bob: { password: 'bob-pw', email: 'bob@example.com', groups: ['team-b'] },
       big: { password: 'big-pw', email: 'big@example.com', groups: manyGroups },
     },
-    clients: [{ ...CLIENT, redirectUris: [`${publicUrl}/oauth2/callback`], postLogoutRedirectUris: [`${publicUrl}/oauth2/signed_out`] }],
+    clients: [{
+      ...CLIENT,
+      redirectUris: [`${publicUrl}/oauth2/callback`],
+      postLogoutRedirectUris: [`${publicUrl}/oauth2/signed_out`],
+      backchannelLogoutUri: `http://127.0.0.1:${(relay.address() as AddressInfo).port}/backchannel_logout`,
+    }],
     log: () => undefined,
   });
 });
 
 afterAll(async () => {
+  await new Promise((resolve) => relay.close(resolve));
   await idp.stop();
   await redis.stop();
 });
@@ -86,9 +113,22 @@ function ask(url: string, headers: Record<string, string>, method = 'GET'): Prom
   });
 }
 
+/** A form POST as an IdP sends a logout token (to replica A unless `url` says otherwise). */
+function postForm(url: string, body: string): Promise<Answer> {
+  return new Promise((resolve, reject) => {
+    const req = request(url, { method: 'POST', headers: { host, 'content-type': 'application/x-www-form-urlencoded' } }, (res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (chunk: string) => (text += chunk));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: text }));
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
 /** Logs `username` in through replica A (publicUrl); the session cookie as a Cookie header, and its Set-Cookie lines. */
-async function login(username: string, password: string): Promise<{ cookie: string; setCookies: string[] }> {
-  const browser = new Browser();
+async function login(username: string, password: string, browser = new Browser()): Promise<{ cookie: string; setCookies: string[]; browser: Browser }> {
   const first = await browser.get(`${publicUrl}/authz/notebooks/`, { host, 'sec-fetch-mode': 'navigate', accept: 'text/html' });
   expect(first.status).toBe(302);
   const callback = await browser.loginAtIdp(first.location!, username, password);
@@ -97,7 +137,7 @@ async function login(username: string, password: string): Promise<{ cookie: stri
   const setCookies = landed.headers.getSetCookie().filter((line) => /^oidc_authz(\.\d+)?=/.test(line));
   const cookie = browser.jar.list(publicUrl).filter((c) => /^oidc_authz(\.\d+)?$/.test(c.name)).map((c) => `${c.name}=${c.value}`).join('; ');
   expect(cookie).not.toBe('');
-  return { cookie, setCookies };
+  return { cookie, setCookies, browser };
 }
 
 describe('two replicas, one Redis', () => {
@@ -171,6 +211,56 @@ describe('two replicas, one Redis', () => {
     expect((await check(a, '/x', bob.cookie)).status).toBe(200);
   });
 
+  test('back-channel logout from the IdP (oidc-provider): the sessions of that IdP session end on both replicas, no one else\'s', async () => {
+    const alice = await login('alice', 'alice-pw');
+    const bob = await login('bob', 'bob-pw');
+    for (const cookie of [alice.cookie, bob.cookie]) expect((await check(b, '/x', cookie)).status).toBe(200);
+    // Alice signs out at the IdP itself (another application's sign-out, or the IdP's own page).
+    const confirm = await alice.browser.get(`${idp.issuer}/session/end`);
+    const ended = await alice.browser.followRedirects(await alice.browser.submitForm(confirm));
+    expect(ended.status).toBe(200);
+    await pollUntil(() => metricValue(a, 'oidc_authz_backchannel_logouts_total{result="ok"}'), (n) => n >= 1, 5_000);
+    for (const svc of [a, b]) await pollUntil(() => check(svc, '/x', alice.cookie), (answer) => answer.status === 401, 5_000);
+    expect((await check(b, '/x', bob.cookie)).status).toBe(200);
+  });
+
+  test('back-channel logout refuses what is not a fresh logout token from the IdP: missing, unsigned, altered, replayed', async () => {
+    const post = (body: string) => postForm(`${a.url}/oauth2/backchannel_logout`, body);
+    const real = logoutTokens.at(-1);
+    expect(real).toBeDefined();
+    const [header, payload, signature] = real!.split('.') as [string, string, string];
+    const claims = JSON.parse(Buffer.from(payload, 'base64url').toString('utf8')) as Record<string, unknown>;
+    expect(claims).toMatchObject({ iss: idp.issuer, aud: CLIENT.clientId, events: { 'http://schemas.openid.net/event/backchannel-logout': {} } });
+    expect(typeof claims.sid).toBe('string');
+
+    const replayed = await post(`logout_token=${real}`);
+    expect(replayed.status).toBe(400);
+    expect(JSON.parse(replayed.body)).toMatchObject({ error: 'invalid_request', error_description: expect.stringContaining('jti') });
+    const missing = await post('');
+    expect(missing.status).toBe(400);
+    const unsigned = `${Buffer.from(JSON.stringify({ alg: 'none' })).toString('base64url')}.${payload}.`;
+    expect((await post(`logout_token=${unsigned}`)).status).toBe(400);
+    // Another user's subject and a new jti in the IdP's own token: the signature no longer matches.
+    const altered = Buffer.from(JSON.stringify({ ...claims, sub: 'someone-else', jti: 'new' })).toString('base64url');
+    expect((await post(`logout_token=${header}.${altered}.${signature}`)).status).toBe(400);
+    expect(await metricValue(a, 'oidc_authz_backchannel_logouts_total{result="replayed"}')).toBe(1);
+    expect(await metricValue(a, 'oidc_authz_backchannel_logouts_total{result="invalid_token"}')).toBeGreaterThanOrEqual(3);
+  });
+
+  test('due for refresh on both replicas at once, with an IdP that rotates refresh tokens: one refresh cluster-wide, every check 200, the session lives on', async () => {
+    const { cookie } = await login('alice', 'alice-pw');
+    const refreshes = async (result: string) => (await metricValue(a, `oidc_authz_session_refreshes_total{result="${result}",error="none"}`)) + (await metricValue(b, `oidc_authz_session_refreshes_total{result="${result}",error="none"}`));
+    for (let round = 1; round <= 2; round++) {
+      const before = await refreshes('ok');
+      // Past session.revalidateAfter (5m): every replica finds the session due.
+      clock.advance(6 * 60_000);
+      const answers = await Promise.all(Array.from({ length: 40 }, (_, i) => check(i % 2 === 0 ? a : b, `/x/${i}`, cookie)));
+      expect(answers.map((answer) => answer.status)).toEqual(Array(40).fill(200));
+      expect(await refreshes('ok')).toBe(before + 1);
+    }
+    expect(await metricValue(a, 'oidc_authz_session_refreshes_total{result="rejected",error="invalid_grant"}') + await metricValue(b, 'oidc_authz_session_refreshes_total{result="rejected",error="invalid_grant"}')).toBe(0);
+  });
+
   test('a user in 500 groups: with Redis the cookie stays one line under 200 bytes (cookie sessions need chunks)', async () => {
     const { cookie, setCookies } = await login('big', 'big-pw');
     expect(setCookies).toHaveLength(1);
@@ -178,6 +268,19 @@ describe('two replicas, one Redis', () => {
     const answer = await check(b, '/x', cookie);
     expect(answer.status).toBe(200);
     expect(String(answer.headers['kubeflow-groups']).split(',')).toHaveLength(500);
+  });
+});
+
+describe('cookie sessions', () => {
+  test('back-channel logout answers 501, saying it needs sessions kept in Redis', async () => {
+    const svc = await startService(config({ store: 'cookie' }));
+    try {
+      const answer = await postForm(`${svc.url}/oauth2/backchannel_logout`, 'logout_token=x.y.z');
+      expect(answer.status).toBe(501);
+      expect(JSON.parse(answer.body)).toMatchObject({ error: 'not_supported', error_description: expect.stringContaining('session.store: redis') });
+    } finally {
+      await svc.close();
+    }
   });
 });
 
