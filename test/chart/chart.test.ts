@@ -11,13 +11,14 @@ import { join } from 'node:path';
 import { parseAllDocuments, parse as parseYaml } from 'yaml';
 import { chartContract, chartValuesSchema } from '../../src/chart-files.js';
 import { parseConfig } from '../../src/config/load.js';
+import { AUTHZ_ROUTES } from '../../src/envoy-config.js';
 import { extAuthzProvider, upstreamHeaderPlan } from '../../src/envoy-contract.js';
 
 const ROOT = process.cwd();
 const HELM = process.env.HELM ?? join(ROOT, '.tools/bin/helm');
 const KUSTOMIZE = process.env.KUSTOMIZE ?? join(ROOT, '.tools/bin/kustomize');
 const CHART = join(ROOT, 'charts/oidc-authz');
-const CI_VALUES = ['bearer-only-values.yaml', 'kubeflow-dex-values.yaml', 'workspaces-values.yaml'];
+const CI_VALUES = ['bearer-only-values.yaml', 'kubeflow-dex-values.yaml', 'workspaces-values.yaml', 'redis-sentinel-values.yaml', 'redis-demo-values.yaml'];
 
 type K8sObject = { apiVersion: string; kind: string; metadata: { name: string; namespace?: string; annotations?: Record<string, string> }; spec?: Record<string, unknown>; data?: Record<string, string> };
 
@@ -68,6 +69,20 @@ const dataOf = (object: K8sObject, key: string): string => {
   if (value === undefined) throw new Error(`${object.kind} ${object.metadata.name} has no data.${key}`);
   return value;
 };
+/** NOTES.txt as `helm install` prints it (helm template does not): rendered through a throw-away copy of the chart. */
+function renderNotes(args: string[]): string {
+  const dir = mkdtempSync(join(tmpdir(), 'oidc-authz-notes-'));
+  try {
+    cpSync(CHART, join(dir, 'chart'), { recursive: true });
+    writeFileSync(join(dir, 'chart/templates/zz-notes.yaml'),
+      'apiVersion: v1\nkind: ConfigMap\nmetadata: { name: notes }\ndata:\n  notes: {{ include (print $.Template.BasePath "/NOTES.txt") . | toJson }}\n');
+    const result = run(HELM, ['template', 'oidc-authz', join(dir, 'chart'), '--namespace', 'oidc-authz', '--show-only', 'templates/zz-notes.yaml', ...args]);
+    if (result.status !== 0 || result.stderr !== '') throw new Error(`helm template (NOTES.txt) failed: ${result.stderr}`);
+    return dataOf(parseObjects(result.stdout)[0]!, 'notes');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
 const renderedConfig = (objects: K8sObject[]) => parseConfig(parseYaml(dataOf(find(objects, 'ConfigMap', 'oidc-authz'), 'config.yaml')));
 const renderedProvider = (objects: K8sObject[]) => {
   const mesh = parseYaml(dataOf(find(objects, 'ConfigMap', 'oidc-authz-istio-mesh-config'), 'istiod-values.yaml')) as {
@@ -181,28 +196,19 @@ describe('Istio wiring', () => {
   });
 
   test('NOTES.txt shows the same provider as the code (and the mesh config step)', () => {
-    // helm template does not print NOTES.txt: render it through a throw-away copy of the chart.
-    const dir = mkdtempSync(join(tmpdir(), 'oidc-authz-notes-'));
-    try {
-      cpSync(CHART, join(dir, 'chart'), { recursive: true });
-      writeFileSync(join(dir, 'chart/templates/zz-notes.yaml'),
-        'apiVersion: v1\nkind: ConfigMap\nmetadata: { name: notes }\ndata:\n  notes: {{ include (print $.Template.BasePath "/NOTES.txt") . | toJson }}\n');
-      const args = ['-f', join(CHART, 'ci', 'kubeflow-dex-values.yaml'), '--set', 'config.identity.userIdHeader=x-user'];
-      const result = run(HELM, ['template', 'oidc-authz', join(dir, 'chart'), '--namespace', 'oidc-authz', '--show-only', 'templates/zz-notes.yaml', ...args]);
-      expect(result.stderr).toBe('');
-      const notes = dataOf(parseObjects(result.stdout)[0]!, 'notes');
-      const block = /^meshConfig:\n(?: .*\n)+/m.exec(notes);
-      expect(block).not.toBeNull();
-      const mesh = parseYaml(block![0]) as { meshConfig: { extensionProviders: Array<{ name: string; envoyExtAuthzHttp: unknown }> } };
-      const config = renderedConfig(helmTemplate(args));
-      expect(mesh.meshConfig.extensionProviders).toEqual([
-        { name: 'oauth2-proxy', envoyExtAuthzHttp: extAuthzProvider(config, { service: 'oidc-authz.oidc-authz.svc.cluster.local', port: 8080, timeout: '3s' }) },
-      ]);
-      expect(notes).toContain('helm upgrade istiod istio/istiod -n istio-system --reuse-values -f istiod-values.yaml');
-      expect(notes).toContain('register https://kubeflow.example.com/oauth2/callback');
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
+    const args = ['-f', join(CHART, 'ci', 'kubeflow-dex-values.yaml'), '--set', 'config.identity.userIdHeader=x-user'];
+    const notes = renderNotes(args);
+    const block = /^meshConfig:\n(?: .*\n)+/m.exec(notes);
+    expect(block).not.toBeNull();
+    const mesh = parseYaml(block![0]) as { meshConfig: { extensionProviders: Array<{ name: string; envoyExtAuthzHttp: unknown }> } };
+    const config = renderedConfig(helmTemplate(args));
+    expect(mesh.meshConfig.extensionProviders).toEqual([
+      { name: 'oauth2-proxy', envoyExtAuthzHttp: extAuthzProvider(config, { service: 'oidc-authz.oidc-authz.svc.cluster.local', port: 8080, timeout: '3s' }) },
+    ]);
+    expect(notes).toContain('helm upgrade istiod istio/istiod -n istio-system --reuse-values -f istiod-values.yaml');
+    expect(notes).toContain('register https://kubeflow.example.com/oauth2/callback');
+    // Cookie sessions: nothing about Redis.
+    expect(notes).not.toMatch(/redis|backchannel/i);
   });
 
   test('terminationGracePeriodSeconds must outlast config.listen.shutdownTimeout', () => {
@@ -337,5 +343,187 @@ describe('bad values are refused at install time, naming the field', () => {
     const result = run(HELM, ['template', 'oidc-authz', CHART, ...args]);
     expect(result.status).not.toBe(0);
     expect(result.stderr).toMatch(field);
+  });
+});
+
+describe('sessions in Redis (config.session.store: redis)', () => {
+  type Pod = { spec: { containers: Array<Record<string, any>>; volumes: Array<Record<string, any>> } };
+  type Policy = { spec: { policyTypes: string[]; podSelector: { matchLabels: Record<string, string> }; ingress: Array<Record<string, any>>; egress?: Array<Record<string, any>> } };
+  const podOf = (objects: K8sObject[], name = 'oidc-authz') => (find(objects, 'Deployment', name) as unknown as { spec: { template: Pod } }).spec.template.spec;
+  const policyOf = (objects: K8sObject[], name = 'oidc-authz') => find(objects, 'NetworkPolicy', name) as unknown as Policy;
+  const login = ['--set', 'config.publicUrl=https://k.example.com', '--set', 'config.oidc.issuer=https://idp.example.com', '--set', 'config.oidc.clientId=c', '--set', 'secrets.clientSecret=x'];
+  const redisUrl = (url: string) => ['--set', 'config.session.store=redis', '--set', `config.session.redis.url=${url}`];
+  const render = (...args: string[]) => helmTemplate(['--set', 'fullnameOverride=oidc-authz', ...login, ...args]);
+  /** The egress rule that carries Redis' ports (the only one with a port other than DNS's). */
+  const redisRule = (policy: Policy) => policy.spec.egress?.find((rule) => (rule.ports as Array<{ port: unknown }>).some((p) => p.port !== 53));
+
+  test('cookie sessions (the default): no Redis in the config, no Redis volumes, no demo objects', () => {
+    const objects = render();
+    expect(renderedConfig(objects).session.store).toBe('cookie');
+    expect(renderedConfig(objects).session.redis).toBeUndefined();
+    expect(podOf(objects).volumes.map((v) => v.name)).not.toEqual(expect.arrayContaining(['redis-password']));
+    expect(objects.filter((o) => o.metadata.name.includes('redis'))).toEqual([]);
+    // redis.* values are ignored with cookie sessions (switching back to cookies needs no other change).
+    const ignored = render('--set', 'redis.existingSecret=redis-auth', '--set', 'redis.tls.caSecret=redis-ca');
+    expect(renderedConfig(ignored).session.redis).toBeUndefined();
+    expect(podOf(ignored).volumes.map((v) => v.name)).toEqual(podOf(objects).volumes.map((v) => v.name));
+  });
+
+  test('store redis + existingSecret: the password is mounted from the Secret and set as passwordFile; the config is the service\'s', async () => {
+    const objects = render(...redisUrl('redis://redis-master.redis.svc.cluster.local:6379/2'), '--set', 'config.session.redis.username=oidc-authz',
+      '--set', 'redis.existingSecret=redis-auth', '--set', 'redis.existingSecretPasswordKey=password');
+    const config = renderedConfig(objects);
+    expect(config.session.store).toBe('redis');
+    expect(config.session.redis).toMatchObject({
+      url: 'redis://redis-master.redis.svc.cluster.local:6379/2', username: 'oidc-authz', passwordFile: '/etc/oidc-authz/redis/password',
+      keyPrefix: 'oidc-authz:', cacheFor: 5_000, commandTimeout: 500, connectTimeout: 2_000, refreshLease: 5_000,
+    });
+    const pod = podOf(objects);
+    // defaultMode 0400: octal for Kubernetes (YAML 1.1), read as 400 by the yaml package (YAML 1.2), like the other secret volume.
+    expect(pod.volumes).toContainEqual({
+      name: 'redis-password',
+      secret: { secretName: 'redis-auth', defaultMode: 400, optional: true, items: [{ key: 'password', path: 'password' }] },
+    });
+    expect(pod.containers[0]!.volumeMounts).toContainEqual({ name: 'redis-password', mountPath: '/etc/oidc-authz/redis', readOnly: true });
+    expect(objects.filter((o) => o.metadata.name.includes('redis-demo'))).toEqual([]);
+    for (const object of objects) await expect(validateObject(object)).resolves.toBeUndefined();
+  });
+
+  test('Sentinel with its own password, TLS with a CA from a ConfigMap or a Secret (ci/redis-sentinel-values.yaml)', () => {
+    const objects = helmTemplate(['--set', 'fullnameOverride=oidc-authz', '-f', join(CHART, 'ci', 'redis-sentinel-values.yaml')]);
+    const redis = renderedConfig(objects).session.redis!;
+    expect(redis.passwordFile).toBe('/etc/oidc-authz/redis/password');
+    expect(redis.sentinel).toMatchObject({ name: 'sessions', passwordFile: '/etc/oidc-authz/redis/sentinel-password' });
+    expect(redis.tls).toEqual({ enabled: true, caFile: '/etc/oidc-authz/redis-ca/ca.crt', serverName: 'redis.redis.svc.cluster.local' });
+    const volumes = podOf(objects).volumes;
+    expect(volumes).toContainEqual({
+      name: 'redis-password',
+      secret: { secretName: 'redis-auth', defaultMode: 400, optional: true, items: [{ key: 'oidc-authz-password', path: 'password' }, { key: 'sentinel-password', path: 'sentinel-password' }] },
+    });
+    expect(volumes).toContainEqual({ name: 'redis-ca', configMap: { name: 'redis-ca', optional: true, items: [{ key: 'ca.crt', path: 'ca.crt' }] } });
+    const fromSecret = podOf(helmTemplate(['--set', 'fullnameOverride=oidc-authz', '-f', join(CHART, 'ci', 'redis-sentinel-values.yaml'),
+      '--set', 'redis.tls.caConfigMap=', '--set', 'redis.tls.caSecret=redis-tls', '--set', 'redis.tls.caKey=tls-ca.pem'])).volumes;
+    expect(fromSecret).toContainEqual({ name: 'redis-ca', secret: { secretName: 'redis-tls', optional: true, items: [{ key: 'tls-ca.pem', path: 'ca.crt' }] } });
+  });
+
+  test('the demo Redis: one pod, no persistence, its own password and labels; the config points at it; NOTES says it is a demo', async () => {
+    const args = ['--set', 'fullnameOverride=oidc-authz', '-f', join(CHART, 'ci', 'redis-demo-values.yaml')];
+    const objects = helmTemplate(args);
+    const config = renderedConfig(objects);
+    expect(config.session).toMatchObject({ store: 'redis', redis: { url: 'redis://oidc-authz-redis-demo.oidc-authz.svc.cluster.local:6379', passwordFile: '/etc/oidc-authz/redis/password' } });
+
+    const demo = find(objects, 'Deployment', 'oidc-authz-redis-demo') as unknown as { spec: { replicas: number; strategy: { type: string }; selector: { matchLabels: Record<string, string> }; template: Pod & { spec: Record<string, any> } } };
+    expect(demo.spec.replicas).toBe(1);
+    expect(demo.spec.strategy.type).toBe('Recreate');
+    const redis = demo.spec.template.spec.containers[0]!;
+    expect(redis.image).toBe('redis:7.0');
+    expect(redis.args).toEqual(['--save', '', '--appendonly', 'no', '--requirepass', '$(REDIS_PASSWORD)']);
+    expect(redis.env).toEqual([{ name: 'REDIS_PASSWORD', valueFrom: { secretKeyRef: { name: 'oidc-authz-redis-demo', key: 'redis-password' } } }]);
+    expect(redis.securityContext).toMatchObject({ readOnlyRootFilesystem: true, allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'] } });
+    expect(demo.spec.template.spec.securityContext).toMatchObject({ runAsNonRoot: true, runAsUser: 999 });
+    expect(demo.spec.template.spec.volumes).toEqual([{ name: 'data', emptyDir: { sizeLimit: '64Mi' } }]);
+    const password = (find(objects, 'Secret', 'oidc-authz-redis-demo') as unknown as { stringData: Record<string, string> }).stringData['redis-password']!;
+    expect(password).toMatch(/^[A-Za-z0-9]{32}$/);
+    expect(podOf(objects).volumes).toContainEqual(expect.objectContaining({ name: 'redis-password', secret: expect.objectContaining({ secretName: 'oidc-authz-redis-demo', items: [{ key: 'redis-password', path: 'password' }] }) }));
+    // The Service reaches the demo pod; none of the service's selectors (Service, PDB, policies, spread) matches it.
+    const service = find(objects, 'Service', 'oidc-authz-redis-demo') as unknown as { spec: { selector: Record<string, string>; ports: Array<Record<string, unknown>> } };
+    expect(service.spec.selector).toEqual(demo.spec.selector.matchLabels);
+    expect(service.spec.ports).toEqual([{ name: 'tcp-redis', port: 6379, targetPort: 'redis', protocol: 'TCP' }]);
+    const demoPodLabels = (demo.spec.template as unknown as { metadata: { labels: Record<string, string> } }).metadata.labels;
+    const main = (find(objects, 'Service', 'oidc-authz') as unknown as { spec: { selector: Record<string, string> } }).spec.selector;
+    expect(Object.entries(main).every(([k, v]) => demoPodLabels[k] === v)).toBe(false);
+    // Only oidc-authz's pods may reach it.
+    const demoPolicy = policyOf(objects, 'oidc-authz-redis-demo');
+    expect(demoPolicy.spec.podSelector.matchLabels).toEqual(demo.spec.selector.matchLabels);
+    expect(demoPolicy.spec.ingress).toEqual([{ from: [{ podSelector: { matchLabels: main } }], ports: [{ port: 'redis', protocol: 'TCP' }] }]);
+    for (const object of objects) await expect(validateObject(object)).resolves.toBeUndefined();
+
+    // redis.existingSecret: the demo uses that password instead of generating one.
+    const own = helmTemplate([...args, '--set', 'redis.existingSecret=my-redis', '--set', 'redis.existingSecretPasswordKey=pw']);
+    expect(own.filter((o) => o.kind === 'Secret' && o.metadata.name.includes('redis'))).toEqual([]);
+    expect((find(own, 'Deployment', 'oidc-authz-redis-demo') as unknown as { spec: { template: Pod } }).spec.template.spec.containers[0]!.env[0].valueFrom).toEqual({ secretKeyRef: { name: 'my-redis', key: 'pw' } });
+
+    const notes = renderNotes(args);
+    expect(notes).toContain('DEMO REDIS - NOT FOR PRODUCTION');
+    expect(notes).toMatch(/NO persistence/);
+    expect(notes).toContain("point config.session.redis at your platform's own Redis");
+    expect(notes).toMatch(/register\s+https:\/\/kubeflow\.example\.com\/oauth2\/backchannel_logout as the client's back-channel logout URL/);
+    expect(notes).toContain('dist/cli.js sessions revoke --user');
+  });
+
+  test('NetworkPolicy egress: off by default; when on, a Redis rule only with the Redis store, its ports from the config', () => {
+    const base = ['--set', 'networkPolicy.enabled=true'];
+    const egressOn = [...base, '--set', 'networkPolicy.egress.enabled=true'];
+    // Egress not restricted (the default), cookie or Redis: an Ingress-only policy.
+    for (const args of [base, [...base, ...redisUrl('redis://redis:6379')]]) {
+      const policy = policyOf(render(...args));
+      expect(policy.spec.policyTypes).toEqual(['Ingress']);
+      expect(policy.spec.egress).toBeUndefined();
+    }
+    // Restricted, cookie sessions: DNS only.
+    const cookie = policyOf(render(...egressOn));
+    expect(cookie.spec.policyTypes).toEqual(['Ingress', 'Egress']);
+    expect(cookie.spec.egress).toEqual([{ to: [{ namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'kube-system' } } }], ports: [{ port: 53, protocol: 'UDP' }, { port: 53, protocol: 'TCP' }] }]);
+    // Restricted, Redis: its port, from the url (6379 when it names none), the Sentinels' and the nodes'.
+    expect(redisRule(policyOf(render(...egressOn, ...redisUrl('rediss://redis.example.com:6380')))))
+      .toEqual({ ports: [{ port: 6380, protocol: 'TCP' }] });
+    expect(redisRule(policyOf(render(...egressOn, ...redisUrl('redis://redis.redis.svc')))))
+      .toEqual({ ports: [{ port: 6379, protocol: 'TCP' }] });
+    const sentinel = render(...egressOn, '--set', 'config.session.store=redis', '--set', 'config.session.redis.sentinel.name=m',
+      '--set', 'config.session.redis.sentinel.nodes[0]=s-0.redis:26379', '--set', 'config.session.redis.sentinel.nodes[1]=s-1.redis:26379');
+    expect(redisRule(policyOf(sentinel))!.ports).toEqual([{ port: 26379, protocol: 'TCP' }, { port: 6379, protocol: 'TCP' }]);
+    const cluster = render(...egressOn, '--set', 'config.session.store=redis', '--set', 'config.session.redis.cluster.nodes[0]=[fd00::1]:7000', '--set', 'config.session.redis.cluster.nodes[1]=r-1:7001');
+    expect(redisRule(policyOf(cluster))!.ports).toEqual([{ port: 7000, protocol: 'TCP' }, { port: 7001, protocol: 'TCP' }]);
+    // Explicit ports and peers (a selector, a CIDR), and extra rules for the IdP.
+    const explicit = policyOf(render(...egressOn, ...redisUrl('redis://redis:6379'), '--set', 'networkPolicy.egress.redis.ports[0]=6390',
+      '--set', 'networkPolicy.egress.redis.to[0].ipBlock.cidr=10.20.0.0/16',
+      '--set', 'networkPolicy.egress.extra[0].to[0].ipBlock.cidr=203.0.113.10/32', '--set', 'networkPolicy.egress.extra[0].ports[0].port=443'));
+    expect(redisRule(explicit)).toEqual({ ports: [{ port: 6390, protocol: 'TCP' }], to: [{ ipBlock: { cidr: '10.20.0.0/16' } }] });
+    expect(explicit.spec.egress!.at(-1)).toEqual({ to: [{ ipBlock: { cidr: '203.0.113.10/32' } }], ports: [{ port: 443 }] });
+    // The demo Redis: its pod only.
+    const demo = helmTemplate(['--set', 'fullnameOverride=oidc-authz', '-f', join(CHART, 'ci', 'redis-demo-values.yaml'), '--set', 'networkPolicy.egress.enabled=true']);
+    expect(redisRule(policyOf(demo))).toEqual({
+      ports: [{ port: 6379, protocol: 'TCP' }],
+      to: [{ podSelector: { matchLabels: { 'app.kubernetes.io/name': 'oidc-authz-redis-demo', 'app.kubernetes.io/instance': 'oidc-authz' } } }],
+    });
+    // extraIngress: an IdP that sends back-channel logouts to the Service directly.
+    const idp = policyOf(render(...base, '--set', 'networkPolicy.extraIngress[0].from[0].namespaceSelector.matchLabels.kubernetes\\.io/metadata\\.name=keycloak', '--set', 'networkPolicy.extraIngress[0].ports[0].port=http'));
+    expect(idp.spec.ingress.at(-1)).toEqual({ from: [{ namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'keycloak' } } }], ports: [{ port: 'http' }] });
+  });
+
+  test('the back-channel logout endpoint is routed to the service and not checked, like the other /oauth2/ endpoints', () => {
+    const objects = helmTemplate([]);
+    const vs = find(objects, 'VirtualService') as unknown as { spec: { http: Array<{ match: Array<{ uri: { prefix: string } }> }> } };
+    const prefixes = vs.spec.http[0]!.match.map((m) => m.uri.prefix);
+    const notPaths = (find(objects, 'AuthorizationPolicy') as unknown as { spec: { rules: Array<{ to: Array<{ operation: { notPaths: string[] } }> }> } }).spec.rules[0]!.to[0]!.operation.notPaths;
+    // The chart and the e2e gateway (src/envoy-config.ts) route the same paths.
+    expect(prefixes).toEqual([...AUTHZ_ROUTES]);
+    expect(notPaths).toEqual(AUTHZ_ROUTES.map((prefix) => `${prefix}*`));
+    // Istio's "/x/*" is a prefix match.
+    for (const path of ['/oauth2/backchannel_logout', '/oauth2/callback', '/oauth2/sign_out']) {
+      expect(prefixes.some((prefix) => path.startsWith(prefix))).toBe(true);
+      expect(notPaths.some((pattern) => pattern.endsWith('*') && path.startsWith(pattern.slice(0, -1)))).toBe(true);
+    }
+  });
+
+  test.each<[string, string[], RegExp]>([
+    ['the demo beside config.session.redis.url', ['--set', 'redis.demo.enabled=true', ...redisUrl('redis://redis:6379')], /redis\.demo\.enabled: points config\.session\.redis\.url at the demo Redis/],
+    ['the demo with store cookie', ['--set', 'redis.demo.enabled=true', '--set', 'config.session.store=cookie'], /config\.session\.store is "cookie"/],
+    ['store redis without url, sentinel or cluster', ['--set', 'config.session.store=redis'], /needs config\.session\.redis with one of url, sentinel or cluster/],
+    ['existingSecret beside passwordFile', [...redisUrl('redis://redis:6379'), '--set', 'redis.existingSecret=s', '--set', 'config.session.redis.passwordFile=/x'], /config\.session\.redis\.passwordFile: the chart sets it/],
+    ['a CA from a Secret and a ConfigMap', [...redisUrl('rediss://redis:6379'), '--set', 'redis.tls.caSecret=a', '--set', 'redis.tls.caConfigMap=b'], /set caSecret or caConfigMap, not both/],
+    ['a Sentinel password key without Sentinel', [...redisUrl('redis://redis:6379'), '--set', 'redis.existingSecret=s', '--set', 'redis.existingSecretSentinelPasswordKey=k'], /only for config\.session\.redis\.sentinel/],
+    ['an unknown redis value', ['--set', 'redis.password=x'], /password/],
+    ['an unknown session.redis field', [...redisUrl('redis://redis:6379'), '--set', 'config.session.redis.existingSecret=s'], /existingSecret/],
+  ])('refused: %s', (_name, args, message) => {
+    const result = run(HELM, ['template', 'oidc-authz', CHART, ...login, ...args]);
+    expect(result.status).not.toBe(0);
+    expect(result.stderr).toMatch(message);
+  });
+
+  test('refused: store redis without browser login', () => {
+    const result = run(HELM, ['template', 'oidc-authz', CHART, ...redisUrl('redis://redis:6379')]);
+    expect(result.status).not.toBe(0);
+    expect(result.stderr).toContain('config.session.store: redis keeps browser sessions, which need config.oidc');
   });
 });

@@ -47,13 +47,102 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- end -}}
 {{- end -}}
 
-{{/* The service's config.yaml: values.config plus what the chart owns (ports, secret file paths). */}}
+{{/* Where sessions live: "redis" (config.session.store, or the demo Redis) or "cookie". */}}
+{{- define "oidc-authz.sessionStore" -}}
+{{- if .Values.redis.demo.enabled -}}
+redis
+{{- else -}}
+{{- (default (dict) .Values.config.session).store | default "cookie" -}}
+{{- end -}}
+{{- end -}}
+
+{{/* The Secret holding the Redis password: redis.existingSecret, or the demo Redis' own; empty when none. */}}
+{{- define "oidc-authz.redisPasswordSecret" -}}
+{{- if .Values.redis.existingSecret -}}
+{{- .Values.redis.existingSecret -}}
+{{- else if .Values.redis.demo.enabled -}}
+{{- printf "%s-redis-demo" (include "oidc-authz.fullname" .) -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "oidc-authz.redisPasswordKey" -}}
+{{- if .Values.redis.existingSecret }}{{ .Values.redis.existingSecretPasswordKey }}{{ else }}redis-password{{ end -}}
+{{- end -}}
+
+{{/* The demo Redis (redis.demo): its own labels, so no selector of the service's ever picks its pod. */}}
+{{- define "oidc-authz.redisDemoSelectorLabels" -}}
+app.kubernetes.io/name: {{ include "oidc-authz.name" . }}-redis-demo
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end -}}
+
+{{- define "oidc-authz.redisDemoLabels" -}}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
+{{ include "oidc-authz.redisDemoSelectorLabels" . }}
+app.kubernetes.io/component: session-store
+app.kubernetes.io/part-of: oidc-authz
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end -}}
+
+{{/* config.session with what the chart owns for Redis: the demo's url, the mounted password and CA files. */}}
+{{- define "oidc-authz.sessionConfig" -}}
+{{- $session := .session -}}
+{{- $values := .root.Values -}}
+{{- $redis := default (dict) $session.redis -}}
+{{- if $values.redis.demo.enabled -}}
+{{- if and (hasKey $session "store") (ne (toString $session.store) "redis") -}}
+{{- fail (printf "redis.demo.enabled: keeps sessions in the demo Redis, but config.session.store is %q (remove it, or turn the demo off)" (toString $session.store)) -}}
+{{- end -}}
+{{- if or $redis.url $redis.sentinel $redis.cluster -}}
+{{- fail "redis.demo.enabled: points config.session.redis.url at the demo Redis; remove config.session.redis.url/sentinel/cluster (or turn the demo off)" -}}
+{{- end -}}
+{{- $_ := set $redis "url" (printf "redis://%s-redis-demo.%s.svc.cluster.local:6379" (include "oidc-authz.fullname" .root) .root.Release.Namespace) -}}
+{{- $_ := set $session "store" "redis" -}}
+{{- end -}}
+{{- if not (or $redis.url $redis.sentinel $redis.cluster) -}}
+{{- fail "config.session.store: redis needs config.session.redis with one of url, sentinel or cluster (or redis.demo.enabled: true for a demo)" -}}
+{{- end -}}
+{{- if not $values.config.oidc -}}
+{{- fail "config.session.store: redis keeps browser sessions, which need config.oidc" -}}
+{{- end -}}
+{{- if include "oidc-authz.redisPasswordSecret" .root -}}
+{{- if $redis.passwordFile -}}
+{{- fail "config.session.redis.passwordFile: the chart sets it to the password of redis.existingSecret (or the demo Redis); remove it" -}}
+{{- end -}}
+{{- $_ := set $redis "passwordFile" "/etc/oidc-authz/redis/password" -}}
+{{- end -}}
+{{- if $values.redis.existingSecretSentinelPasswordKey -}}
+{{- if not $redis.sentinel -}}
+{{- fail "redis.existingSecretSentinelPasswordKey: only for config.session.redis.sentinel" -}}
+{{- end -}}
+{{- if not $values.redis.existingSecret -}}
+{{- fail "redis.existingSecretSentinelPasswordKey: a key of redis.existingSecret, which is not set" -}}
+{{- end -}}
+{{- $_ := set $redis.sentinel "passwordFile" "/etc/oidc-authz/redis/sentinel-password" -}}
+{{- end -}}
+{{- if or $values.redis.tls.caSecret $values.redis.tls.caConfigMap -}}
+{{- if and $values.redis.tls.caSecret $values.redis.tls.caConfigMap -}}
+{{- fail "redis.tls: set caSecret or caConfigMap, not both" -}}
+{{- end -}}
+{{- $tls := default (dict) $redis.tls -}}
+{{- if $tls.caFile -}}
+{{- fail "config.session.redis.tls.caFile: the chart sets it to the CA of redis.tls.caSecret/caConfigMap; remove it" -}}
+{{- end -}}
+{{- $_ := set $tls "caFile" "/etc/oidc-authz/redis-ca/ca.crt" -}}
+{{- $_ := set $redis "tls" $tls -}}
+{{- end -}}
+{{- $_ := set $session "redis" $redis -}}
+{{- end -}}
+
+{{/* The service's config.yaml: values.config plus what the chart owns (ports, secret file paths, Redis files). */}}
 {{- define "oidc-authz.config" -}}
 {{- $config := deepCopy .Values.config -}}
 {{- $listen := dict "host" "0.0.0.0" "port" (int .Values.service.port) "metricsPort" (int .Values.service.metricsPort) -}}
 {{- $_ := set $config "listen" (merge $listen (default (dict) $config.listen)) -}}
 {{- $session := default (dict) $config.session -}}
 {{- $_ := set $session "secretsFile" "/etc/oidc-authz/secrets/cookie-secrets" -}}
+{{- if eq (include "oidc-authz.sessionStore" .) "redis" -}}
+{{- $_ := include "oidc-authz.sessionConfig" (dict "session" $session "root" .) -}}
+{{- end -}}
 {{- $_ := set $config "session" $session -}}
 {{- if $config.oidc -}}
 {{- $oidc := $config.oidc -}}
@@ -132,4 +221,25 @@ envoyExtAuthzHttp:
 {{- if le (mul (int64 .Values.terminationGracePeriodSeconds) 1000) $shutdownMs -}}
 {{- fail (printf "terminationGracePeriodSeconds: %d must be longer than config.listen.shutdownTimeout (%dms), or Kubernetes kills pods that are still draining" (int64 .Values.terminationGracePeriodSeconds) $shutdownMs) -}}
 {{- end -}}
+{{- end -}}
+
+{{/* The ports the service reaches Redis on (networkPolicy.egress.redis.ports, else from config.session.redis), as JSON. */}}
+{{- define "oidc-authz.redisPorts" -}}
+{{- $ports := list -}}
+{{- if .Values.networkPolicy.egress.redis.ports -}}
+{{- $ports = .Values.networkPolicy.egress.redis.ports -}}
+{{- else -}}
+{{- $redis := (include "oidc-authz.config" . | fromYaml).session.redis -}}
+{{- if $redis.url -}}
+{{- $host := (urlParse $redis.url).host -}}
+{{- $ports = list (ternary (regexFind "[0-9]+$" $host) "6379" (regexMatch ":[0-9]+$" $host) | int) -}}
+{{- else if $redis.sentinel -}}
+{{- range $redis.sentinel.nodes }}{{ $ports = append $ports (regexFind "[0-9]+$" . | int) }}{{ end -}}
+{{- /* The master and replicas the Sentinels name: Redis' default port (set networkPolicy.egress.redis.ports otherwise). */ -}}
+{{- $ports = append $ports 6379 -}}
+{{- else if $redis.cluster -}}
+{{- range $redis.cluster.nodes }}{{ $ports = append $ports (regexFind "[0-9]+$" . | int) }}{{ end -}}
+{{- end -}}
+{{- end -}}
+{{- toJson (uniq $ports) -}}
 {{- end -}}
