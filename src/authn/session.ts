@@ -225,6 +225,17 @@ export class SessionAuthenticator {
     this.signedOut.set(lineage, until);
   }
 
+  /**
+   * A new login in this browser replaces its session: a shared store forgets the old one now rather than at
+   * its end (a cookie session needs nothing: the browser overwrites it).
+   */
+  async endReplaced(cookieHeader: string | undefined): Promise<void> {
+    const cookie = this.store.read(cookieHeader);
+    if (cookie.kind !== 'present') return;
+    this.cache.delete(hash('sha256', cookie.value, 'base64url'));
+    await this.store.end(cookie.value);
+  }
+
   /** Names of this service's session cookies in a Cookie header (to expire the ones a new session does not overwrite). */
   namesIn(cookieHeader: string | undefined): string[] {
     const cookie = this.store.read(cookieHeader);

@@ -212,6 +212,7 @@ export function createLoginRoutes(deps: LoginRoutesDeps): Router {
       return sendErrorPage(res, 403, 'Sign-in failed', `Your account cannot be used here (${issued.failure}).`, null);
     }
     finish('ok');
+    await sessions.endReplaced(req.headers.cookie);
     logger.info('login', { user: issued.identity.userId });
     for (const cookie of issued.setCookies) res.append('set-cookie', cookie);
     res.redirect(302, landingAfterLogin(site, tx.returnTo));

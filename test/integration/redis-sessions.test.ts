@@ -8,6 +8,11 @@ import type { AddressInfo } from 'node:net';
 import { startDevIdp, type DevIdp } from '../../demo/dev-idp.js';
 import type { ConfigInput } from '../../src/config/schema.js';
 import { Browser } from '../support/browser.js';
+import { runCli, startServeProcess, writeTempConfig, type ServeProcess } from '../support/process.js';
+import { createSealer } from '../../src/session/seal.js';
+import { secretsFromLines } from '../../src/session/secrets.js';
+import { readCookieHeader } from '../../src/session/cookie-header.js';
+import { CookieSessionStore } from '../../src/session/store.js';
 import { metricValue } from '../support/gateway-client.js';
 import { startRedis, type RunningRedis } from '../support/redis.js';
 import { freePort, pollUntil, startService, tempFile, TestClock, type RunningService } from '../support/service.js';
@@ -16,6 +21,8 @@ const SECRET = 'redis-store-cookie-secret-0123456789abcdefghij';
 const CLIENT = { clientId: 'kubeflow', clientSecret: 'client-secret-for-redis-tests' };
 const CACHE_FOR_MS = 1_000;
 const manyGroups = Array.from({ length: 500 }, (_, i) => `team-with-a-long-descriptive-name-${String(i).padStart(3, '0')}`);
+/** 500 groups whose names make an ID token of about 20 KB: the largest session the issue asks about. */
+const hugeGroups = Array.from({ length: 500 }, (_, i) => `g${String(i).padStart(3, '0')}-${'w'.repeat(20)}`);
 
 let idp: DevIdp;
 let redis: RunningRedis;
@@ -57,6 +64,7 @@ beforeAll(async () => {
       alice: { password: 'alice-pw', email: 'alice@example.com', groups: ['team-a'] },
       bob: { password: 'bob-pw', email: 'bob@example.com', groups: ['team-b'] },
       big: { password: 'big-pw', email: 'big@example.com', groups: manyGroups },
+      huge: { password: 'huge-pw', email: 'huge@example.com', groups: hugeGroups },
     },
     clients: [{
       ...CLIENT,
@@ -82,7 +90,7 @@ function config(overrides: { port?: number; store?: 'cookie' | 'redis' } = {}): 
     session: {
       secretsFile, secure: false, maxAge: '12h',
       store: overrides.store ?? 'redis',
-      ...(overrides.store === 'cookie' ? {} : { redis: { url: redis.url, cacheFor: CACHE_FOR_MS / 1000, commandTimeout: '300ms' } }),
+      ...(overrides.store === 'cookie' ? {} : { redis: { url: redis.url, cacheFor: CACHE_FOR_MS / 1000, commandTimeout: '1s' } }),
     },
     rules: [{ name: 'everything', paths: ['/**'], allow: 'authenticated' }],
   };
@@ -95,7 +103,7 @@ interface Answer {
 }
 
 /** A check as Envoy sends it for an API call from the browser on the public host, at one replica. */
-function check(svc: RunningService, path: string, cookie?: string, headers: Record<string, string> = {}): Promise<Answer> {
+function check(svc: { readonly url: string }, path: string, cookie?: string, headers: Record<string, string> = {}): Promise<Answer> {
   return ask(`${svc.url}/authz${path}`, { host, accept: 'application/json', 'sec-fetch-mode': 'cors', ...(cookie ? { cookie } : {}), ...headers });
 }
 
@@ -261,8 +269,30 @@ describe('two replicas, one Redis', () => {
     expect(await metricValue(a, 'oidc_authz_session_refreshes_total{result="rejected",error="invalid_grant"}') + await metricValue(b, 'oidc_authz_session_refreshes_total{result="rejected",error="invalid_grant"}')).toBe(0);
   });
 
-  test('a user in 500 groups: with Redis the cookie stays one line under 200 bytes (cookie sessions need chunks)', async () => {
-    const { cookie, setCookies } = await login('big', 'big-pw');
+  test('Redis sees one read per session per session.redis.cacheFor per replica, however many checks', async () => {
+    const { cookie } = await login('alice', 'alice-pw');
+    const reads = () => metricValue(b, 'oidc_authz_session_store_operations_total{op="read",result="ok"}');
+    const before = await reads();
+    for (let i = 0; i < 25; i++) expect((await check(b, `/x/${i}`, cookie)).status).toBe(200);
+    expect(await reads()).toBe(before + 1);
+    clock.advance(CACHE_FOR_MS);
+    for (let i = 0; i < 25; i++) expect((await check(b, `/y/${i}`, cookie)).status).toBe(200);
+    expect(await reads()).toBe(before + 2);
+  });
+
+  test('a new login in the same browser ends the session it replaces', async () => {
+    const first = await login('alice', 'alice-pw');
+    // The sign-in link of a page (the IdP still knows the browser: no password asked this time).
+    const callback = await first.browser.loginAtIdp(`${publicUrl}/oauth2/start?rd=${encodeURIComponent(`${publicUrl}/`)}`, 'alice', 'alice-pw');
+    expect((await first.browser.get(callback)).status).toBe(302);
+    const again = first.browser.jar.list(publicUrl).filter((c) => c.name === 'oidc_authz').map((c) => `${c.name}=${c.value}`).join('; ');
+    expect(again).not.toBe(first.cookie);
+    await pollUntil(() => check(b, '/x', first.cookie), (answer) => answer.status === 401, 5_000);
+    expect((await check(b, '/x', again)).status).toBe(200);
+  });
+
+  test('the largest session (500 groups, a 20 KB ID token): with Redis the cookie stays one line under 200 bytes', async () => {
+    const { cookie, setCookies } = await login('huge', 'huge-pw');
     expect(setCookies).toHaveLength(1);
     expect(Buffer.byteLength(setCookies[0]!)).toBeLessThan(200);
     const answer = await check(b, '/x', cookie);
@@ -272,15 +302,34 @@ describe('two replicas, one Redis', () => {
 });
 
 describe('cookie sessions', () => {
+  let svc: RunningService;
+  beforeAll(async () => {
+    svc = await startService(config({ port: portA, store: 'cookie' }));
+  });
+  afterAll(async () => {
+    await svc.close();
+  });
+
   test('back-channel logout answers 501, saying it needs sessions kept in Redis', async () => {
-    const svc = await startService(config({ store: 'cookie' }));
-    try {
-      const answer = await postForm(`${svc.url}/oauth2/backchannel_logout`, 'logout_token=x.y.z');
-      expect(answer.status).toBe(501);
-      expect(JSON.parse(answer.body)).toMatchObject({ error: 'not_supported', error_description: expect.stringContaining('session.store: redis') });
-    } finally {
-      await svc.close();
-    }
+    const answer = await postForm(`${svc.url}/oauth2/backchannel_logout`, 'logout_token=x.y.z');
+    expect(answer.status).toBe(501);
+    expect(JSON.parse(answer.body)).toMatchObject({ error: 'not_supported', error_description: expect.stringContaining('session.store: redis') });
+  });
+
+  test('the largest session (500 groups, a 20 KB ID token) in a cookie: chunks of under 4 KB each, about 30 KB in all', async () => {
+    const { cookie, setCookies } = await login('huge', 'huge-pw');
+    const names = { base: 'oidc_authz', sessionPrefix: '' } as const;
+    const session = readCookieHeader(cookie, names).session;
+    expect(session.kind).toBe('present');
+    const store = new CookieSessionStore(createSealer(secretsFromLines([SECRET])), { names, attributes: { secure: false }, maxAgeMs: 12 * 3600_000 });
+    const data = await store.open(session.kind === 'present' ? session.value : '');
+    expect(data!.idToken.length).toBeGreaterThan(19_000);
+    expect(data!.idToken.length).toBeLessThan(25_000);
+    expect(setCookies.length).toBeGreaterThan(5);
+    for (const line of setCookies) expect(Buffer.byteLength(line)).toBeLessThan(4_096);
+    const total = setCookies.reduce((sum, line) => sum + Buffer.byteLength(line), 0);
+    expect(total).toBeGreaterThan(20_000);
+    expect((await check(svc, '/x', cookie)).status).toBe(200);
   });
 });
 
@@ -343,5 +392,32 @@ describe('Redis down, slow, back', () => {
       redis.resume();
     }
     await pollUntil(() => check(b, '/x', cookie), (answer) => answer.status === 200, 10_000);
+  });
+});
+
+describe('two service processes (oidc-authz serve)', () => {
+  const processes: ServeProcess[] = [];
+  afterAll(async () => {
+    for (const proc of processes) proc.child.kill('SIGTERM');
+    await Promise.all(processes.map((proc) => proc.exited));
+  });
+
+  test('sign-out at one process: the other refuses within cacheFor; `oidc-authz sessions revoke --user` from the command line ends the rest', async () => {
+    const configFile = (port: number) => writeTempConfig({ ...config({ port }), listen: { host: '127.0.0.1', port, metricsPort: 0 } });
+    const fileA = configFile(portA);
+    processes.push(startServeProcess(fileA), startServeProcess(configFile(0)));
+    const [listeningA, listeningB] = await Promise.all(processes.map((proc) => proc.waitForLog('listening')));
+    const [procA, procB] = [listeningA, listeningB].map((record) => ({ url: `http://127.0.0.1:${String(record!.port)}` })) as [{ url: string }, { url: string }];
+    for (const proc of [procA, procB]) await pollUntil(() => ask(`${proc.url}/readyz`, {}), (answer) => answer.status === 200);
+
+    const alice = await login('alice', 'alice-pw');
+    const bob = await login('bob', 'bob-pw');
+    for (const cookie of [alice.cookie, bob.cookie]) expect((await check(procB, '/x', cookie)).status).toBe(200);
+    expect((await ask(`${procA.url}/oauth2/sign_out`, { host, cookie: alice.cookie, accept: 'text/html' })).status).toBe(302);
+    await pollUntil(() => check(procB, '/x', alice.cookie), (answer) => answer.status === 401, 5_000);
+
+    const revoked = await runCli(['sessions', 'revoke', '--user', 'bob@example.com', '--config', fileA]);
+    expect(revoked).toMatchObject({ code: 0, stdout: expect.stringMatching(/^1 session ended/) });
+    for (const proc of [procA, procB]) await pollUntil(() => check(proc, '/x', bob.cookie), (answer) => answer.status === 401, 5_000);
   });
 });
