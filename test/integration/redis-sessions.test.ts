@@ -405,6 +405,8 @@ describe('two service processes (oidc-authz serve)', () => {
   test('sign-out at one process: the other refuses within cacheFor; `oidc-authz sessions revoke --user` from the command line ends the rest', async () => {
     const configFile = (port: number) => writeTempConfig({ ...config({ port }), listen: { host: '127.0.0.1', port, metricsPort: 0 } });
     const fileA = configFile(portA);
+    // Sessions of the tests above are in this Redis too: the count below is about this test's alone.
+    await redis.command('FLUSHALL');
     processes.push(startServeProcess(fileA), startServeProcess(configFile(0)));
     const [listeningA, listeningB] = await Promise.all(processes.map((proc) => proc.waitForLog('listening')));
     const [procA, procB] = [listeningA, listeningB].map((record) => ({ url: `http://127.0.0.1:${String(record!.port)}` })) as [{ url: string }, { url: string }];
