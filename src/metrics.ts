@@ -110,7 +110,7 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metri
     }),
     backchannelLogouts: new Counter({
       name: 'oidc_authz_backchannel_logouts_total',
-      help: 'OIDC back-channel logout requests by result (ok, invalid_token, replayed, not_supported, store_unavailable).',
+      help: 'OIDC back-channel logout requests by result (ok, invalid_token, replayed, not_supported, keys_unavailable, store_unavailable).',
       labelNames: ['result'] as const,
       registers: [registry],
     }),

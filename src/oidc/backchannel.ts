@@ -53,7 +53,7 @@ export interface BackchannelDeps {
   readonly now: () => number;
 }
 
-type Result = 'ok' | 'invalid_token' | 'replayed' | 'not_supported' | 'store_unavailable';
+type Result = 'ok' | 'invalid_token' | 'replayed' | 'not_supported' | 'keys_unavailable' | 'store_unavailable';
 
 export function createBackchannelRoute(deps: BackchannelDeps): Router {
   const { metrics, logger } = deps;
@@ -80,19 +80,24 @@ export function createBackchannelRoute(deps: BackchannelDeps): Router {
     if (typeof token !== 'string' || token.length === 0) return refuse(res, 'logout_token is missing (a form-encoded POST with logout_token=<JWT>)');
     if (deps.bearer === null) return refuse(res, 'no keys for the issuer');
     const verified = await deps.bearer.verifiedLogoutClaims(token, deps.issuer);
-    if (verified.kind === 'unavailable') return answer(res, 'store_unavailable', 503, { error: 'temporarily_unavailable', error_description: 'the issuer\'s keys cannot be fetched' });
+    if (verified.kind === 'unavailable') return answer(res, 'keys_unavailable', 503, { error: 'temporarily_unavailable', error_description: 'the issuer\'s keys cannot be fetched' });
     if (verified.kind === 'invalid') return refuse(res, `the logout token is not valid (${verified.reason})`);
     const checked = logoutTargetOf(verified.claims, deps.clientId, deps.now(), deps.clockSkewMs);
     if (!checked.ok) return refuse(res, checked.problem);
     const { target } = checked;
+    const revoker = deps.revoker;
+    let marked = false;
     try {
-      if (!(await deps.revoker.firstUse(deps.issuer, target.jti, MAX_LOGOUT_TOKEN_AGE_MS + 2 * deps.clockSkewMs))) return answer(res, 'replayed', 400, { error: 'invalid_request', error_description: 'this logout token was used before (jti)' });
-      const ended = target.by === 'sid' ? await deps.revoker.revokeIdpSession(deps.issuer, target.sid) : await deps.revoker.revokeSubject(deps.issuer, target.sub);
+      if (!(await revoker.firstUse(deps.issuer, target.jti, MAX_LOGOUT_TOKEN_AGE_MS + 2 * deps.clockSkewMs))) return answer(res, 'replayed', 400, { error: 'invalid_request', error_description: 'this logout token was used before (jti)' });
+      marked = true;
+      const ended = target.by === 'sid' ? await revoker.revokeIdpSession(deps.issuer, target.sid) : await revoker.revokeSubject(deps.issuer, target.sub);
       logger.info('back-channel logout', { by: target.by, sessions: ended });
       answer(res, 'ok', 200);
     } catch (error) {
       // Redis failed (StoreUnavailableError from a revocation, ioredis's own error from the jti check).
       logger.warn('back-channel logout failed: session store unavailable', { error: error instanceof StoreUnavailableError || error instanceof Error ? error.message : String(error) });
+      // The IdP is asked to send it again: its resend must not be taken for a replay.
+      if (marked) await revoker.forgetUse(deps.issuer, target.jti).catch(() => undefined);
       res.set('retry-after', '5');
       answer(res, 'store_unavailable', 503, { error: 'temporarily_unavailable', error_description: 'the session store cannot be reached; send the logout token again' });
     }

@@ -78,7 +78,7 @@ export function createBrowserLogin(
   const names = cookieNamesOf(config.session);
   const redisStore = config.session.store === 'redis' ? redisStoreFromConfig(config, sealer, secrets, { metrics, logger }, now) : null;
   const store: SessionStore = redisStore ?? new CookieSessionStore(sealer, { names, attributes, maxAgeMs: config.session.maxAge }, now);
-  metrics.sessionStoreUp = () => store.problem() === null;
+  metrics.sessionStoreUp = () => store.reachable();
   const relative = (value: string | undefined) => value !== undefined && value.startsWith('/');
   // A post-logout URI known at start-up is checked against the IdP then (a path waits for a request's origin).
   const knownAfterLogout = oidcConfig.afterLogoutUrl !== undefined && !relative(oidcConfig.afterLogoutUrl)

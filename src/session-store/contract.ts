@@ -80,8 +80,10 @@ export interface SessionStore {
   clear(names: readonly string[], requestSecure?: boolean): string[];
   /** As clear, also along the request's path (cookie-header.ts: planted cookies). */
   clearAlongPath(names: readonly string[], requestPath: string, requestSecure?: boolean, keepOurs?: boolean): string[];
-  /** null when usable; otherwise why not (readiness). */
+  /** Readiness: null once the store has been reached (a later outage fails checks, not readiness); else why not. */
   problem(): string | null;
+  /** Whether the store answers now (oidc_authz_session_store_up). */
+  reachable(): boolean;
   close(): Promise<void>;
 }
 
@@ -93,4 +95,6 @@ export interface SessionRevoker {
   revokeIdpSession(issuer: string, sid: string): Promise<number>;
   /** True the first time a logout token's (issuer, jti) is seen; false for a replay. Kept `ttlMs`. */
   firstUse(issuer: string, jti: string, ttlMs: number): Promise<boolean>;
+  /** Takes firstUse back (the revocation it guarded failed, so the IdP's resend must be taken). */
+  forgetUse(issuer: string, jti: string): Promise<void>;
 }

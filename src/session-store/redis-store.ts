@@ -72,7 +72,8 @@ export class RedisSessionStore implements SessionStore, SessionRevoker {
   /** Cookie work (reading, clearing) is the same as for cookie sessions. */
   private readonly cookies: CookieSessionStore;
   private readonly pendingEnds = new Set<string>();
-  private reachable = false;
+  private answering = false;
+  private everAnswered = false;
 
   constructor(
     private readonly redis: RedisClient,
@@ -85,19 +86,20 @@ export class RedisSessionStore implements SessionStore, SessionRevoker {
     this.recheckAfterMs = options.recheckAfterMs;
     this.cookies = new CookieSessionStore(sealer, { names: options.names, attributes: options.attributes, maxAgeMs: options.maxAgeMs }, now);
     redis.on('ready', () => {
-      if (!this.reachable) deps.logger.info('session store reachable', { store: 'redis' });
-      this.reachable = true;
+      if (!this.answering) deps.logger.info('session store reachable', { store: 'redis' });
+      this.answering = true;
+      this.everAnswered = true;
       void this.retryPendingEnds();
     });
     // Without an 'error' listener ioredis would print every failed reconnect; the state change is what matters.
     redis.on('error', (error: Error) => {
-      if (this.reachable) deps.logger.warn('session store unreachable', { store: 'redis', error: error.message });
-      this.reachable = false;
+      if (this.answering) deps.logger.warn('session store unreachable', { store: 'redis', error: error.message });
+      this.answering = false;
     });
-    redis.on('end', () => (this.reachable = false));
+    redis.on('end', () => (this.answering = false));
     redis.on('close', () => {
-      if (this.reachable) deps.logger.warn('session store connection closed', { store: 'redis' });
-      this.reachable = false;
+      if (this.answering) deps.logger.warn('session store connection closed', { store: 'redis' });
+      this.answering = false;
     });
   }
 
@@ -116,8 +118,17 @@ export class RedisSessionStore implements SessionStore, SessionRevoker {
     }
   }
 
+  /**
+   * Readiness: only until Redis has answered once. Afterwards an outage fails the checks that need Redis
+   * (503) but not readiness: bearer tokens, anonymous routes and sessions in memory still work, and a
+   * whole Deployment going unready would turn them all into the gateway's 503s.
+   */
   problem(): string | null {
-    return this.reachable ? null : `session store (Redis) not reachable (${this.redis.status})`;
+    return this.everAnswered ? null : `session store (Redis) not reached yet (${this.redis.status})`;
+  }
+
+  reachable(): boolean {
+    return this.answering;
   }
 
   async close(): Promise<void> {
@@ -150,11 +161,7 @@ export class RedisSessionStore implements SessionStore, SessionRevoker {
     const indexes = this.indexesOf(owner, 0);
     try {
       await this.writeRecord(handle.id, { session: data, indexes }, ttlMs);
-      await Promise.all(indexes.map(async (index) => {
-        await this.redis.sadd(index, handle.id);
-        // An index lives as long as the newest session in it can.
-        await this.redis.pexpire(index, this.options.maxAgeMs);
-      }));
+      await this.addToIndexes(handle.id, indexes);
       this.count('write', 'ok');
     } catch (error) {
       this.count('write', 'error');
@@ -203,7 +210,7 @@ export class RedisSessionStore implements SessionStore, SessionRevoker {
     // Renewed every third of the lease while the IdP answers: a slow IdP never frees the lock mid-refresh,
     // a crashed holder frees it after one lease.
     const keepLease = setInterval(() => {
-      this.redis.eval(RENEW_LEASE, 1, lockKey, token, String(this.options.leaseMs)).catch(() => undefined);
+      this.redis.eval(RENEW_LEASE, 1, lockKey, token, String(this.options.leaseMs)).catch(() => this.count('lock', 'error'));
     }, Math.max(100, Math.floor(this.options.leaseMs / 3)));
     try {
       // Read again under the lease: a renewal that finished just before it was taken is used, not repeated.
@@ -223,6 +230,8 @@ export class RedisSessionStore implements SessionStore, SessionRevoker {
         const written = await this.writeRecord(id, { session: renewal.session, indexes }, this.endOf(renewal.session.createdAt) - this.now(), true);
         this.count('renew', 'ok');
         if (!written) return { kind: 'gone' };
+        // A renewed identity may bring new index names (a changed user id, a new IdP session).
+        await this.addToIndexes(id, indexes.filter((index) => !current.indexes.includes(index)));
       } catch (error) {
         this.count('renew', 'error');
         // The IdP has rotated the refresh token: this replica holds the only copy of the new one for now.
@@ -231,7 +240,8 @@ export class RedisSessionStore implements SessionStore, SessionRevoker {
       return { kind: 'renewed', session: renewal.session, setCookies: [] };
     } finally {
       clearInterval(keepLease);
-      this.redis.eval(RELEASE_LEASE, 1, lockKey, token).catch(() => undefined);
+      // A release that fails (Redis away, or a user without EVAL) leaves the lease to expire: counted.
+      this.redis.eval(RELEASE_LEASE, 1, lockKey, token).catch(() => this.count('lock', 'error'));
     }
   }
 
@@ -265,6 +275,11 @@ export class RedisSessionStore implements SessionStore, SessionRevoker {
     return (await this.redis.set(key, '1', 'PX', Math.max(1, Math.ceil(ttlMs)), 'NX')) === 'OK';
   }
 
+  /** Forgets a logout token's jti (its revocation failed: the IdP's retry must be taken). */
+  async forgetUse(issuer: string, jti: string): Promise<void> {
+    await this.redis.del(`${this.options.keyPrefix}jti:${this.indexName(0, `${issuer}\n${jti}`)}`);
+  }
+
   /** Ends every session in the index sets of `value` (one per current secret); throws when Redis fails. */
   private async revokeIndex(kind: 'u' | 'sub' | 'sid', value: string): Promise<number> {
     let ended = 0;
@@ -291,6 +306,14 @@ export class RedisSessionStore implements SessionStore, SessionRevoker {
     await Promise.all(indexes.map((index) => this.redis.srem(index, id)));
     this.count('end', 'ok');
     return deleted;
+  }
+
+  private async addToIndexes(id: string, indexes: readonly string[]): Promise<void> {
+    await Promise.all(indexes.map(async (index) => {
+      await this.redis.sadd(index, id);
+      // An index lives as long as the newest session in it can.
+      await this.redis.pexpire(index, this.options.maxAgeMs);
+    }));
   }
 
   private queueEnd(id: string): void {
@@ -336,7 +359,8 @@ export class RedisSessionStore implements SessionStore, SessionRevoker {
 
   private async writeRecord(id: string, record: StoredRecord, ttlMs: number, onlyIfPresent = false): Promise<boolean> {
     const ttl = Math.max(1_000, Math.floor(ttlMs));
-    const sealed = await this.sealer.seal({ d: record.session, x: record.indexes }, Math.ceil(ttl / 1000));
+    // The id is sealed in: a record copied under another key (by anyone who can write to Redis) does not open.
+    const sealed = await this.sealer.seal({ i: id, d: record.session, x: record.indexes }, Math.ceil(ttl / 1000));
     const answer = onlyIfPresent
       ? await this.redis.set(this.recordKey(id), sealed, 'PX', ttl, 'XX')
       : await this.redis.set(this.recordKey(id), sealed, 'PX', ttl);
@@ -358,7 +382,7 @@ export class RedisSessionStore implements SessionStore, SessionRevoker {
     }
     if (raw === null) return null;
     const data = await this.sealer.unseal(raw, Math.ceil(this.options.maxAgeMs / 1000));
-    if (data === null || typeof data.d !== 'object' || data.d === null) return null;
+    if (data === null || data.i !== id || typeof data.d !== 'object' || data.d === null) return null;
     const session = sessionDataFrom(data.d as Record<string, unknown>);
     const indexes = Array.isArray(data.x) ? data.x.filter((x): x is string => typeof x === 'string' && x.startsWith(this.options.keyPrefix)) : [];
     return session === null ? null : { session, indexes };

@@ -83,6 +83,10 @@ export class CookieSessionStore implements SessionStore {
     return null;
   }
 
+  reachable(): boolean {
+    return true;
+  }
+
   close(): Promise<void> {
     return Promise.resolve();
   }

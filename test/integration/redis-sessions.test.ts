@@ -14,7 +14,7 @@ import { secretsFromLines } from '../../src/session/secrets.js';
 import { readCookieHeader } from '../../src/session/cookie-header.js';
 import { CookieSessionStore } from '../../src/session/store.js';
 import { metricValue } from '../support/gateway-client.js';
-import { startRedis, type RunningRedis } from '../support/redis.js';
+import { startCluster, startRedis, startSentinelSet, type RunningRedis } from '../support/redis.js';
 import { freePort, pollUntil, startService, tempFile, TestClock, type RunningService } from '../support/service.js';
 
 const SECRET = 'redis-store-cookie-secret-0123456789abcdefghij';
@@ -82,7 +82,9 @@ afterAll(async () => {
   await redis.stop();
 });
 
-function config(overrides: { port?: number; store?: 'cookie' | 'redis' } = {}): ConfigInput {
+type RedisSettings = NonNullable<NonNullable<ConfigInput['session']>['redis']>;
+
+function config(overrides: { port?: number; store?: 'cookie' | 'redis'; redis?: RedisSettings } = {}): ConfigInput {
   return {
     listen: { port: overrides.port ?? 0 },
     publicUrl,
@@ -90,7 +92,7 @@ function config(overrides: { port?: number; store?: 'cookie' | 'redis' } = {}): 
     session: {
       secretsFile, secure: false, maxAge: '12h',
       store: overrides.store ?? 'redis',
-      ...(overrides.store === 'cookie' ? {} : { redis: { url: redis.url, cacheFor: CACHE_FOR_MS / 1000, commandTimeout: '1s' } }),
+      ...(overrides.store === 'cookie' ? {} : { redis: overrides.redis ?? { url: redis.url, cacheFor: CACHE_FOR_MS / 1000, commandTimeout: '1s' } }),
     },
     rules: [{ name: 'everything', paths: ['/**'], allow: 'authenticated' }],
   };
@@ -183,6 +185,23 @@ describe('two replicas, one Redis', () => {
       const value = type.includes('string') ? await redis.command('GET', key) : await redis.command('SMEMBERS', key);
       expect(value).not.toMatch(/alice|example\.com|team-a|eyJ/);
     }
+  });
+
+  test("someone who can write to Redis but has no cookie secret cannot give their cookie another user's session", async () => {
+    const alice = await login('alice', 'alice-pw');
+    const mallory = await login('bob', 'bob-pw');
+    // A record's key is the SHA-256 of the handle's random part; Mallory knows her own handle, and Alice's key is among the records.
+    const records = (await redis.command('KEYS', 'oidc-authz:s:*')).split('\r\n').filter((line) => line.startsWith('oidc-authz:s:'));
+    const { createHash } = await import('node:crypto');
+    const keyOf = (cookie: string) => `oidc-authz:s:${createHash('sha256').update(cookie.split('.')[2]!).digest('base64url')}`;
+    expect(records).toEqual(expect.arrayContaining([keyOf(alice.cookie), keyOf(mallory.cookie)]));
+    const alicesRecord = await redis.command('GET', keyOf(alice.cookie));
+    const sealed = alicesRecord.split('\r\n')[1]!;
+    expect(await redis.command('SET', keyOf(mallory.cookie), sealed, 'KEEPTTL')).toBe('+OK');
+    clock.advance(CACHE_FOR_MS);
+    const answer = await check(b, '/x', mallory.cookie);
+    expect(answer.status).toBe(401);
+    expect(answer.headers['kubeflow-userid']).toBeUndefined();
   });
 
   test('a forged handle, or one signed with another secret, is refused without a session', async () => {
@@ -333,6 +352,26 @@ describe('cookie sessions', () => {
   });
 });
 
+describe('Redis not there at start-up', () => {
+  test('not ready until Redis answers, naming it; ready once it does', async () => {
+    const later = await freePort();
+    const svc = await startService(config({ redis: { url: `redis://127.0.0.1:${later}`, commandTimeout: '1s' } }));
+    let late: RunningRedis | undefined;
+    try {
+      const before = await ask(`${svc.url}/readyz`, {});
+      expect(before.status).toBe(503);
+      expect(JSON.parse(before.body)).toMatchObject({ reason: 'session_store_unreachable' });
+      expect(await metricValue(svc, 'oidc_authz_session_store_up')).toBe(0);
+      late = await startRedis({ port: later });
+      await pollUntil(() => ask(`${svc.url}/readyz`, {}), (answer) => answer.status === 200, 10_000);
+      expect(await metricValue(svc, 'oidc_authz_session_store_up')).toBe(1);
+    } finally {
+      await svc.close();
+      await late?.stop();
+    }
+  });
+});
+
 describe('Redis down, slow, back', () => {
   let a: RunningService;
   let b: RunningService;
@@ -347,7 +386,7 @@ describe('Redis down, slow, back', () => {
     await b.close();
   });
 
-  test('killed: 503 with retry-after for sessions not in memory, not ready, counted; restarted: no session lost, a sign-out made meanwhile is applied', async () => {
+  test('killed: 503 with retry-after for sessions not in memory, still ready, counted; restarted: no session lost, a sign-out made meanwhile is applied', async () => {
     const kept = await login('alice', 'alice-pw');
     const signedOutMeanwhile = await login('bob', 'bob-pw');
     await redis.kill();
@@ -357,9 +396,9 @@ describe('Redis down, slow, back', () => {
     expect(down.status).toBe(503);
     expect(down.headers['retry-after']).toBe('5');
     expect(JSON.parse(down.body)).toMatchObject({ reason: 'session_store_unavailable' });
-    const ready = await ask(`${b.url}/readyz`, {});
-    expect(ready.status).toBe(503);
-    expect(ready.body).toContain('session_store_unreachable');
+    // Still ready: bearer tokens, anonymous routes and sessions in memory work; a whole Deployment going
+    // unready would turn them into the gateway's 503s too.
+    expect((await ask(`${b.url}/readyz`, {})).status).toBe(200);
     expect(await metricValue(b, 'oidc_authz_session_store_up')).toBe(0);
     expect(await metricValue(b, 'oidc_authz_session_store_operations_total{op="read",result="error"}')).toBeGreaterThan(0);
     // A sign-out while Redis is away: cookies cleared now, the session ended once Redis is back.
@@ -374,8 +413,7 @@ describe('Redis down, slow, back', () => {
     expect(failed.body).toContain('cannot store sessions right now');
 
     await redis.restart();
-    await pollUntil(() => ask(`${a.url}/readyz`, {}), (answer) => answer.status === 200);
-    await pollUntil(() => ask(`${b.url}/readyz`, {}), (answer) => answer.status === 200);
+    for (const svc of [a, b]) await pollUntil(() => metricValue(svc, 'oidc_authz_session_store_up'), (up) => up === 1, 10_000);
     expect((await check(b, '/x', kept.cookie)).status).toBe(200);
     await pollUntil(() => check(b, '/x', signedOutMeanwhile.cookie), (answer) => answer.status === 401, 5_000);
   });
@@ -421,5 +459,53 @@ describe('two service processes (oidc-authz serve)', () => {
     const revoked = await runCli(['sessions', 'revoke', '--user', 'bob@example.com', '--config', fileA]);
     expect(revoked).toMatchObject({ code: 0, stdout: expect.stringMatching(/^1 session ended/) });
     for (const proc of [procA, procB]) await pollUntil(() => check(proc, '/x', bob.cookie), (answer) => answer.status === 401, 5_000);
+  });
+});
+
+describe('Sentinel and Cluster', () => {
+  test('through Sentinel: sessions survive a failover (the replica promoted, the service follows it)', async () => {
+    const set = await startSentinelSet();
+    const settings: RedisSettings = { sentinel: { name: set.masterName, nodes: [set.sentinel] }, cacheFor: CACHE_FOR_MS / 1000, commandTimeout: '1s' };
+    const a = await startService(config({ port: portA, redis: settings }), { now: clock.now });
+    const b = await startService(config({ redis: settings }), { now: clock.now });
+    try {
+      await pollUntil(() => ask(`${b.url}/readyz`, {}), (answer) => answer.status === 200);
+      const { cookie } = await login('alice', 'alice-pw');
+      expect((await check(b, '/x', cookie)).status).toBe(200);
+      await set.killMaster();
+      await pollUntil(() => set.currentMasterPort(), (port) => port === set.replicaPort, 20_000);
+      clock.advance(CACHE_FOR_MS);
+      const after = await pollUntil(() => check(b, '/x', cookie), (answer) => answer.status !== 503, 20_000);
+      expect(after.status).toBe(200);
+      expect((await check(a, '/x', cookie)).status).toBe(200);
+      // Writes reach the new master: a sign-out there is seen by the other replica.
+      expect((await ask(`${a.url}/oauth2/sign_out`, { host, cookie, accept: 'text/html' })).status).toBe(302);
+      await pollUntil(() => check(b, '/x', cookie), (answer) => answer.status === 401, 5_000);
+    } finally {
+      await a.close();
+      await b.close();
+      await set.stop();
+    }
+  });
+
+  test('on a Redis Cluster of three masters: login, checks on both replicas, revocation by user across slots', async () => {
+    const cluster = await startCluster();
+    const settings: RedisSettings = { cluster: { nodes: [cluster.nodes[0]!] }, cacheFor: CACHE_FOR_MS / 1000, commandTimeout: '1s' };
+    const a = await startService(config({ port: portA, redis: settings }), { now: clock.now });
+    const b = await startService(config({ redis: settings }), { now: clock.now });
+    try {
+      await pollUntil(() => ask(`${b.url}/readyz`, {}), (answer) => answer.status === 200);
+      const sessions = [await login('alice', 'alice-pw'), await login('alice', 'alice-pw'), await login('bob', 'bob-pw')];
+      for (const { cookie } of sessions) expect((await check(b, '/x', cookie)).status).toBe(200);
+      const { revokeSessions } = await import('../../src/session-store/revoke-cli.js');
+      const { parseConfig } = await import('../../src/config/load.js');
+      expect(await revokeSessions(parseConfig(config({ redis: settings })), { kind: 'user', userId: 'alice@example.com' })).toBe(2);
+      for (const { cookie } of sessions.slice(0, 2)) await pollUntil(() => check(b, '/x', cookie), (answer) => answer.status === 401, 5_000);
+      expect((await check(b, '/x', sessions[2]!.cookie)).status).toBe(200);
+    } finally {
+      await a.close();
+      await b.close();
+      await cluster.stop();
+    }
   });
 });

@@ -4,10 +4,11 @@
  * what a production Redis that must not lose sessions on a restart is configured with).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createConnection } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Redis } from 'ioredis';
 import { freePort } from './service.js';
 
 export const REDIS_SERVER = process.env.REDIS_SERVER ?? '/usr/bin/redis-server';
@@ -17,6 +18,8 @@ export interface RedisOptions {
   readonly persistent?: boolean;
   /** `requirepass`. */
   readonly password?: string;
+  /** Default: a free one. */
+  readonly port?: number;
 }
 
 export interface RunningRedis {
@@ -36,7 +39,7 @@ export interface RunningRedis {
 }
 
 export async function startRedis(options: RedisOptions = {}): Promise<RunningRedis> {
-  const port = await freePort();
+  const port = options.port ?? await freePort();
   const dir = mkdtempSync(join(tmpdir(), 'oidc-authz-redis-'));
   let child: ChildProcess | null = null;
   let output = '';
@@ -112,4 +115,126 @@ function rawCommand(port: number, password: string | undefined, args: readonly s
       resolve(replies === 1 ? lines.slice(0, -2).join('\r\n') : lines.slice(1, -2).join('\r\n'));
     });
   });
+}
+
+/** A process started from a config file, until it prints `ready`. */
+async function startFromConfig(lines: readonly string[], extraArgs: readonly string[], ready: string, dir: string): Promise<ChildProcess> {
+  const file = join(dir, 'redis.conf');
+  // Its files (a sentinel's rewritten config, a cluster's nodes.conf) stay in its own temp dir.
+  writeFileSync(file, `${[`dir ${dir}`, ...lines].join('\n')}\n`);
+  const child = spawn(REDIS_SERVER, [file, ...extraArgs], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let output = '';
+  await new Promise<void>((resolve, reject) => {
+    const onExit = (code: number | null) => reject(new Error(`redis-server exited (${code}) before it was ready:\n${output}`));
+    child.once('exit', onExit);
+    const onData = (chunk: Buffer) => {
+      output += chunk.toString();
+      if (output.includes(ready)) {
+        child.off('exit', onExit);
+        resolve();
+      }
+    };
+    child.stdout!.on('data', onData);
+    child.stderr!.on('data', onData);
+  });
+  return child;
+}
+
+async function stopProcess(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  child.kill('SIGKILL');
+  await exited;
+}
+
+export interface RunningSentinelSet {
+  /** host:port of the sentinel */
+  readonly sentinel: string;
+  readonly masterName: string;
+  readonly masterPort: number;
+  readonly replicaPort: number;
+  /** Kills the master: the sentinel promotes the replica. */
+  killMaster(): Promise<void>;
+  /** The port of the master the sentinel names now. */
+  currentMasterPort(): Promise<number>;
+  stop(): Promise<void>;
+}
+
+/**
+ * A master, one replica and one sentinel (quorum 1, a master is down after 1 s): the smallest set in which
+ * a failover really happens.
+ */
+export async function startSentinelSet(): Promise<RunningSentinelSet> {
+  const masterName = 'sessions';
+  const [masterPort, replicaPort, sentinelPort] = [await freePort(), await freePort(), await freePort()];
+  const dirs = [0, 1, 2].map(() => mkdtempSync(join(tmpdir(), 'oidc-authz-sentinel-')));
+  // No 5 s wait before the replica's first sync (repl-diskless-sync-delay).
+  const base = (port: number) => ['bind 127.0.0.1', `port ${port}`, "save ''", 'appendonly no', 'repl-diskless-sync-delay 0'];
+  const master = await startFromConfig(base(masterPort), [], 'Ready to accept connections', dirs[0]!);
+  const replica = await startFromConfig([...base(replicaPort), `replicaof 127.0.0.1 ${masterPort}`], [], 'MASTER <-> REPLICA sync: Finished with success', dirs[1]!);
+  const sentinel = await startFromConfig([
+    'bind 127.0.0.1', `port ${sentinelPort}`,
+    `sentinel monitor ${masterName} 127.0.0.1 ${masterPort} 1`,
+    `sentinel down-after-milliseconds ${masterName} 1000`,
+    `sentinel failover-timeout ${masterName} 5000`,
+  ], ['--sentinel'], '+slave', dirs[2]!);
+  const processes = [master, replica, sentinel];
+  return {
+    sentinel: `127.0.0.1:${sentinelPort}`,
+    masterName,
+    masterPort,
+    replicaPort,
+    killMaster: () => stopProcess(master),
+    async currentMasterPort() {
+      // Sentinels do not know QUIT, which rawCommand ends with: ask with a client of our own.
+      const client = new Redis({ host: '127.0.0.1', port: sentinelPort, lazyConnect: true, maxRetriesPerRequest: 0 });
+      try {
+        await client.connect();
+        const reply = (await client.call('SENTINEL', 'get-master-addr-by-name', masterName)) as [string, string];
+        return Number(reply[1]);
+      } finally {
+        client.disconnect();
+      }
+    },
+    async stop() {
+      for (const child of processes) await stopProcess(child);
+      for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+export interface RunningCluster {
+  /** host:port of every master */
+  readonly nodes: readonly string[];
+  stop(): Promise<void>;
+}
+
+/** Three masters (no replicas) joined into one Redis Cluster, all 16384 slots assigned. */
+export async function startCluster(): Promise<RunningCluster> {
+  const ports = [await freePort(), await freePort(), await freePort()];
+  const dirs = ports.map(() => mkdtempSync(join(tmpdir(), 'oidc-authz-cluster-')));
+  const processes = await Promise.all(ports.map((port, i) => startFromConfig(
+    ['bind 127.0.0.1', `port ${port}`, "save ''", 'appendonly no', 'cluster-enabled yes', `cluster-config-file ${join(dirs[i]!, 'nodes.conf')}`, 'cluster-node-timeout 2000'],
+    [], 'Ready to accept connections', dirs[i]!,
+  )));
+  const cli = spawn(REDIS_SERVER.replace(/redis-server$/, 'redis-cli'), ['--cluster', 'create', ...ports.map((p) => `127.0.0.1:${p}`), '--cluster-yes'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let output = '';
+  cli.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  cli.stderr!.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  const code = await new Promise<number | null>((resolve) => cli.once('exit', resolve));
+  if (code !== 0 || !output.includes('All 16384 slots covered')) throw new Error(`redis-cli --cluster create failed (${code}):\n${output}`);
+  // Every node must agree before clients are pointed at it.
+  for (const port of ports) {
+    for (;;) {
+      if ((await rawCommand(port, undefined, ['CLUSTER', 'INFO'])).includes('cluster_state:ok')) break;
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+  }
+  return {
+    nodes: ports.map((p) => `127.0.0.1:${p}`),
+    async stop() {
+      for (const child of processes) await stopProcess(child);
+      for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
+    },
+  };
 }
