@@ -111,6 +111,11 @@ export class SessionAuthenticator {
     return this.cache.size;
   }
 
+  /** Whether new sessions can be kept now (always with cookies; with Redis, while it answers). */
+  canKeepSessions(): boolean {
+    return this.store.reachable();
+  }
+
   /**
    * `servedOverHttps(context)`: whether the request came over https (cookies set in the answer follow
    * session.secure "auto"). Asked only when a cookie is set: a cached session costs no origin lookup (and,

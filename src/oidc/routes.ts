@@ -134,6 +134,11 @@ export function createLoginRoutes(deps: LoginRoutesDeps): Router {
     const site = siteOf(req, res);
     if (site === null) return;
     const returnTo = safeReturnUrl(req.query.rd, site.redirects);
+    // Said before the IdP, not after the user has signed in there for nothing.
+    if (!sessions.canKeepSessions()) {
+      res.set('retry-after', '5');
+      return sendErrorPage(res, 503, 'Sign-in is unavailable', 'This service cannot store sessions right now. Please try again in a moment.', site.startUrl(returnTo));
+    }
     try {
       const login = await client.startLogin({
         // A configured path is sent as written (relative redirect); otherwise this origin's callback.

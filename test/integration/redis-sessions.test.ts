@@ -389,6 +389,11 @@ describe('Redis down, slow, back', () => {
   test('killed: 503 with retry-after for sessions not in memory, still ready, counted; restarted: no session lost, a sign-out made meanwhile is applied', async () => {
     const kept = await login('alice', 'alice-pw');
     const signedOutMeanwhile = await login('bob', 'bob-pw');
+    // A login begun before the outage (sent on to the IdP), finished during it.
+    const early = new Browser();
+    const earlyStart = await early.get(`${publicUrl}/authz/y`, { host, 'sec-fetch-mode': 'navigate', accept: 'text/html' });
+    const toIdp = await early.get(earlyStart.location!);
+    expect(toIdp.status).toBe(302);
     await redis.kill();
     // Past the replicas' memory of both sessions.
     clock.advance(CACHE_FOR_MS + 1);
@@ -404,13 +409,18 @@ describe('Redis down, slow, back', () => {
     // A sign-out while Redis is away: cookies cleared now, the session ended once Redis is back.
     const signOut = await ask(`${a.url}/oauth2/sign_out`, { host, cookie: signedOutMeanwhile.cookie, accept: 'text/html' });
     expect(signOut.status).toBe(302);
-    // A login while Redis is away: a clear page, no session.
+    // A login while Redis is away: a clear page before the IdP; and one that began before the outage ends
+    // on a clear page at the callback. No session either way.
     const browser = new Browser();
     const start = await browser.get(`${publicUrl}/authz/x`, { host, 'sec-fetch-mode': 'navigate', accept: 'text/html' });
-    const callback = await browser.loginAtIdp(start.location!, 'alice', 'alice-pw');
-    const failed = await browser.get(callback);
+    const refused = await browser.get(start.location!);
+    expect(refused.status).toBe(503);
+    expect(refused.headers.get('retry-after')).toBe('5');
+    expect(refused.body).toContain('cannot store sessions right now');
+    const failed = await early.get(await early.loginAtIdp(toIdp.location!, 'alice', 'alice-pw'));
     expect(failed.status).toBe(503);
     expect(failed.body).toContain('cannot store sessions right now');
+    expect(early.jar.list(publicUrl).some((c) => c.name === 'oidc_authz')).toBe(false);
 
     await redis.restart();
     for (const svc of [a, b]) await pollUntil(() => metricValue(svc, 'oidc_authz_session_store_up'), (up) => up === 1, 10_000);
