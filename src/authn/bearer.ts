@@ -144,7 +144,7 @@ export class BearerVerifier {
   /**
    * An OIDC Back-Channel Logout token of `issuerName` (§2.6): signature, issuer and algorithm as for any of
    * its tokens, `iat` and `jti` required, `exp` checked when present (the spec does not require it), an
-   * explicit `typ` only as "logout+jwt". Audience, events, sid/sub and nonce are the caller's checks.
+   * explicit `typ` only as "logout+jwt" or "JWT". Audience, events, sid/sub and nonce are the caller's checks.
    */
   verifiedLogoutClaims(token: string, issuerName: string): Promise<VerifiedClaims> {
     const issuer = this.byIssuer.get(issuerName);
@@ -157,7 +157,9 @@ export class BearerVerifier {
     } catch {
       return Promise.resolve({ kind: 'invalid', reason: 'malformed_token' });
     }
-    if (typ !== undefined && (typeof typ !== 'string' || !/^(application\/)?logout\+jwt$/i.test(typ))) return Promise.resolve({ kind: 'invalid', reason: 'disallowed_header' });
+    // logout+jwt is recommended, not required (§2.4): a plain JWT is taken too; the events claim and the
+    // absent nonce already tell a logout token from an ID or access token. Any other type is refused.
+    if (typ !== undefined && (typeof typ !== 'string' || !/^((application\/)?logout\+jwt|jwt)$/i.test(typ))) return Promise.resolve({ kind: 'invalid', reason: 'disallowed_header' });
     return this.verifySigned(token, issuer, false, LOGOUT_TOKEN_CLAIMS);
   }
 

@@ -195,7 +195,8 @@ export class SessionAuthenticator {
     await this.opening.get(key)?.catch(() => undefined);
     const opened = await this.store.open(cookie.value);
     if (opened === STORE_UNAVAILABLE) {
-      // Nothing to read the session from: it is ended all the same (the store retries once it is back).
+      // Nothing to read the session (or its refresh token, to end at the IdP) from: it is ended all the
+      // same, the store retrying once it is back.
       this.cache.delete(key);
       await this.store.end(cookie.value);
       return { session: null, names: cookie.names, refreshTokens: [] };
@@ -212,8 +213,9 @@ export class SessionAuthenticator {
     const refreshTokens = new Set<string>(session.refreshToken === null ? [] : [session.refreshToken]);
     const successor = this.cache.get(key, this.now());
     if (successor?.kind === 'identity' && successor.session.refreshToken !== null) refreshTokens.add(successor.session.refreshToken);
-    this.cache.delete(key);
-    // A shared store forgets it now (every replica refuses it within recheckAfterMs); retried when unreachable.
+    // A shared store forgets it now (every replica refuses it within recheckAfterMs; retried when unreachable),
+    // and so does this replica's memory. A cookie's cached result stays: the lineage refuses it, unopened.
+    if (this.store.kind === 'redis') this.cache.delete(key);
     await this.store.end(cookie.value);
     return { session, names: cookie.names, refreshTokens: [...refreshTokens] };
   }

@@ -35,11 +35,11 @@ const redisSchema = z.strictObject({
   url: z.string().refine((value) => {
     try {
       const url = new URL(value);
-      return (url.protocol === 'redis:' || url.protocol === 'rediss:') && !url.password && !url.search && !url.hash;
+      return (url.protocol === 'redis:' || url.protocol === 'rediss:') && !url.username && !url.password && !url.search && !url.hash;
     } catch {
       return false;
     }
-  }, 'must be redis://host:port[/db] or rediss://… without a password (use passwordFile)').optional(),
+  }, 'must be redis://host:port[/db] or rediss://… without user or password (use username and passwordFile)').optional(),
   sentinel: z.strictObject({
     /** The monitored master's name (Sentinel's `sentinel monitor <name> …`). */
     name: z.string().min(1),

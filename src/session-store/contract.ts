@@ -35,6 +35,9 @@ export type StoreUnavailable = typeof STORE_UNAVAILABLE;
 /** Thrown by issue() when the session could not be kept (the login answers a page saying so). */
 export class StoreUnavailableError extends Error {}
 
+/** Thrown by issue() for a session too large to keep (the login answers "too large" rather than loop). */
+export class SessionTooLargeError extends Error {}
+
 /** What the authenticator's refresh made of the session it was handed (renew's callback). */
 export type Renewal =
   | { readonly kind: 'renewed'; readonly session: SessionData; readonly owner: SessionOwner }

@@ -53,7 +53,15 @@ export function connectRedis(config: RedisConfig): RedisClient {
   if (url !== undefined) {
     const db = url.pathname.length > 1 ? Number(url.pathname.slice(1)) : 0;
     if (!Number.isInteger(db) || db < 0) throw new ConfigError('config', [`session.redis.url: "${url.pathname.slice(1)}" is not a database number`]);
-    return new Redis({ ...common, host: url.hostname.replace(/^\[(.*)\]$/, '$1'), port: url.port === '' ? 6379 : Number(url.port), db });
+    return new Redis({
+      ...common,
+      host: url.hostname.replace(/^\[(.*)\]$/, '$1'),
+      port: url.port === '' ? 6379 : Number(url.port),
+      db,
+      // Behind a name that fails over (a cloud endpoint, a Service in front of a replica set), the old
+      // primary answers READONLY until the name moves: reconnect, which finds the new one.
+      reconnectOnError: (error) => error.message.startsWith('READONLY'),
+    });
   }
   if (config.sentinel !== undefined) {
     const sentinelPassword = config.sentinel.passwordFile === undefined ? undefined : readSecretFile('session.redis.sentinel.passwordFile', config.sentinel.passwordFile);

@@ -13,7 +13,7 @@ import { attributesFor, sessionSetCookies, type CookiePolicy, type SessionCookie
 import type { Sealer } from '../session/seal.js';
 import { CookieSessionStore, sessionDataFrom, type SessionData } from '../session/store.js';
 import {
-  STORE_UNAVAILABLE, StoreUnavailableError,
+  SessionTooLargeError, STORE_UNAVAILABLE, StoreUnavailableError,
   type IssuedSession, type Renewal, type RenewOutcome, type SessionOwner, type SessionRevoker, type SessionStore, type StoreUnavailable,
 } from './contract.js';
 import type { Config } from '../config/schema.js';
@@ -56,11 +56,31 @@ interface StoredRecord {
   readonly indexes: readonly string[];
 }
 
+/** Larger sessions are refused at login (a page saying so) rather than stored and never opened. */
+const MAX_RECORD_CHARS = 1024 * 1024;
+
 /** A waiting check reads the session again this often while another replica renews it. */
 const RENEWAL_POLL_MS = 50;
 /** Sign-outs that could not reach Redis, retried when it is back; beyond this the oldest are dropped. */
 const MAX_PENDING_ENDS = 10_000;
+const PENDING_RETRY_MS = 2_000;
 
+/**
+ * A record is `<version>.<seal>`; the version is an HMAC of the session's refresh token and expiry, so a
+ * renewal can replace (or a refused one delete) exactly the session it renewed: if another replica renewed
+ * it meanwhile (its lease lost, a failover that dropped the lock key), the stored version differs and the
+ * newer session is kept. Returns 1 done, 0 no record, -1 another version.
+ */
+const REPLACE_IF_VERSION = `local v = redis.call('get', KEYS[1])
+if not v then return 0 end
+if string.sub(v, 1, string.len(ARGV[1]) + 1) ~= ARGV[1] .. '.' then return -1 end
+redis.call('set', KEYS[1], ARGV[2], 'PX', ARGV[3])
+return 1`;
+const DELETE_IF_VERSION = `local v = redis.call('get', KEYS[1])
+if not v then return 0 end
+if string.sub(v, 1, string.len(ARGV[1]) + 1) ~= ARGV[1] .. '.' then return -1 end
+redis.call('del', KEYS[1])
+return 1`;
 const RENEW_LEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) else return 0 end";
 const RELEASE_LEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end";
 
@@ -72,6 +92,7 @@ export class RedisSessionStore implements SessionStore, SessionRevoker {
   /** Cookie work (reading, clearing) is the same as for cookie sessions. */
   private readonly cookies: CookieSessionStore;
   private readonly pendingEnds = new Set<string>();
+  private retryTimer: NodeJS.Timeout | undefined;
   private answering = false;
   private everAnswered = false;
 
@@ -132,6 +153,7 @@ export class RedisSessionStore implements SessionStore, SessionRevoker {
   }
 
   async close(): Promise<void> {
+    clearInterval(this.retryTimer);
     try {
       await this.redis.quit();
     } catch {
@@ -164,6 +186,7 @@ export class RedisSessionStore implements SessionStore, SessionRevoker {
       await this.addToIndexes(handle.id, indexes);
       this.count('write', 'ok');
     } catch (error) {
+      if (error instanceof SessionTooLargeError) throw error;
       this.count('write', 'error');
       throw new StoreUnavailableError(`session store (Redis): ${(error as Error).message}`);
     }
@@ -219,23 +242,37 @@ export class RedisSessionStore implements SessionStore, SessionRevoker {
       if (current === null) return { kind: 'gone' };
       if (renewedSince(current.session, stale)) return { kind: 'current', session: current.session };
       const renewal = await renew(current.session);
+      const version = this.versionOf(current.session);
       if (renewal.kind === 'rejected' || (renewal.kind === 'failed' && renewal.final)) {
-        await this.endById(id, current.indexes).catch(() => this.queueEnd(id));
+        // Only the session that was refused: one renewed meanwhile elsewhere (with the token the IdP rotated to) stays.
+        const deleted = await this.ifVersion(DELETE_IF_VERSION, id, version, []).catch(() => null);
+        if (deleted === -1) return this.currentOr(id);
+        if (deleted === 1) await Promise.all(current.indexes.map((index) => this.redis.srem(index, id))).catch(() => undefined);
+        if (deleted === null) this.queueEnd(id);
         return { kind: 'not_renewed', renewal };
       }
       if (renewal.kind === 'failed') return { kind: 'not_renewed', renewal };
       const indexes = [...new Set([...current.indexes, ...this.indexesOf(renewal.owner, 0)])];
-      try {
-        // XX: a session ended while the IdP answered stays ended.
-        const written = await this.writeRecord(id, { session: renewal.session, indexes }, this.endOf(renewal.session.createdAt) - this.now(), true);
-        this.count('renew', 'ok');
-        if (!written) return { kind: 'gone' };
-        // A renewed identity may bring new index names (a changed user id, a new IdP session).
-        await this.addToIndexes(id, indexes.filter((index) => !current.indexes.includes(index)));
-      } catch (error) {
-        this.count('renew', 'error');
-        // The IdP has rotated the refresh token: this replica holds the only copy of the new one for now.
-        this.deps.logger.warn('renewed session could not be stored; other replicas will find its refresh token spent', { error: (error as Error).message });
+      const ttl = this.endOf(renewal.session.createdAt) - this.now();
+      // Tried twice: the IdP has rotated the refresh token, and until it is stored only this replica has it.
+      for (let attempt = 1; ; attempt++) {
+        try {
+          const written = await this.ifVersion(REPLACE_IF_VERSION, id, version, [await this.sealRecord(id, { session: renewal.session, indexes }, ttl), String(Math.max(1_000, Math.floor(ttl)))]);
+          this.count('renew', 'ok');
+          // Ended while the IdP answered: it stays ended.
+          if (written === 0) return { kind: 'gone' };
+          // Renewed elsewhere meanwhile (this replica's lease was lost): that session is the one kept.
+          if (written === -1) return this.currentOr(id);
+          // A renewed identity may bring new index names (a changed user id, a new IdP session).
+          await this.addToIndexes(id, indexes.filter((index) => !current.indexes.includes(index)));
+          break;
+        } catch (error) {
+          this.count('renew', 'error');
+          if (error instanceof SessionTooLargeError) return { kind: 'not_renewed', renewal: { kind: 'failed', final: true } };
+          if (attempt < 2) continue;
+          this.deps.logger.warn('renewed session could not be stored; other replicas will find its refresh token spent', { error: (error as Error).message });
+          break;
+        }
       }
       return { kind: 'renewed', session: renewal.session, setCookies: [] };
     } finally {
@@ -286,11 +323,12 @@ export class RedisSessionStore implements SessionStore, SessionRevoker {
     try {
       for (let secret = 0; secret < this.handles.indexKeys.length; secret++) {
         const index = `${this.options.keyPrefix}${kind}:${this.indexName(secret, value)}`;
+        // Only the ids handled leave the set: a login made meanwhile stays findable.
         for (const id of await this.redis.smembers(index)) {
           const record = await this.readRecord(id, 'revoke', true);
           if (record !== null) ended += await this.endById(id, record.indexes);
+          await this.redis.srem(index, id);
         }
-        await this.redis.del(index);
       }
       this.count('revoke', 'ok');
     } catch (error) {
@@ -320,10 +358,30 @@ export class RedisSessionStore implements SessionStore, SessionRevoker {
     this.count('end', 'error');
     if (this.pendingEnds.size >= MAX_PENDING_ENDS) this.pendingEnds.delete(this.pendingEnds.values().next().value as string);
     this.pendingEnds.add(id);
+    // Retried on reconnection and, for a command that failed on a live connection (a timeout), on a timer.
+    this.retryTimer ??= setInterval(() => {
+      if (this.pendingEnds.size === 0) {
+        clearInterval(this.retryTimer);
+        this.retryTimer = undefined;
+      } else if (this.answering) {
+        void this.retryPendingEnds();
+      }
+    }, PENDING_RETRY_MS).unref();
   }
 
+  private retrying = false;
+
   private async retryPendingEnds(): Promise<void> {
-    if (this.pendingEnds.size === 0) return;
+    if (this.pendingEnds.size === 0 || this.retrying) return;
+    this.retrying = true;
+    try {
+      await this.retryPendingEndsOnce();
+    } finally {
+      this.retrying = false;
+    }
+  }
+
+  private async retryPendingEndsOnce(): Promise<void> {
     const ids = [...this.pendingEnds];
     let done = 0;
     for (const id of ids) {
@@ -357,14 +415,32 @@ export class RedisSessionStore implements SessionStore, SessionRevoker {
     ];
   }
 
-  private async writeRecord(id: string, record: StoredRecord, ttlMs: number, onlyIfPresent = false): Promise<boolean> {
+  private async writeRecord(id: string, record: StoredRecord, ttlMs: number): Promise<void> {
     const ttl = Math.max(1_000, Math.floor(ttlMs));
-    // The id is sealed in: a record copied under another key (by anyone who can write to Redis) does not open.
-    const sealed = await this.sealer.seal({ i: id, d: record.session, x: record.indexes }, Math.ceil(ttl / 1000));
-    const answer = onlyIfPresent
-      ? await this.redis.set(this.recordKey(id), sealed, 'PX', ttl, 'XX')
-      : await this.redis.set(this.recordKey(id), sealed, 'PX', ttl);
-    return answer === 'OK';
+    await this.redis.set(this.recordKey(id), await this.sealRecord(id, record, ttl), 'PX', ttl);
+  }
+
+  /** `<version>.<seal>`; the id is sealed in, so a record copied under another key (by anyone who can write to Redis) does not open. */
+  private async sealRecord(id: string, record: StoredRecord, ttlMs: number): Promise<string> {
+    const sealed = await this.sealer.seal({ i: id, d: record.session, x: record.indexes }, Math.ceil(Math.max(1_000, ttlMs) / 1000));
+    if (sealed.length > MAX_RECORD_CHARS) throw new SessionTooLargeError(`a session of ${sealed.length} characters (more than ${MAX_RECORD_CHARS})`);
+    return `${this.versionOf(record.session)}.${sealed}`;
+  }
+
+  /** Which renewal of a session this is: an HMAC of its refresh token and expiry (reveals neither). */
+  private versionOf(session: SessionData): string {
+    return createHmac('sha256', this.handles.indexKeys[0]!).update(`version\n${session.refreshToken ?? ''}\n${session.expiresAt}`).digest('base64url').slice(0, 16);
+  }
+
+  private async ifVersion(script: string, id: string, version: string, args: readonly string[]): Promise<number> {
+    return Number(await this.redis.eval(script, 1, this.recordKey(id), version, ...args));
+  }
+
+  /** The session as stored now (after a lost race): current, gone, or unavailable. */
+  private async currentOr(id: string): Promise<RenewOutcome> {
+    const now = await this.readRecord(id, 'renew');
+    if (now === STORE_UNAVAILABLE) return { kind: STORE_UNAVAILABLE };
+    return now === null ? { kind: 'gone' } : { kind: 'current', session: now.session };
   }
 
   /** The record, null when absent or unreadable; STORE_UNAVAILABLE on a Redis failure (or throws, `throwOnError`). */
@@ -381,7 +457,8 @@ export class RedisSessionStore implements SessionStore, SessionRevoker {
       return STORE_UNAVAILABLE;
     }
     if (raw === null) return null;
-    const data = await this.sealer.unseal(raw, Math.ceil(this.options.maxAgeMs / 1000));
+    const dot = raw.indexOf('.');
+    const data = dot === -1 ? null : await this.sealer.unseal(raw.slice(dot + 1), Math.ceil(this.options.maxAgeMs / 1000), MAX_RECORD_CHARS);
     if (data === null || data.i !== id || typeof data.d !== 'object' || data.d === null) return null;
     const session = sessionDataFrom(data.d as Record<string, unknown>);
     const indexes = Array.isArray(data.x) ? data.x.filter((x): x is string => typeof x === 'string' && x.startsWith(this.options.keyPrefix)) : [];

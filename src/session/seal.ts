@@ -7,8 +7,8 @@ import type { SealingSecrets } from './secrets.js';
 
 export interface Sealer {
   seal(data: Record<string, unknown>, ttlSeconds: number): Promise<string>;
-  /** The data, or null when the seal is forged, tampered, expired or from an unknown secret. */
-  unseal(sealed: string, ttlSeconds: number): Promise<Record<string, unknown> | null>;
+  /** The data, or null when the seal is forged, tampered, expired, from an unknown secret or longer than `maxLength`. */
+  unseal(sealed: string, ttlSeconds: number, maxLength?: number): Promise<Record<string, unknown> | null>;
 }
 
 /**
@@ -21,8 +21,9 @@ const SEAL_SHAPE = /^Fe26\.2\*[A-Za-z0-9_*-]+~2$/;
 export function createSealer(secrets: SealingSecrets): Sealer {
   return {
     seal: (data, ttlSeconds) => sealData(data, { password: secrets.seal, ttl: ttlSeconds }),
-    async unseal(sealed, ttlSeconds) {
-      if (sealed.length > 64 * 1024 || !SEAL_SHAPE.test(sealed)) return null;
+    // 64 KiB: more than any cookie header can carry; a session kept in Redis may be larger.
+    async unseal(sealed, ttlSeconds, maxLength = 64 * 1024) {
+      if (sealed.length > maxLength || !SEAL_SHAPE.test(sealed)) return null;
       try {
         const data = await unsealData<Record<string, unknown>>(sealed, { password: secrets.unseal, ttl: ttlSeconds });
         return typeof data === 'object' && data !== null && Object.keys(data).length > 0 ? data : null;

@@ -428,18 +428,22 @@ describe('Redis down, slow, back', () => {
     await pollUntil(() => check(b, '/x', signedOutMeanwhile.cookie), (answer) => answer.status === 401, 5_000);
   });
 
-  test('answering slowly: a check waits at most session.redis.commandTimeout, then 503; answers again when Redis does', async () => {
+  test('answering slowly: a check waits at most session.redis.commandTimeout, then 503; answers again when Redis does, and a sign-out made meanwhile is applied', async () => {
     const { cookie } = await login('alice', 'alice-pw');
+    const signedOutWhileSlow = await login('bob', 'bob-pw');
     clock.advance(CACHE_FOR_MS + 1);
     redis.pause();
     try {
       const slow = await check(b, '/x', cookie);
       expect(slow.status).toBe(503);
       expect(JSON.parse(slow.body)).toMatchObject({ reason: 'session_store_unavailable' });
+      // Its deletion times out on a connection that stays open (no reconnection to retry on).
+      expect((await ask(`${a.url}/oauth2/sign_out`, { host, cookie: signedOutWhileSlow.cookie, accept: 'text/html' })).status).toBe(302);
     } finally {
       redis.resume();
     }
     await pollUntil(() => check(b, '/x', cookie), (answer) => answer.status === 200, 10_000);
+    await pollUntil(() => check(b, '/x', signedOutWhileSlow.cookie), (answer) => answer.status === 401, 10_000);
   });
 });
 
