@@ -11,8 +11,10 @@ import type { Browser, BrowserContext, Page } from 'playwright-core';
 import type { ConfigInput } from '../../src/config/schema.js';
 import { cookieHeaderOf, launchChromium, Profiles, screenshot, sessionCookieNames, SLOW } from '../support/chromium.js';
 import { apiCall, bearer, claimsOf, metricValue } from '../support/gateway-client.js';
+import { Browser as HttpBrowser } from '../support/browser.js';
 import { createTestRealm, KeycloakAdmin, launchKeycloak, LONG_GROUPS, requestToken, type RunningKeycloak, type TestRealm, type TestUsername } from '../support/keycloak.js';
-import { freePort, pollUntil, startService, tempFile, TestClock } from '../support/service.js';
+import { startRedis, type RunningRedis } from '../support/redis.js';
+import { freePort, pollUntil, startService, tempFile, TestClock, type RunningService } from '../support/service.js';
 import { startGateway, type Gateway } from '../support/stack.js';
 
 /** Keycloak's realm boots in ~25 s from the template, and the realm takes a few more. */
@@ -325,5 +327,201 @@ describe('start-up checks against Keycloak', () => {
     } finally {
       await service.close();
     }
+  });
+});
+
+describe('back-channel logout from Keycloak to two replicas sharing Redis (session.store: redis)', () => {
+  /** session.redis.cacheFor: the longest a replica keeps using a session it read before reading it again. */
+  const CACHE_FOR_MS = 1_000;
+  const OK_LOGOUTS = 'oidc_authz_backchannel_logouts_total{result="ok"}';
+  const REFUSED_LOGOUTS = 'oidc_authz_backchannel_logouts_total{result="invalid_token"}';
+  let redis: RunningRedis;
+  let original: Awaited<ReturnType<KeycloakAdmin['getClient']>> | undefined;
+
+  beforeAll(async () => {
+    redis = await startRedis();
+    original = await realm.admin.getClient(realm.name, realm.clients.oidcAuthz.clientId);
+  }, SLOW);
+
+  afterAll(async () => {
+    await redis?.stop();
+    // Put back, so no later logout is sent to a replica that is gone.
+    if (original !== undefined) await realm.admin.updateClient(realm.name, original);
+  }, SLOW);
+
+  /** Two replicas as two pods: A is the publicUrl (Keycloak sends the browser and the logout tokens there), B another pod. */
+  interface Replicas {
+    readonly a: RunningService;
+    readonly b: RunningService;
+    readonly publicUrl: string;
+    readonly host: string;
+    close(): Promise<void>;
+  }
+
+  /**
+   * Starts replicas A and B and points the oidc-authz client at A as docs/idp/keycloak.md says for
+   * session.store: redis: back-channel logout URL, "session required" (sid in the logout token), front-channel
+   * logout off (the admin API's default for a new client).
+   */
+  async function startReplicas(oidc: Partial<NonNullable<ConfigInput['oidc']>> = {}): Promise<Replicas> {
+    const port = await freePort();
+    const publicUrl = `http://127.0.0.1:${port}`;
+    await realm.admin.updateClient(realm.name, {
+      ...original!,
+      frontchannelLogout: false,
+      redirectUris: [...(original!.redirectUris ?? []), `${publicUrl}/oauth2/callback`],
+      attributes: {
+        ...original!.attributes,
+        'post.logout.redirect.uris': [original!.attributes?.['post.logout.redirect.uris'], `${publicUrl}/oauth2/signed_out`].filter(Boolean).join('##'),
+        'backchannel.logout.url': `${publicUrl}/oauth2/backchannel_logout`,
+        'backchannel.logout.session.required': 'true',
+      },
+    });
+    const config: ConfigInput = {
+      ...serviceConfig(oidc),
+      publicUrl,
+      session: { secretsFile: tempFile(COOKIE_SECRET), secure: false, store: 'redis', redis: { url: redis.url, cacheFor: CACHE_FOR_MS / 1000 } },
+    };
+    const a = await startService({ ...config, listen: { port } }, { now: clock.now });
+    const b = await startService(config, { now: clock.now });
+    for (const svc of [a, b]) await pollUntil(async () => (await fetch(`${svc.url}/readyz`)).status, (status) => status === 200);
+    return {
+      a, b, publicUrl, host: `127.0.0.1:${port}`,
+      async close() {
+        await a.close();
+        await b.close();
+      },
+    };
+  }
+
+  /** An API call's check as Envoy sends it, at one replica. */
+  async function check(replicas: Replicas, svc: RunningService, cookie: string): Promise<{ status: number; user: string | null; body: string }> {
+    const res = await fetch(`${svc.url}/authz/notebooks/`, { headers: { host: replicas.host, cookie, accept: 'application/json' } });
+    return { status: res.status, user: res.headers.get('kubeflow-userid'), body: await res.text() };
+  }
+
+  /** A browser of its own logs `username` in on Keycloak's login form, through replica A; both replicas answer 200 for it. */
+  async function logIn(replicas: Replicas, username: TestUsername): Promise<{ browser: HttpBrowser; cookie: string }> {
+    const browser = new HttpBrowser();
+    const first = await browser.get(`${replicas.publicUrl}/authz/notebooks/`, { host: replicas.host, accept: 'text/html', 'sec-fetch-mode': 'navigate' });
+    expect(first.status).toBe(302);
+    const landed = await browser.get(await browser.loginAtIdp(first.location!, username, realm.users[username].password));
+    expect(landed.status).toBe(302);
+    const session = browser.jar.get(`${replicas.publicUrl}/`, 'oidc_authz');
+    expect(session?.value).toMatch(/^r1\./);
+    const cookie = `oidc_authz=${session!.value}`;
+    for (const svc of [replicas.a, replicas.b]) {
+      const answer = await check(replicas, svc, cookie);
+      expect(answer.status).toBe(200);
+      expect(answer.user).toBe(realm.users[username].email);
+    }
+    return { browser, cookie };
+  }
+
+  /** Polls both replicas (no sleeps) until each refuses `cookie`; how long each took from `since`, in ms. */
+  function refusedOnBoth(replicas: Replicas, cookie: string, since: number): Promise<number[]> {
+    return Promise.all([replicas.a, replicas.b].map(async (svc) => {
+      const refused = await pollUntil(() => check(replicas, svc, cookie), (answer) => answer.status !== 200, 10_000);
+      const took = Date.now() - since;
+      expect(refused.status).toBe(401);
+      expect(JSON.parse(refused.body)).toMatchObject({ reason: 'session_invalid' });
+      return took;
+    }));
+  }
+
+  /** The user's online Keycloak sessions our client is part of: Keycloak's logout of the user sends a logout token for each. */
+  const sessionsWithUs = async (username: TestUsername) =>
+    (await realm.userSessions(username)).filter((s) => Object.values(s.clients).includes(realm.clients.oidcAuthz.clientId)).length;
+
+  /** Confirms "Do you want to log out?" on Keycloak's end-session page (no id_token_hint: another application's or the account console's sign-out). */
+  async function signOutAtKeycloak(browser: HttpBrowser): Promise<void> {
+    const confirm = await browser.get(`${realm.issuer}/protocol/openid-connect/logout`);
+    expect(confirm.status).toBe(200);
+    const done = await browser.followRedirects(await browser.submitForm(confirm, {}, { submitter: { name: 'confirmLogout', value: 'Log out' } }));
+    expect(done.status).toBe(200);
+    expect(done.body).toContain('You are logged out');
+  }
+
+  describe('with the default scopes (offline_access: our session is a Keycloak offline session)', () => {
+    let replicas: Replicas;
+    beforeAll(async () => (replicas = await startReplicas()), SLOW);
+    afterAll(async () => await replicas?.close());
+
+    const offlineSessionIds = async (username: TestUsername) =>
+      (await realm.admin.request<Array<{ id: string }>>('GET', `/${realm.name}/users/${realm.users[username].id}/offline-sessions/${original!.id}`)).map((s) => s.id);
+
+    test('the user\'s logout by an admin (POST /users/{id}/logout) or on Keycloak\'s page sends no logout token; ending the offline session (DELETE /sessions/{id}?isOffline=true) does, and both replicas refuse it within cacheFor, bob\'s kept', async () => {
+      const { a, b } = replicas;
+      // Ends what earlier tests left of alice at Keycloak (their logout tokens are counted before `before`).
+      await realm.logoutUser('alice');
+      const before = await metricValue(a, OK_LOGOUTS);
+      const known = await offlineSessionIds('alice');
+      const alice = await logIn(replicas, 'alice');
+      const bob = await logIn(replicas, 'bob');
+      const ours = (await offlineSessionIds('alice')).filter((id) => !known.includes(id));
+      expect(ours).toHaveLength(1);
+
+      // Both end online sessions only, and Keycloak answers after sending their logout tokens: none was sent.
+      await signOutAtKeycloak(alice.browser);
+      await realm.logoutUser('alice');
+      expect(await metricValue(a, OK_LOGOUTS)).toBe(before);
+      expect(await offlineSessionIds('alice')).toContain(ours[0]);
+      // Past cacheFor: both replicas read it from Redis again, and it is still there.
+      clock.advance(CACHE_FOR_MS + 1);
+      for (const svc of [a, b]) expect((await check(replicas, svc, alice.cookie)).status).toBe(200);
+
+      // The admin console's "Sign out" of that offline session.
+      const started = Date.now();
+      await realm.admin.call('DELETE', `/${realm.name}/sessions/${ours[0]}?isOffline=true`);
+      expect(await metricValue(a, OK_LOGOUTS)).toBe(before + 1);
+      expect(a.logs.filter((line) => line.msg === 'back-channel logout').every((line) => line.by === 'sid')).toBe(true);
+      const delays = await refusedOnBoth(replicas, alice.cookie, started);
+      expect(Math.max(...delays)).toBeLessThanOrEqual(CACHE_FOR_MS + 1_000);
+      for (const svc of [a, b]) expect((await check(replicas, svc, bob.cookie)).status).toBe(200);
+      expect(await metricValue(b, OK_LOGOUTS)).toBe(0);
+    }, SLOW);
+  });
+
+  describe('with online refresh tokens (oidc.scopes without offline_access: our session is in Keycloak\'s SSO session)', () => {
+    let replicas: Replicas;
+    beforeAll(async () => (replicas = await startReplicas({ scopes: ['openid', 'email', 'profile'] })), SLOW);
+    afterAll(async () => await replicas?.close());
+
+    test('an admin logs alice out (POST /users/{id}/logout): a logout token per Keycloak session, by sid; both of her sessions refused on both replicas within cacheFor, bob\'s kept', async () => {
+      const { a, b } = replicas;
+      // Ends what earlier tests left of alice at Keycloak (a password grant for our client, through 127.0.0.1 or
+      // localhost: the latter's logout token names the localhost issuer and is refused).
+      await realm.logoutUser('alice');
+      const [okBefore, refusedBefore] = [await metricValue(a, OK_LOGOUTS), await metricValue(a, REFUSED_LOGOUTS)];
+      const alice = await logIn(replicas, 'alice');
+      const aliceElsewhere = await logIn(replicas, 'alice');
+      const bob = await logIn(replicas, 'bob');
+      expect(await sessionsWithUs('alice')).toBe(2);
+      const started = Date.now();
+      await realm.logoutUser('alice');
+      expect(await metricValue(a, OK_LOGOUTS)).toBe(okBefore + 2);
+      expect(await metricValue(a, REFUSED_LOGOUTS)).toBe(refusedBefore);
+      expect(a.logs.filter((line) => line.msg === 'back-channel logout').every((line) => line.by === 'sid')).toBe(true);
+      const delays = (await Promise.all([alice, aliceElsewhere].map((session) => refusedOnBoth(replicas, session.cookie, started)))).flat();
+      expect(Math.max(...delays)).toBeLessThanOrEqual(CACHE_FOR_MS + 1_000);
+      for (const svc of [a, b]) expect((await check(replicas, svc, bob.cookie)).status).toBe(200);
+    }, SLOW);
+
+    test('alice signs out on Keycloak\'s own end-session page: that Keycloak session\'s session is refused on both replicas within cacheFor; her other browser\'s and bob\'s are kept', async () => {
+      const { a, b } = replicas;
+      const alice = await logIn(replicas, 'alice');
+      const aliceElsewhere = await logIn(replicas, 'alice');
+      const bob = await logIn(replicas, 'bob');
+      const before = await metricValue(a, OK_LOGOUTS);
+      const started = Date.now();
+      await signOutAtKeycloak(alice.browser);
+      expect(await metricValue(a, OK_LOGOUTS)).toBe(before + 1);
+      const delays = await refusedOnBoth(replicas, alice.cookie, started);
+      expect(Math.max(...delays)).toBeLessThanOrEqual(CACHE_FOR_MS + 1_000);
+      for (const svc of [a, b]) {
+        expect((await check(replicas, svc, aliceElsewhere.cookie)).status).toBe(200);
+        expect((await check(replicas, svc, bob.cookie)).status).toBe(200);
+      }
+    }, SLOW);
   });
 });

@@ -416,6 +416,19 @@ export class KeycloakAdmin {
     return this.#create(`/${enc(realm)}/clients`, { protocol: 'openid-connect', enabled: true, ...client });
   }
 
+  /** A client's whole representation by clientId (`id` is its internal id), to change and put back with updateClient. */
+  async getClient(realm: string, clientId: string): Promise<ClientSettings & { id: string }> {
+    const found = await this.request<Array<ClientSettings & { id: string }>>('GET', `/${enc(realm)}/clients?clientId=${enc(clientId)}`);
+    const client = found.find((c) => c.clientId === clientId);
+    if (client === undefined) throw new Error(`no client ${clientId} in realm ${realm}`);
+    return client;
+  }
+
+  /** Replaces a client's settings with a whole representation (as getClient returns it). */
+  async updateClient(realm: string, client: ClientSettings & { id: string }): Promise<void> {
+    await this.call('PUT', `/${enc(realm)}/clients/${client.id}`, client);
+  }
+
   /** The secret of a confidential client, by internal id. */
   async getClientSecret(realm: string, clientUuid: string): Promise<string> {
     const { value } = await this.request<{ value?: string }>('GET', `/${enc(realm)}/clients/${clientUuid}/client-secret`);
