@@ -10,6 +10,7 @@ import { cookieHeaderOf, launchChromium, Profiles, screenshot, sessionCookieName
 import { startDex, type DexClient, type DexUser, type RunningDex } from '../support/dex.js';
 import { Browser as HttpBrowser } from '../support/browser.js';
 import { apiCall, bearer, claimsOf, metricValue } from '../support/gateway-client.js';
+import { startRedis, type RunningRedis } from '../support/redis.js';
 import { freePort, pollUntil, startService, tempFile, TestClock, type RunningService } from '../support/service.js';
 import { startGateway, type Gateway } from '../support/stack.js';
 
@@ -406,4 +407,146 @@ describe('a wrong issuer spelling is a misconfiguration, not an outage', () => {
       await good.close();
     }
   });
+});
+
+describe('refresh with sessions in Redis, two replicas and Dex\'s default (no reuse interval: a refresh token works once)', () => {
+  /** Four users (one in 81 groups), each signed in once: a second sign-in of a user at Dex would end the first. */
+  const PEOPLE: DexUser[] = [...USERS, { username: 'dave', email: 'dave@example.com', password: 'dave-pw', groups: ['team-d'] }];
+  const ROUNDS = 3;
+  const CHECKS_PER_USER = 24;
+  /** Past session.revalidateAfter (5m, the default): every session is due at every replica. */
+  const PAST_REVALIDATION_MS = 5 * 60_000 + 60_000;
+  /** What Dex logs (level ERROR) when a rotated refresh token is presented again. */
+  const DEX_REUSE = '"msg":"refresh token claimed twice"';
+  let strictDex: RunningDex;
+  let redis: RunningRedis;
+  /** The public URLs' ports: the Redis replicas' and the cookie replicas' (Dex's client knows both callbacks). */
+  let redisPort: number;
+  let cookiePort: number;
+
+  beforeAll(async () => {
+    redisPort = await freePort();
+    do cookiePort = await freePort(); while (cookiePort === redisPort);
+    const strict: DexClient = { ...client, redirectURIs: [redisPort, cookiePort].map((port) => `http://127.0.0.1:${port}/oauth2/callback`) };
+    // No idTokenLifetime: Dex's 24h, so what makes a session due is revalidateAfter alone, round after round.
+    [strictDex, redis] = await Promise.all([startDex({ users: PEOPLE, clients: [strict] }), startRedis()]);
+  }, SLOW);
+
+  afterAll(async () => {
+    await strictDex?.stop();
+    await redis?.stop();
+  });
+
+  /** Replica one at http://127.0.0.1:<port> (the public URL, where logins come back), replica two elsewhere; one clock. */
+  async function replicas(port: number, store: 'redis' | 'cookie'): Promise<[RunningService, RunningService]> {
+    const config: ConfigInput = {
+      ...serviceConfig(),
+      listen: { port },
+      publicUrl: `http://127.0.0.1:${port}`,
+      oidc: { issuer: strictDex.issuer, clientId: client.id, clientSecretFile: tempFile(client.secret!) },
+      session: {
+        secretsFile: tempFile(COOKIE_SECRET),
+        secure: false,
+        // commandTimeout above the default 500ms: this machine also runs Dex, Redis and the test's many checks.
+        ...(store === 'redis' ? { store, redis: { url: redis.url, cacheFor: 1, commandTimeout: '2s' } } : {}),
+      },
+    };
+    const one = await startService(config, { now: clock.now });
+    const two = await startService({ ...config, listen: { port: 0 } }, { now: clock.now });
+    for (const svc of [one, two]) await pollUntil(async () => (await fetch(`${svc.url}/readyz`)).status, (status) => status === 200);
+    return [one, two];
+  }
+
+  /** Each person signs in on Dex's login form through replica one; their Cookie headers. */
+  async function signIn(one: RunningService, port: number): Promise<string[]> {
+    const cookies: string[] = [];
+    for (const person of PEOPLE) {
+      const browser = new HttpBrowser();
+      const start = await browser.get(`${one.url}/authz/notebooks/`, { host: `127.0.0.1:${port}`, accept: 'text/html', 'sec-fetch-mode': 'navigate' });
+      expect(start.status).toBe(302);
+      expect((await browser.get(await browser.loginAtIdp(start.location!, person.email, person.password))).status).toBe(302);
+      cookies.push(browser.jar.header(`${one.url}/`)!);
+    }
+    return cookies;
+  }
+
+  /** Every person's checks at once, CHECKS_PER_USER each, alternating between the replicas: [person][i]. */
+  async function concurrentChecks(replicaPair: readonly [RunningService, RunningService], port: number, cookies: readonly string[]) {
+    const pending = cookies.map((cookie, person) => Array.from({ length: CHECKS_PER_USER }, async (_, i) => {
+      const replica = (i + person) % 2;
+      const res = await fetch(`${replicaPair[replica]!.url}/authz/notebooks/?i=${i}`, { headers: { host: `127.0.0.1:${port}`, cookie, accept: 'application/json' } });
+      return { replica, status: res.status, user: res.headers.get('kubeflow-userid'), setCookie: res.headers.getSetCookie(), body: await res.text() };
+    }));
+    return Promise.all(pending.map((checks) => Promise.all(checks)));
+  }
+
+  /** Session refreshes over both replicas, by result (and error, when given). */
+  async function refreshes(replicaPair: readonly RunningService[], result: 'ok' | 'rejected' | 'unavailable', error?: string): Promise<number> {
+    let total = 0;
+    for (const svc of replicaPair) {
+      const text = await fetch(`${svc.metricsUrl}/metrics`).then((r) => r.text());
+      for (const line of text.split('\n')) {
+        if (!line.startsWith(`oidc_authz_session_refreshes_total{result="${result}",`)) continue;
+        if (error !== undefined && !line.includes(`error="${error}"`)) continue;
+        total += Number(line.slice(line.lastIndexOf(' ') + 1));
+      }
+    }
+    return total;
+  }
+
+  test(`${ROUNDS} rounds of ${CHECKS_PER_USER} concurrent checks per session across both replicas: every answer 200, one refresh per session per round cluster-wide, none rejected, the cookie never changes`, async () => {
+    const pair = await replicas(redisPort, 'redis');
+    try {
+      const cookies = await signIn(pair[0], redisPort);
+      for (const cookie of cookies) expect(cookie).toMatch(/^oidc_authz=r1\.[^;]*$/);
+      for (let round = 1; round <= ROUNDS; round++) {
+        const before = await refreshes(pair, 'ok', 'none');
+        clock.advance(PAST_REVALIDATION_MS);
+        const answers = await concurrentChecks(pair, redisPort, cookies);
+        answers.forEach((checks, person) => {
+          expect({ round, person: PEOPLE[person]!.username, statuses: checks.map((c) => c.status) }).toEqual({ round, person: PEOPLE[person]!.username, statuses: Array(CHECKS_PER_USER).fill(200) });
+          for (const answer of checks) {
+            expect(answer.user).toBe(PEOPLE[person]!.email);
+            // The session is renewed behind the handle: nothing for the browser to take.
+            expect(answer.setCookie.filter((c) => c.startsWith('oidc_authz'))).toEqual([]);
+          }
+        });
+        // A second refresh of a session would have spent its rotated token at Dex and been refused.
+        expect({ round, refreshes: await refreshes(pair, 'ok', 'none') - before }).toEqual({ round, refreshes: PEOPLE.length });
+        expect({ round, rejected: await refreshes(pair, 'rejected'), unavailable: await refreshes(pair, 'unavailable') }).toEqual({ round, rejected: 0, unavailable: 0 });
+      }
+      // Dex's side: no refresh token was presented twice.
+      expect(strictDex.log()).not.toContain(DEX_REUSE);
+    } finally {
+      await Promise.all(pair.map((svc) => svc.close()));
+    }
+  }, SLOW);
+
+  test('the contrast, with cookie sessions: each replica refreshes with the same refresh token, Dex accepts one, so in every session the checks the other replica answers fail (401 session_revoked)', async () => {
+    const pair = await replicas(cookiePort, 'cookie');
+    try {
+      // Signing in again replaces each person's refresh token at Dex (the Redis sessions above are done).
+      const cookies = await signIn(pair[0], cookiePort);
+      clock.advance(PAST_REVALIDATION_MS);
+      const answers = await concurrentChecks(pair, cookiePort, cookies);
+      for (const checks of answers) {
+        const winner = checks.find((c) => c.status === 200)!.replica;
+        for (const answer of checks) {
+          if (answer.replica === winner) {
+            expect(answer.status).toBe(200);
+          } else {
+            expect(answer.status).toBe(401);
+            expect(JSON.parse(answer.body)).toMatchObject({ reason: 'session_revoked' });
+          }
+        }
+      }
+      expect(await refreshes(pair, 'ok', 'none')).toBe(PEOPLE.length);
+      expect(await refreshes(pair, 'rejected', 'invalid_request')).toBe(PEOPLE.length);
+      // Dex's side: one refresh token presented twice per session (its log line may come after its answer).
+      await pollUntil(async () => strictDex.log().split(DEX_REUSE).length - 1, (n) => n >= PEOPLE.length, 5_000);
+      expect(strictDex.log().split(DEX_REUSE).length - 1).toBe(PEOPLE.length);
+    } finally {
+      await Promise.all(pair.map((svc) => svc.close()));
+    }
+  }, SLOW);
 });
