@@ -5,6 +5,7 @@
  * store (session.store: redis) can end sessions from the server; with cookies the answer says so (501).
  */
 import express, { Router, type Request, type Response } from 'express';
+import { decodeJwt } from 'jose';
 import type { BearerVerifier } from '../authn/bearer.js';
 import type { Claims } from '../authn/claims.js';
 import type { Logger } from '../log.js';
@@ -38,6 +39,16 @@ export function logoutTargetOf(claims: Claims, clientId: string, now: number, cl
   if (typeof sid === 'string' && sid.length > 0) return { ok: true, target: { jti, by: 'sid', sid } };
   if (typeof sub === 'string' && sub.length > 0) return { ok: true, target: { jti, by: 'sub', sub } };
   return { ok: false, problem: 'neither sid nor sub' };
+}
+
+/** The iss a JWT names, unverified (for a precise refusal); null when it names none. */
+function issuerNamedIn(token: string): string | null {
+  try {
+    const iss = decodeJwt(token).iss;
+    return typeof iss === 'string' ? iss : null;
+  } catch {
+    return null;
+  }
 }
 
 export interface BackchannelDeps {
@@ -79,6 +90,9 @@ export function createBackchannelRoute(deps: BackchannelDeps): Router {
     const token = (req.body as Record<string, unknown> | undefined)?.logout_token;
     if (typeof token !== 'string' || token.length === 0) return refuse(res, 'logout_token is missing (a form-encoded POST with logout_token=<JWT>)');
     if (deps.bearer === null) return refuse(res, 'no keys for the issuer');
+    // The issuer named first: Keycloak's iss follows the host name it was reached by, a common mismatch.
+    const named = issuerNamedIn(token);
+    if (named !== null && named !== deps.issuer) return refuse(res, `iss "${named.replace(/[^\x20-\x7e]/g, '?').slice(0, 256)}" is not oidc.issuer "${deps.issuer}"`);
     const verified = await deps.bearer.verifiedLogoutClaims(token, deps.issuer);
     if (verified.kind === 'unavailable') return answer(res, 'keys_unavailable', 503, { error: 'temporarily_unavailable', error_description: 'the issuer\'s keys cannot be fetched' });
     if (verified.kind === 'invalid') return refuse(res, `the logout token is not valid (${verified.reason})`);
@@ -91,7 +105,8 @@ export function createBackchannelRoute(deps: BackchannelDeps): Router {
       if (!(await revoker.firstUse(deps.issuer, target.jti, MAX_LOGOUT_TOKEN_AGE_MS + 2 * deps.clockSkewMs))) return answer(res, 'replayed', 400, { error: 'invalid_request', error_description: 'this logout token was used before (jti)' });
       marked = true;
       const ended = target.by === 'sid' ? await revoker.revokeIdpSession(deps.issuer, target.sid) : await revoker.revokeSubject(deps.issuer, target.sub);
-      logger.info('back-channel logout', { by: target.by, sessions: ended });
+      // "ended", not "sessions": the logger redacts fields named like a session.
+      logger.info('back-channel logout', { by: target.by, ended });
       answer(res, 'ok', 200);
     } catch (error) {
       // Redis failed (StoreUnavailableError from a revocation, ioredis's own error from the jti check).
