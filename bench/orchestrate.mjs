@@ -4,21 +4,27 @@
 // to one core, a probe that it answers the expected status, a warm-up wrk run (discarded), a measured
 // wrk run pinned to another core, server CPU from /proc/PID/stat, RSS from /proc/PID/status, the
 // server's own decision counters, then the server is stopped. Medians over rounds; "vs bare" is the
-// median of per-round ratios to bare node:http measured in the same round.
+// median of per-round ratios to bare node:http measured in the same round. The Redis-session variants
+// share one redis-server (bench/redis.mjs) pinned to the server's core, whose CPU is counted apart.
+// After the rounds, the memory step: RSS of the service after 100k distinct sessions, in each store.
 //
 // Environment: ROUNDS (3), DURATION (8 s), WARMUP (2 s), CONNECTIONS (64), POOL (5000 tokens),
 // FRESH_CACHE (100 entries), VARIANTS (comma-separated ids, default all), SERVER_CPU (0), WRK_CPU (1),
 // PROFILE (a variant id: one extra run of it under `node --cpu-prof` after the rounds; not in results),
 // MAX_OTHER_CORES (0.1) and REDOS (4): a run during which other processes on the machine used more
-// than MAX_OTHER_CORES cores is redone once, at most REDOS times per bench.
+// than MAX_OTHER_CORES cores is redone once, at most REDOS times per bench. REDIS_POOL (1000 sessions
+// for redis-first), MEMORY_SESSIONS (100000; 0 skips the memory step), MEMORY_WORKERS (2 threads sealing).
 import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { mkdirSync, readFileSync, readdirSync, writeFileSync, existsSync } from 'node:fs';
-import { createServer, request as httpRequest } from 'node:http';
+import { Agent as HttpAgent, createServer, request as httpRequest } from 'node:http';
 import { cpus } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { Worker } from 'node:worker_threads';
 import { exportJWK, generateKeyPair, SignJWT } from 'jose';
+import { startRedis } from './redis.mjs';
+import { createSessionMaker } from './sessions.mjs';
 
 const BENCH_DIR = dirname(fileURLToPath(import.meta.url));
 const ROOT = resolve(BENCH_DIR, '..');
@@ -45,6 +51,9 @@ const OPTIONS = {
   maxOtherCores: Number(process.env.MAX_OTHER_CORES ?? 0.1),
   /** … at most this many times per bench (bounds the duration). */
   redos: intEnv('REDOS', 4, 0),
+  redisPool: intEnv('REDIS_POOL', 1000),
+  memorySessions: intEnv('MEMORY_SESSIONS', 100_000, 0),
+  memoryWorkers: intEnv('MEMORY_WORKERS', 2),
 };
 if (!Number.isFinite(OPTIONS.maxOtherCores)) throw new Error(`MAX_OTHER_CORES=${process.env.MAX_OTHER_CORES}: expected a number`);
 const HOST = 'kubeflow.example.com';
@@ -85,6 +94,17 @@ function cookieConfig(ctx) {
     session: { secretsFile: ctx.sessionSecretsFile, revalidateAfter: '2h' },
   };
 }
+
+/**
+ * The Redis-session variants: as cookieConfig, with session.store "redis" on the bench's redis-server.
+ * `cacheFor` (session.redis.cacheFor): how long the service trusts a session it read; undefined = the default.
+ */
+function redisConfig(ctx, cacheFor, url = ctx.redis.url) {
+  const base = cookieConfig(ctx);
+  return { ...base, session: { ...base.session, store: 'redis', redis: { url, ...(cacheFor === undefined ? {} : { cacheFor }) } } };
+}
+/** redis-cached: longer than any run (probe, warm-up and measured run take ~12 s), so all its checks hit memory. */
+const REDIS_CACHED_FOR = '60s';
 
 /**
  * The header of issue 13's quadratic-scan report: just under Envoy's 60 KiB header budget, the session
@@ -144,6 +164,33 @@ const VARIANTS = [
     path: API_PATH,
     headers: (ctx) => ({ host: HOST, cookie: ctx.sessionCookie, accept: 'application/json' }),
     expect: { status: 200, decision: 'allow' },
+  },
+  {
+    id: 'redis-cached',
+    label: `Redis session, in memory (cacheFor ${REDIS_CACHED_FOR}) → 200`,
+    server: 'authz',
+    redis: true,
+    config: (ctx) => redisConfig(ctx, REDIS_CACHED_FOR),
+    lua: 'cookie-cached.lua',
+    path: API_PATH,
+    headers: (ctx) => ({ host: HOST, cookie: ctx.redisCookie, accept: 'application/json' }),
+    expect: { status: 200, decision: 'allow' },
+    // The first probe reads the session from Redis; every later check is a memory hit.
+    storeReads: 'first',
+  },
+  {
+    id: 'redis-first',
+    label: 'Redis session, read + unsealed on every check (cacheFor 0) → 200',
+    server: 'authz',
+    redis: true,
+    config: (ctx) => redisConfig(ctx, '0s'),
+    lua: 'cookie-pool.lua',
+    path: API_PATH,
+    // The probe uses the pool's first session; wrk cycles through the whole pool (BENCH_COOKIES_FILE).
+    headers: (ctx) => ({ host: HOST, cookie: ctx.redisPool[0], accept: 'application/json' }),
+    env: (ctx) => ({ BENCH_COOKIES_FILE: ctx.redisPoolFile }),
+    expect: { status: 200, decision: 'allow' },
+    storeReads: 'every',
   },
   {
     id: 'bare-hostile',
@@ -288,8 +335,30 @@ async function decisionCounts(metricsPort) {
     const key = `${decision}/${reason}`;
     counts[key] = (counts[key] ?? 0) + Number(m[2]);
   }
-  const cacheEntries = /^oidc_authz_token_cache_entries\s+(\S+)$/m.exec(body)?.[1];
-  return { counts, tokenCacheEntries: cacheEntries === undefined ? null : Number(cacheEntries) };
+  const gauge = (name) => {
+    const value = new RegExp(`^${name}\\s+(\\S+)$`, 'm').exec(body)?.[1];
+    return value === undefined ? null : Number(value);
+  };
+  const storeOps = (result) => Number(new RegExp(`^oidc_authz_session_store_operations_total\\{(?=[^}]*op="read")(?=[^}]*result="${result}")[^}]*\\}\\s+(\\S+)$`, 'm').exec(body)?.[1] ?? 0);
+  return {
+    counts,
+    tokenCacheEntries: gauge('oidc_authz_token_cache_entries'),
+    sessionCacheEntries: gauge('oidc_authz_session_cache_entries'),
+    storeUp: gauge('oidc_authz_session_store_up'),
+    storeReads: storeOps('ok'),
+    storeReadErrors: storeOps('error'),
+    heapUsedBytes: gauge('oidc_authz_nodejs_heap_size_used_bytes'),
+  };
+}
+
+/** Until the service says its session store (Redis) is reachable: before that a check answers 503. */
+async function waitForStore(metricsPort, id, timeoutMs = 10_000) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if ((await decisionCounts(metricsPort)).storeUp === 1) return;
+    if (Date.now() > deadline) fail(`${id}: the service did not reach Redis within ${timeoutMs} ms`);
+    await sleep(20);
+  }
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -348,6 +417,7 @@ async function startServer(variant, ctx, { profileDir } = {}) {
   if (ready.pid !== child.pid) fail(`${variant.id}: server pid ${ready.pid} is not the spawned pid ${child.pid}`);
   const affinity = await run('taskset', ['-pc', String(child.pid)]);
   if (!new RegExp(`: ${OPTIONS.serverCpu}\\s*$`).test(affinity.stdout)) fail(`${variant.id}: server not pinned: ${affinity.stdout.trim()}`);
+  if (variant.redis) await waitForStore(ready.metricsPort, variant.id);
   return {
     pid: child.pid,
     port: ready.port,
@@ -404,7 +474,7 @@ async function checkExpected(variant, ctx, port, when) {
 }
 
 /** Zero unexpected answers: wrk's own counts, and for the service its decision counters. */
-function validate(variant, measured, warm, decisions) {
+function validate(variant, measured, warm, decisions, scraped) {
   const problems = [];
   for (const [name, run_] of [['warm-up', warm], ['measured', measured]]) {
     if (!run_) continue;
@@ -423,6 +493,13 @@ function validate(variant, measured, warm, decisions) {
     const sent = measured.requests + (warm?.requests ?? 0);
     if (expected < sent) problems.push(`server counted ${expected} ${variant.expect.decision} decisions, wrk received ${sent} answers`);
   }
+  if (variant.storeReads && scraped) {
+    // The service's own count of Redis reads (oidc_authz_session_store_operations_total{op="read"}).
+    const sent = measured.requests + (warm?.requests ?? 0);
+    if (scraped.storeReadErrors > 0) problems.push(`${scraped.storeReadErrors} failed Redis reads`);
+    if (variant.storeReads === 'every' && scraped.storeReads < sent) problems.push(`${scraped.storeReads} Redis reads for ${sent} checks: not every check read Redis`);
+    if (variant.storeReads === 'first' && scraped.storeReads !== 1) problems.push(`${scraped.storeReads} Redis reads, expected 1 (the first probe): checks did not stay in memory`);
+  }
   if (problems.length > 0) fail(`${variant.id}: unexpected answers:\n  ${problems.join('\n  ')}`);
 }
 
@@ -433,20 +510,25 @@ async function measureOnce(variant, ctx, { profileDir } = {}) {
     const warm = OPTIONS.warmup > 0 ? await wrk(variant, ctx, server.port, OPTIONS.warmup) : null;
     await checkExpected(variant, ctx, server.port, 'post-warm-up');
 
+    const redisPid = ctx.redis?.pid;
     const ticks0 = processTicks(server.pid);
+    const redisTicks0 = redisPid ? processTicks(redisPid) : 0;
     const cpu0 = cpuTimes(OPTIONS.wrkCpu);
     const t0 = process.hrtime.bigint();
     const measured = await wrk(variant, ctx, server.port, OPTIONS.duration);
     const t1 = process.hrtime.bigint();
     const ticks1 = processTicks(server.pid);
+    const redisTicks1 = redisPid ? processTicks(redisPid) : 0;
     const cpu1 = cpuTimes(OPTIONS.wrkCpu);
     const memory = processMemory(server.pid);
     const scraped = server.metricsPort ? await decisionCounts(server.metricsPort) : null;
     const decisions = scraped?.counts ?? null;
 
-    validate(variant, measured, warm, decisions);
+    validate(variant, measured, warm, decisions, scraped);
     const wallS = Number(t1 - t0) / 1e9;
     const serverCpuS = (ticks1 - ticks0) / CLK_TCK;
+    // The bench's redis-server shares the server's core; idle (a few ticks of its timer) unless the variant uses it.
+    const redisCpuS = (redisTicks1 - redisTicks0) / CLK_TCK;
     const reqPerS = measured.requests / (measured.duration_us / 1e6);
     return {
       variant: variant.id,
@@ -454,18 +536,24 @@ async function measureOnce(variant, ctx, { profileDir } = {}) {
       p50Ms: measured.latency_us.p50 / 1000,
       p99Ms: measured.latency_us.p99 / 1000,
       serverCpuUsPerReq: (serverCpuS * 1e6) / measured.requests,
-      serverBusy: serverCpuS / wallS,
+      redisCpuUsPerReq: variant.redis ? (redisCpuS * 1e6) / measured.requests : null,
+      // The server side's share of its core: the service, plus Redis for the variants that use it.
+      serverBusy: (serverCpuS + (variant.redis ? redisCpuS : 0)) / wallS,
+      serviceBusy: serverCpuS / wallS,
       wrkCoreBusy: 1 - (cpu1.idle - cpu0.idle) / (cpu1.total - cpu0.total),
       stealShare: (cpu1.steal - cpu0.steal) / (cpu1.allTotal - cpu0.allTotal),
       wrkCpuS: measured.wrkCpuS,
       // Cores' worth of CPU used by everything else (other processes, kernel threads) during the run.
-      otherCores: ((cpu1.allBusy - cpu0.allBusy) / CLK_TCK - serverCpuS - measured.wrkCpuS) / wallS,
+      otherCores: ((cpu1.allBusy - cpu0.allBusy) / CLK_TCK - serverCpuS - redisCpuS - measured.wrkCpuS) / wallS,
       rssMb: memory.rssKb / 1024,
       hwmMb: memory.hwmKb / 1024,
       requests: measured.requests,
       warmupRequests: warm?.requests ?? 0,
       wallS,
       serverCpuS,
+      redisCpuS,
+      storeReads: scraped?.storeReads ?? null,
+      sessionCacheEntries: scraped?.sessionCacheEntries ?? null,
       latencyUs: measured.latency_us,
       errors: measured.errors,
       decisions,
@@ -544,14 +632,58 @@ async function prepare() {
   writeFileSync(poolFile, pool.length ? `${pool.join('\n')}\n` : '');
 
   const session = await sealSession(token);
-  const ctx = { issuer, jwksUri: `${base}/issuer/jwks`, token, pool, poolFile, configFiles: {}, jwksHits, jwksServer, ...session };
+  const ctx = {
+    issuer, jwksUri: `${base}/issuer/jwks`, token, pool, poolFile, configFiles: {}, jwksHits, jwksServer, ...session,
+    redis: null, redisCookie: null, redisPool: [], redisPoolFile: join(WORK, 'redis-cookies.txt'), redisIssue: null,
+  };
+  if (ctxNeedsRedis()) {
+    ctx.redis = await startRedis({ cpu: OPTIONS.serverCpu, onChild: (child) => live.add(child) });
+    log(`redis-server ${ctx.redis.version} on ${ctx.redis.url}, pid ${ctx.redis.pid}, pinned to CPU ${OPTIONS.serverCpu}`);
+  }
   for (const variant of selectedVariants()) {
     if (variant.server !== 'authz') continue;
     const file = join(WORK, `config-${variant.id}.json`);
     writeFileSync(file, `${JSON.stringify(variant.config(ctx), null, 2)}\n`);
     ctx.configFiles[variant.id] = file;
   }
+  if (ctx.redis) await issueRedisSessions(ctx);
   return ctx;
+}
+
+/**
+ * The Redis variants' sessions, issued by the service's own RedisSessionStore (bench/sessions.mjs) into
+ * the bench's Redis: one for redis-cached, and for redis-first a pool of REDIS_POOL distinct ones, all
+ * alice's, holding the same ID token as the bearer variants (as after a real login).
+ */
+async function issueRedisSessions(ctx) {
+  const started = Date.now();
+  const subject = JSON.parse(Buffer.from(ctx.token.split('.')[1], 'base64url').toString()).sub;
+  const maker = await createSessionMaker(ROOT, redisConfig(ctx, '0s'), {
+    idToken: ctx.token,
+    owner: () => ({ userId: 'alice@example.com', issuer: ctx.issuer, subject, sid: undefined }),
+  });
+  try {
+    const first = await maker.make(0);
+    ctx.redisCookie = first.cookie;
+    ctx.redisHandleBytes = first.valueBytes;
+    const wantPool = selectedVariants().some((v) => v.id === 'redis-first') || OPTIONS.profile === 'redis-first';
+    const count = wantPool ? OPTIONS.redisPool : 0;
+    for (let i = 1; ctx.redisPool.length < count; i += 64) {
+      const batch = Array.from({ length: Math.min(64, count - ctx.redisPool.length) }, (_, k) => maker.make(i + k));
+      ctx.redisPool.push(...(await Promise.all(batch)).map((m) => m.cookie));
+    }
+  } finally {
+    await maker.close();
+  }
+  if (new Set(ctx.redisPool).size !== ctx.redisPool.length) fail('Redis session pool has duplicates');
+  // Round-robin over the pool: no two of the requests in flight may carry the same session, or the
+  // service would open it once for both (one Redis read for two checks).
+  if (ctx.redisPool.length > 0 && ctx.redisPool.length < 10 * OPTIONS.connections) {
+    fail(`REDIS_POOL=${ctx.redisPool.length} is too small: every request in flight (${OPTIONS.connections}) must carry its own session`);
+  }
+  writeFileSync(ctx.redisPoolFile, ctx.redisPool.length ? `${ctx.redisPool.join('\n')}\n` : '');
+  ctx.redisIssue = { sessions: 1 + ctx.redisPool.length, seconds: (Date.now() - started) / 1000, keys: await ctx.redis.keys(), memory: await ctx.redis.memory() };
+  log(`issued ${ctx.redisIssue.sessions} Redis sessions in ${ctx.redisIssue.seconds.toFixed(1)} s (${ctx.redisIssue.keys} keys)`);
 }
 
 function selectedVariants() {
@@ -561,8 +693,151 @@ function selectedVariants() {
   if (unknown.length) fail(`unknown VARIANTS ${unknown.join(', ')}; known: ${VARIANTS.map((v) => v.id).join(', ')}`);
   return VARIANTS.filter((v) => wanted.includes(v.id));
 }
+function ctxNeedsRedis() {
+  return selectedVariants().some((v) => v.redis) || VARIANTS.some((v) => v.id === OPTIONS.profile && v.redis);
+}
 function ctxNeedsPool() {
   return selectedVariants().some((v) => v.needsPool) || VARIANTS.some((v) => v.id === OPTIONS.profile && v.needsPool);
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Memory step: the service's RSS after MEMORY_SESSIONS distinct sessions, with each session store.
+
+const agentFor = (connections) => new HttpAgent({ keepAlive: true, maxSockets: connections });
+
+/** One check with a keep-alive agent: the status and the user id the service answered with. */
+function check(agent, port, cookie) {
+  return new Promise((resolvePromise, reject) => {
+    const req = httpRequest({ host: '127.0.0.1', port, path: API_PATH, method: 'GET', agent, timeout: 30_000, headers: { host: HOST, cookie, accept: 'application/json' } }, (res) => {
+      res.resume();
+      res.on('end', () => resolvePromise({ status: res.statusCode, userId: res.headers['kubeflow-userid'] }));
+    });
+    req.on('timeout', () => req.destroy(new Error('check timed out after 30 s')));
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+/**
+ * One mode: a fresh service (pinned like in the rounds, default cache bound and, for Redis, default
+ * cacheFor) and, for Redis, a fresh redis-server on the same core. On the other core, MEMORY_WORKERS worker
+ * threads issue the sessions with the service's own store code (bench/session-worker.mjs) and the
+ * orchestrator checks each one once as soon as it exists (64 at a time), so sealing and the service's
+ * unsealing overlap. Then VmRSS and the service's own gauges, and Redis's INFO memory.
+ */
+async function memoryRun(mode, ctx) {
+  const n = OPTIONS.memorySessions;
+  const id = `memory-${mode}`;
+  let redis = null;
+  let server = null;
+  const workers = [];
+  try {
+    if (mode === 'redis') redis = await startRedis({ cpu: OPTIONS.serverCpu, onChild: (child) => live.add(child) });
+    const rawConfig = mode === 'redis' ? redisConfig(ctx, undefined, redis.url) : cookieConfig(ctx);
+    const file = join(WORK, `config-${id}.json`);
+    writeFileSync(file, `${JSON.stringify(rawConfig, null, 2)}\n`);
+    ctx.configFiles[id] = file;
+    server = await startServer({ id, server: 'authz', redis: mode === 'redis' }, ctx);
+    const idle = { ...processMemory(server.pid), ...(await decisionCounts(server.metricsPort)) };
+    const redisIdle = redis ? await redis.memory() : null;
+
+    // The service (and Redis) keep their core; sealing and the checking client get the other one (every
+    // thread of this process, and the worker threads inherit it). Undone in `finally`.
+    await pinSelf(String(OPTIONS.wrkCpu));
+    const queue = [];
+    let next = 0;
+    let workersDone = 0;
+    let valueBytes = NaN;
+    let waiting = [];
+    const wakeAll = () => {
+      const w = waiting;
+      waiting = [];
+      for (const resolveWait of w) resolveWait();
+    };
+    const started = Date.now();
+    let generatedAt = NaN;
+    const workerFailed = new Promise((_, reject) => {
+      const share = Math.ceil(n / OPTIONS.memoryWorkers);
+      for (let w = 0, from = 0; from < n; w++, from += share) {
+        const worker = new Worker(new URL('./session-worker.mjs', import.meta.url), {
+          workerData: { root: ROOT, rawConfig, idToken: ctx.token, issuer: ctx.issuer, from, count: Math.min(share, n - from), parallel: 32, batch: 256 },
+        });
+        workers.push(worker);
+        worker.on('message', (message) => {
+          if (message.cookies) queue.push(...message.cookies);
+          if (message.done) {
+            valueBytes = message.valueBytes;
+            if (++workersDone === workers.length) generatedAt = Date.now();
+          }
+          wakeAll();
+        });
+        worker.on('error', (error) => reject(new BenchFailure(`${id}: session worker failed: ${error.stack ?? error}`)));
+        worker.on('exit', (code) => code !== 0 && reject(new BenchFailure(`${id}: session worker exited with ${code}`)));
+      }
+    });
+    const agent = agentFor(OPTIONS.connections);
+    const problems = [];
+    let allowed = 0;
+    const sender = async () => {
+      for (;;) {
+        if (next < queue.length) {
+          const cookie = queue[next];
+          queue[next++] = undefined;
+          const answer = await check(agent, server.port, cookie);
+          if (answer.status === 200 && answer.userId === 'alice@example.com') allowed++;
+          else if (problems.length < 5) problems.push(`${answer.status} (user ${answer.userId})`);
+        } else if (workersDone === workers.length && workers.length > 0) {
+          return;
+        } else {
+          await new Promise((resolveWait) => waiting.push(resolveWait));
+        }
+      }
+    };
+    await Promise.race([Promise.all(Array.from({ length: OPTIONS.connections }, sender)), workerFailed]);
+    const checkedAt = Date.now();
+    agent.destroy();
+    if (queue.length !== n || allowed !== n) fail(`${id}: ${queue.length} sessions issued, ${allowed} of them allowed, expected ${n}; e.g. ${problems.join(', ')}`);
+
+    const after = { ...processMemory(server.pid), ...(await decisionCounts(server.metricsPort)) };
+    const decided = Object.entries(after.counts);
+    if (decided.some(([k, c]) => !k.startsWith('allow/') && c > 0) || decided.reduce((a, [, c]) => a + c, 0) < n) fail(`${id}: server decisions ${JSON.stringify(after.counts)}`);
+    if (redis && after.storeReads < n) fail(`${id}: ${after.storeReads} Redis reads for ${n} first checks`);
+    const redisAfter = redis ? await redis.memory() : null;
+    const result = {
+      mode,
+      sessions: n,
+      workers: workers.length,
+      generateS: (generatedAt - started) / 1000,
+      totalS: (checkedAt - started) / 1000,
+      valueBytes,
+      idleRssMb: idle.rssKb / 1024,
+      rssMb: after.rssKb / 1024,
+      hwmMb: after.hwmKb / 1024,
+      idleHeapMb: idle.heapUsedBytes / 2 ** 20,
+      heapMb: after.heapUsedBytes / 2 ** 20,
+      sessionCacheEntries: after.sessionCacheEntries,
+      cacheBound: cookieConfig(ctx).bearer.cacheMaxEntries,
+      storeReads: redis ? after.storeReads : null,
+      decisions: after.counts,
+      redis: redis ? { version: redis.version, keys: await redis.keys(), idleUsedMemory: redisIdle.used_memory, usedMemory: redisAfter.used_memory, usedMemoryRss: redisAfter.used_memory_rss } : null,
+    };
+    log(`memory ${mode}: ${n} sessions issued in ${fmt(result.generateS, 1)} s and checked by ${fmt(result.totalS, 1)} s; RSS ${fmt(result.idleRssMb, 0)} → ${fmt(result.rssMb, 0)} MB (peak ${fmt(result.hwmMb, 0)}), heap ${fmt(result.heapMb, 0)} MB, session cache ${result.sessionCacheEntries}${result.redis ? `, Redis used_memory ${fmt(result.redis.usedMemory / 2 ** 20, 1)} MB, ${result.redis.keys} keys` : ''}`);
+    return result;
+  } finally {
+    await Promise.all(workers.map((w) => w.terminate()));
+    await pinSelf(OWN_CPUS);
+    await server?.stop();
+    await redis?.stop();
+  }
+}
+
+/** The CPUs this process may use as started (restored after the memory step). */
+const OWN_CPUS = /^Cpus_allowed_list:\s*(\S+)$/m.exec(readFileSync('/proc/self/status', 'utf8'))[1];
+
+/** Sets the CPU affinity of every thread of this process (taskset -a). */
+async function pinSelf(cpuList) {
+  const result = await run('taskset', ['-a', '-pc', cpuList, String(process.pid)]);
+  if (result.code !== 0) fail(`taskset -a -pc ${cpuList} ${process.pid}: ${result.stderr}`);
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -641,6 +916,7 @@ function summarize(runs, variants) {
       p50Ms: median(mine.map((r) => r.p50Ms)),
       p99Ms: median(mine.map((r) => r.p99Ms)),
       cpuUs: median(mine.map((r) => r.serverCpuUsPerReq)),
+      redisCpuUs: variant.redis ? median(mine.map((r) => r.redisCpuUsPerReq)) : null,
       rssMb: median(mine.map((r) => r.rssMb)),
       serverBusy: median(mine.map((r) => r.serverBusy)),
       wrkCoreBusy: median(mine.map((r) => r.wrkCoreBusy)),
@@ -650,12 +926,12 @@ function summarize(runs, variants) {
 
 function table(summary) {
   const lines = [
-    '| variant | expect | req/s (median) | vs bare (median, min–max) | p50 ms | p99 ms | server CPU µs/req | RSS MB | server core busy | wrk core busy |',
-    '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
+    '| variant | expect | req/s (median) | vs bare (median, min–max) | p50 ms | p99 ms | server CPU µs/req | Redis CPU µs/req | RSS MB | server core busy | wrk core busy |',
+    '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
   ];
   for (const s of summary) {
     const ratio = s.id === 'bare' ? '1.00' : Number.isFinite(s.ratio) ? `${fmt(s.ratio, 3)} (${fmt(s.ratioMin, 3)}–${fmt(s.ratioMax, 3)})` : 'n/a';
-    lines.push(`| ${s.label} | ${s.expect} | ${fmtInt(s.reqPerS)} | ${ratio} | ${fmt(s.p50Ms, 2)} | ${fmt(s.p99Ms, 2)} | ${fmt(s.cpuUs, 1)} | ${fmt(s.rssMb, 0)} | ${pct(s.serverBusy)} | ${pct(s.wrkCoreBusy)} |`);
+    lines.push(`| ${s.label} | ${s.expect} | ${fmtInt(s.reqPerS)} | ${ratio} | ${fmt(s.p50Ms, 2)} | ${fmt(s.p99Ms, 2)} | ${fmt(s.cpuUs, 1)} | ${s.redisCpuUs === null ? '–' : fmt(s.redisCpuUs, 1)} | ${fmt(s.rssMb, 0)} | ${pct(s.serverBusy)} | ${pct(s.wrkCoreBusy)} |`);
   }
   return lines.join('\n');
 }
@@ -666,7 +942,7 @@ function perRoundTable(runs, variants) {
   for (const v of variants) {
     const cells = rounds.map((round) => {
       const r = runs.find((x) => x.round === round && x.variant === v.id);
-      return r ? `${fmtInt(r.reqPerS)} (${fmt(r.serverCpuUsPerReq, 1)})${r.serverBusy < SATURATED ? ` ⚠ ${fmt(r.serverBusy * 100, 1)} % busy` : ''}` : '–';
+      return r ? `${fmtInt(r.reqPerS)} (${fmt(r.serverCpuUsPerReq, 1)}${v.redis ? ` + Redis ${fmt(r.redisCpuUsPerReq, 1)}` : ''})${r.serverBusy < SATURATED ? ` ⚠ ${fmt(r.serverBusy * 100, 1)} % busy` : ''}` : '–';
     });
     lines.push(`| ${v.id} | ${cells.join(' | ')} |`);
   }
@@ -686,14 +962,15 @@ drawing conclusions from those rounds.
 `;
 }
 
-function writeResults({ machine, startedAt, finishedAt, runs, discarded, variants, ctx, profile }) {
+function writeResults({ machine, startedAt, finishedAt, runs, discarded, variants, ctx, profile, memory = [] }) {
   const summary = summarize(runs, variants);
   const cached = summary.find((s) => s.id === 'bearer-cached');
   const tokenBytes = Buffer.byteLength(ctx.token);
   const poolBytes = ctx.pool.length ? ctx.pool.map((t) => t.length) : [];
   const decisionsSeen = runs
     .filter((r) => r.decisions)
-    .map((r) => `round ${r.round} ${r.variant}: ${Object.entries(r.decisions).map(([k, n]) => `${k}=${n}`).join(', ')}; token cache entries ${r.tokenCacheEntries ?? 'n/a'}`);
+    .map((r) => `round ${r.round} ${r.variant}: ${Object.entries(r.decisions).map(([k, n]) => `${k}=${n}`).join(', ')}; token cache entries ${r.tokenCacheEntries ?? 'n/a'}${VARIANTS.find((v) => v.id === r.variant)?.redis ? `; session cache entries ${r.sessionCacheEntries ?? 'n/a'}; Redis reads ${r.storeReads ?? 'n/a'}` : ''}`);
+  const redisIdle = !ctx.redis ? [] : runs.filter((r) => !VARIANTS.find((v) => v.id === r.variant)?.redis && Number.isFinite(r.redisCpuS));
   const md = `# Check endpoint load benchmark
 
 Generated by \`make bench\` (bench/run.sh → bench/orchestrate.mjs). Overwritten on every run; the raw
@@ -743,7 +1020,17 @@ As prescribed in research/perf.md:
 - The service runs from \`dist/\` with production metrics (\`createMetrics()\`, default process metrics on)
   and \`silentLogger\`. In production at log level \`info\`, each 403 also writes one JSON log line; that
   cost is not in the 403 row.
-
+${ctx.redis ? `- Redis (the \`redis-*\` rows): one \`redis-server\` ${ctx.redis.version} (Debian's) for all rounds, started by the
+  bench on 127.0.0.1 and a free port with \`--save '' --appendonly no\`, **pinned to core ${OPTIONS.serverCpu} with the service**
+  (\`taskset -c ${OPTIONS.serverCpu}\`): Redis is part of the server side's cost, and core ${OPTIONS.wrkCpu} is the generator's. So the
+  req/s of those rows pay for the service and Redis on one core; in production Redis runs on other
+  hardware, and a replica's throughput would be higher by about Redis's share. **Redis CPU µs/req** =
+  Δ(utime+stime) of the redis-server process over the measured run ÷ requests, apart from the service's
+  own µs/req; "server core busy" of those rows counts both. After every run the service's own count of
+  Redis reads (\`oidc_authz_session_store_operations_total{op="read"}\`) is checked: exactly 1 (the first
+  probe) for redis-cached, at least one per answered check for redis-first, no failed read. While the
+  other variants ran, Redis sat idle: ${redisIdle.length ? `at most ${fmt(Math.max(...redisIdle.map((r) => r.redisCpuS)) * 1000, 0)} ms of its CPU in one measured run` : 'n/a'}.
+` : ''}
 ## Variants
 
 - **bare**: \`bench/server-bare.mjs\`, node:http answering 200 with \`content-length: 0\`. Same request
@@ -762,6 +1049,30 @@ As prescribed in research/perf.md:
   request therefore runs the full jose \`jwtVerify\` (RS256, WebCrypto on the pinned libuv threadpool).
   The server CPU per request in the table (vs bearer-cached) confirms it, and the token-cache gauge
   read after each run sits at its bound (below).
+- **cookie-cached**: same URL, a \`Cookie\` header with the session cookie (${ctx.sessionBytes.toLocaleString('en-US')} B sealed value) between
+  two other cookies. The session holds the bearer variants' ID token and a refresh token; it is sealed by
+  the service's own \`CookieSessionStore\` from \`dist/\` with a cookie secret written for the bench, and
+  \`session.revalidateAfter: 2h\` keeps the service from refreshing it (no IdP runs). After the probe the
+  session is answered from the session cache.
+- **redis-cached**: the same with \`session.store: redis\`. The session is issued into the bench's Redis
+  by the service's own \`RedisSessionStore\` (\`redisStoreFromConfig\` from \`dist/\`, with the config and
+  cookie secret the service reads, then \`issue(session, [], true, owner)\`, as a login does); the cookie is
+  its signed handle (${ctx.redisHandleBytes ?? 'n/a'} B). \`session.redis.cacheFor: ${REDIS_CACHED_FOR}\` (the default is 5s, the cap 5m) is longer than a
+  run's probe, warm-up and measured run (~${OPTIONS.warmup + OPTIONS.duration + 2} s), so every check after the first probe is a memory hit:
+  the service counted exactly one Redis read per run (below).
+- **redis-first**: what the first check of a session on a replica costs: \`session.redis.cacheFor: 0\`, so
+  the service trusts no read and **every check reads Redis** (handle signature, \`GET\`, Iron unseal,
+  identity), and a pool of ${ctx.redisPool.length.toLocaleString('en-US')} distinct sessions (issued like redis-cached's, all alice's),
+  cycled round-robin by \`bench/cookie-pool.lua\`. The pool is needed as well: the service opens
+  concurrent checks of one cookie once (single-flight per cookie, \`src/authn/session.ts\`), so with one
+  cookie and ${OPTIONS.connections} requests in flight one Redis read would answer many checks; round-robin over
+  ${ctx.redisPool.length.toLocaleString('en-US')} sessions, no two requests in flight carry the same one. (The alternative, a session used
+  once each, needs req/s × ${OPTIONS.warmup + OPTIONS.duration} s × ${OPTIONS.rounds} rounds issued sessions: minutes of sealing.) The Redis read count
+  per run (below) is at least the number of checks. The sessions were issued in ${ctx.redisIssue ? fmt(ctx.redisIssue.seconds, 1) : 'n/a'} s; Redis held
+  ${ctx.redisIssue ? `${ctx.redisIssue.keys.toLocaleString('en-US')} keys, used_memory ${fmt(ctx.redisIssue.memory.used_memory / 2 ** 20, 1)} MB` : 'n/a'} during the rounds.
+- **bare-hostile**: bare node:http sent issue 13's 59 KB Cookie header (\`oidc_authz= \` repeated): what
+  parsing that header costs Node alone.
+- **cookie-hostile**: the service sent the same header → 401 (\`session_invalid\`).
 - **bearer-forbidden**: \`GET ${ADMIN_PATH}\`, the cached token; the \`admin\` rule requires group
   \`bench-admins\`, which the token lacks → 403 with a JSON body.
 
@@ -772,7 +1083,7 @@ Server decisions per run (its \`oidc_authz_checks_total\` and \`oidc_authz_token
 measured run; the counts include the probes and the warm-up run):
 
 ${decisionsSeen.map((l) => `- ${l}`).join('\n')}
-${profile ? `
+${memory.length ? memorySection(memory, ctx) : ''}${profile ? `
 ## CPU profile (${profile.variant}, one extra ${OPTIONS.duration} s run under \`node --cpu-prof\`, not in the table)
 
 Profile: \`${profile.file.replace(`${ROOT}/`, '')}\`, ${fmt(profile.totalMs, 0)} ms sampled. Top self-time frames:
@@ -783,6 +1094,40 @@ ${profile.rows.map((r) => `| ${fmt(r.share * 100, 1)} | ${fmt(r.ms, 0)} | \`${r.
 ` : ''}`;
   writeFileSync(join(BENCH_DIR, 'RESULTS.md'), md);
   return summary;
+}
+
+function memorySection(memory, ctx) {
+  const mb = (bytes) => fmt(bytes / 2 ** 20, 1);
+  const rows = memory.map((m) => `| ${m.mode} | ${m.sessions.toLocaleString('en-US')} | ${m.valueBytes.toLocaleString('en-US')} | ${fmt(m.generateS, 1)} | ${fmt(m.totalS, 1)} | ${fmt(m.idleRssMb, 0)} → **${fmt(m.rssMb, 0)}** | ${fmt(m.hwmMb, 0)} | ${fmt(m.idleHeapMb, 0)} → ${fmt(m.heapMb, 0)} | ${fmtInt(m.sessionCacheEntries)} (bound ${fmtInt(m.cacheBound)}) | ${m.redis ? `${mb(m.redis.idleUsedMemory)} → **${mb(m.redis.usedMemory)}** (${fmtInt((m.redis.usedMemory - m.redis.idleUsedMemory) / m.sessions)} B/session), ${m.redis.keys.toLocaleString('en-US')} keys` : '–'} |`);
+  const n = memory[0].sessions.toLocaleString('en-US');
+  return `
+## Memory after ${n} distinct sessions
+
+A separate step after the rounds, once per session store: a fresh service process (pinned to core ${OPTIONS.serverCpu} as in the
+rounds; config as cookie-cached resp. redis-cached but with every cache setting at its default: the
+session cache is bounded by \`bearer.cacheMaxEntries\`, default 10,000, which \`src/oidc/setup.ts\` passes to
+the session authenticator as well; \`session.redis.cacheFor\` 5s) and, for Redis, a fresh empty
+\`redis-server\` on the same core. On core ${OPTIONS.wrkCpu}, ${memory[0].workers} worker threads of the orchestrator issue ${n} sessions with the service's own store code
+(\`bench/session-worker.mjs\` → \`bench/sessions.mjs\`: \`CookieSessionStore\` resp. \`RedisSessionStore\` from
+\`dist/\`, the service's config and secret), each with its own refresh token and seal; in Redis each has its
+own user and subject (as ${n} users would; the ID token inside is the same). The orchestrator checks every
+session exactly once as soon as it exists (${OPTIONS.connections} at a time, keep-alive, also from core ${OPTIONS.wrkCpu}), so sealing and the
+service's unsealing overlap: "issued in" is when the last session was sealed, "all checked by" when the last check was
+answered (every one 200 with \`kubeflow-userid\`; the service's counters agree${memory.some((m) => m.redis) ? ', and for Redis it read the store for each' : ''}).
+Then, right away: the service's VmRSS and VmHWM (/proc/PID/status), its JS heap in use
+(\`oidc_authz_nodejs_heap_size_used_bytes\`), its \`oidc_authz_session_cache_entries\`, and Redis's \`INFO memory\`
+\`used_memory\` (empty, after start-up → after the sessions) and \`DBSIZE\`.
+
+| session store | sessions | cookie value B | issued in s | all checked by s | service RSS MB idle → after | peak RSS MB | JS heap MB idle → after | session cache entries | Redis used_memory MB empty → after |
+|---|---:|---:|---:|---:|---:|---:|---:|---:|---|
+${rows.join('\n')}
+
+The session cache holds at most ${fmtInt(memory[0].cacheBound)} opened sessions whatever the number of sessions: past that, the least
+recently used is dropped (and opened again, with an unseal and for Redis a read, when it comes back).
+Redis-mode entries past cacheFor stay in it until evicted or looked up, so it is full in both modes.
+RSS and heap are read without forcing a garbage collection, so they include garbage not yet collected;
+${memory[0].sessions.toLocaleString('en-US')} Redis sessions each hold a sealed record and, with a user and a subject of their own, two index sets.
+`;
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -803,7 +1148,7 @@ async function main() {
   const ctx = await prepare();
   const machine = machineInfo(wrkVersion);
   const estimate = OPTIONS.rounds * variants.length * (OPTIONS.warmup + OPTIONS.duration + 1.5);
-  log(`${OPTIONS.rounds} rounds × ${variants.length} variants (${variants.map((v) => v.id).join(', ')}), about ${Math.round(estimate)} s`);
+  log(`${OPTIONS.rounds} rounds × ${variants.length} variants (${variants.map((v) => v.id).join(', ')}), about ${Math.round(estimate)} s${OPTIONS.memorySessions > 0 ? `, then the memory step (${OPTIONS.memorySessions} sessions × 2 stores, roughly ${Math.round((OPTIONS.memorySessions * 2.5) / 1000)} s on a quiet machine)` : ''}`);
 
   const runs = [];
   const discarded = [];
@@ -850,8 +1195,19 @@ async function main() {
       saveRaw({ discarded, profile });
     }
 
-    const summary = writeResults({ machine, startedAt, finishedAt: new Date(), runs, discarded, variants, ctx, profile });
-    saveRaw({ summary, discarded, profile });
+    // The rounds' Redis is done; the memory step starts its own (an empty one, for used_memory).
+    await ctx.redis?.stop();
+    const memory = [];
+    if (OPTIONS.memorySessions > 0) {
+      log(`memory step: ${OPTIONS.memorySessions} distinct sessions, cookie then redis`);
+      for (const mode of ['cookie', 'redis']) {
+        memory.push(await memoryRun(mode, ctx));
+        saveRaw({ discarded, profile, memory });
+      }
+    }
+
+    const summary = writeResults({ machine, startedAt, finishedAt: new Date(), runs, discarded, variants, ctx, profile, memory });
+    saveRaw({ summary, discarded, profile, memory });
     process.stdout.write(`\n${table(summary)}\n${unsaturatedNote(runs)}\n`);
     const cached = summary.find((s) => s.id === 'bearer-cached');
     if (cached && Number.isFinite(cached.ratio)) {
@@ -867,6 +1223,7 @@ async function main() {
   } finally {
     ctx.jwksServer.close();
     ctx.jwksServer.closeAllConnections();
+    await ctx.redis?.stop().catch(() => undefined);
   }
 }
 

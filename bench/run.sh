@@ -3,8 +3,11 @@
 # Env overrides: ROUNDS (3), DURATION (8 s measured), WARMUP (2 s), CONNECTIONS (64), POOL (5000),
 # FRESH_CACHE (100), VARIANTS (comma list of ids), SERVER_CPU (0), WRK_CPU (1),
 # PROFILE=<variant id> (one extra run under node --cpu-prof; top frames go into RESULTS.md),
-# MAX_OTHER_CORES (0.1), REDOS (4): redo a run once if other processes took CPU during it.
-# Defaults: 3 × 4 runs of ~11.5 s, about 2.5 minutes plus token signing.
+# MAX_OTHER_CORES (0.1), REDOS (4): redo a run once if other processes took CPU during it,
+# REDIS_POOL (1000 sessions for redis-first), MEMORY_SESSIONS (100000; 0 skips the memory step),
+# MEMORY_WORKERS (2), REDIS_SERVER (/usr/bin/redis-server, from `make install`).
+# Defaults: 3 rounds × 9 variants of ~12 s each (about 5.5 minutes), then the memory step (100k sessions
+# in each session store, about 4 minutes: sealing 200k sessions and opening them is the cost).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -17,4 +20,4 @@ command -v taskset >/dev/null 2>&1 || { echo "[bench] taskset (util-linux) is re
 
 mkdir -p bench/.work
 # Hard upper bound on the whole bench, whatever the settings (the orchestrator also bounds every run).
-exec timeout --signal=TERM --kill-after=10 "${BENCH_TIMEOUT:-900}" node bench/orchestrate.mjs
+exec timeout --signal=TERM --kill-after=10 "${BENCH_TIMEOUT:-1500}" node bench/orchestrate.mjs
