@@ -971,6 +971,54 @@ function writeResults({ machine, startedAt, finishedAt, runs, discarded, variant
     .filter((r) => r.decisions)
     .map((r) => `round ${r.round} ${r.variant}: ${Object.entries(r.decisions).map(([k, n]) => `${k}=${n}`).join(', ')}; token cache entries ${r.tokenCacheEntries ?? 'n/a'}${VARIANTS.find((v) => v.id === r.variant)?.redis ? `; session cache entries ${r.sessionCacheEntries ?? 'n/a'}; Redis reads ${r.storeReads ?? 'n/a'}` : ''}`);
   const redisIdle = !ctx.redis ? [] : runs.filter((r) => !VARIANTS.find((v) => v.id === r.variant)?.redis && Number.isFinite(r.redisCpuS));
+  const firstRate = summary.find((s) => s.id === 'redis-first')?.reqPerS;
+  // What each variant is, for those in this run.
+  const notes = {
+    'bare': `- **bare**: \`bench/server-bare.mjs\`, node:http answering 200 with \`content-length: 0\`. Same request
+  bytes as the cached bearer variant (Host + ${tokenBytes} B bearer JWT).`,
+    'bearer-cached': `- **bearer-cached**: \`GET ${API_PATH}\`, Host \`${HOST}\`,
+  one valid RS256 token (${tokenBytes} B; iss = the bench issuer, aud \`${AUDIENCE}\`, exp in 1 h, email + groups claims).
+  The matched rule (\`api\`, 5th of 5, \`authenticated\`) sits behind four others. After the probe the
+  token is answered from the verified-token cache.`,
+    'bearer-fresh': `- **bearer-fresh**: same URL, a different valid token on every request: a pool of ${ctx.pool.length.toLocaleString('en-US')} distinct tokens
+  (${poolBytes.length ? `${Math.min(...poolBytes)}–${Math.max(...poolBytes)} B` : 'n/a'}, distinct \`jti\`/\`nonce\`), signed once by the orchestrator into \`bench/.work/tokens.txt\`,
+  which \`bench/bearer-fresh.lua\` cycles through in order. The server runs with
+  \`bearer.cacheMaxEntries: ${OPTIONS.freshCache}\`. **Why every request misses:** with \`-t1\` there is a single Lua
+  state generating requests, so the sequence is strictly round-robin over the pool; a token comes back
+  only after ${(ctx.pool.length - 1).toLocaleString('en-US')} other distinct tokens, and the cache is an LRU of ${OPTIONS.freshCache} entries,
+  so it has always been evicted by then (reuse distance ${(ctx.pool.length - 1).toLocaleString('en-US')} ≫ capacity ${OPTIONS.freshCache}). Every
+  request therefore runs the full jose \`jwtVerify\` (RS256, WebCrypto on the pinned libuv threadpool).
+  The server CPU per request in the table (vs bearer-cached) confirms it, and the token-cache gauge
+  read after each run sits at its bound (below).`,
+    'cookie-cached': `- **cookie-cached**: same URL, a \`Cookie\` header with the session cookie (${ctx.sessionBytes.toLocaleString('en-US')} B sealed value) between
+  two other cookies. The session holds the bearer variants' ID token and a refresh token; it is sealed by
+  the service's own \`CookieSessionStore\` from \`dist/\` with a cookie secret written for the bench, and
+  \`session.revalidateAfter: 2h\` keeps the service from refreshing it (no IdP runs). After the probe the
+  session is answered from the session cache.`,
+    'redis-cached': `- **redis-cached**: as cookie-cached, with \`session.store: redis\`. The session is issued into the bench's Redis
+  by the service's own \`RedisSessionStore\` (\`redisStoreFromConfig\` from \`dist/\`, with the config and
+  cookie secret the service reads, then \`issue(session, [], true, owner)\`, as a login does); the cookie is
+  its signed handle (${ctx.redisHandleBytes ?? 'n/a'} B). \`session.redis.cacheFor: ${REDIS_CACHED_FOR}\` (the default is 5s, the cap 5m) is longer than a
+  run's probe, warm-up and measured run (~${OPTIONS.warmup + OPTIONS.duration + 2} s), so every check after the first probe is a memory hit:
+  the service counted exactly one Redis read per run (below).`,
+    'redis-first': `- **redis-first**: what the first check of a session on a replica costs: \`session.redis.cacheFor: 0\`, so
+  the service trusts no read and **every check reads Redis** (handle signature, \`GET\`, Iron unseal,
+  identity), and a pool of ${ctx.redisPool.length.toLocaleString('en-US')} distinct sessions (issued like redis-cached's, all alice's),
+  cycled round-robin by \`bench/cookie-pool.lua\`. The pool is needed as well: the service opens
+  concurrent checks of one cookie once (single-flight per cookie, \`src/authn/session.ts\`), so with one
+  cookie and ${OPTIONS.connections} requests in flight one Redis read would answer many checks; round-robin over
+  ${ctx.redisPool.length.toLocaleString('en-US')} sessions, no two requests in flight carry the same one. A check's code path is a
+  first check's under any cacheFor; only the expiry of the cache entry it leaves behind differs. (The
+  alternative, sessions used once each, would need req/s × ${OPTIONS.warmup + OPTIONS.duration} s × ${OPTIONS.rounds} rounds${firstRate ? ` ≈ ${fmtInt(firstRate * (OPTIONS.warmup + OPTIONS.duration) * OPTIONS.rounds)}` : ''}
+  sessions sealed before the rounds, more on a faster machine; with cacheFor 0 the pool is fixed.) The
+  Redis read count per run (below) is at least the number of checks. The sessions were issued in ${ctx.redisIssue ? fmt(ctx.redisIssue.seconds, 1) : 'n/a'} s; Redis held
+  ${ctx.redisIssue ? `${ctx.redisIssue.keys.toLocaleString('en-US')} keys, used_memory ${fmt(ctx.redisIssue.memory.used_memory / 2 ** 20, 1)} MB` : 'n/a'} during the rounds.`,
+    'bare-hostile': `- **bare-hostile**: bare node:http sent issue 13's 59 KB Cookie header (\`oidc_authz= \` repeated): what
+  parsing that header costs Node alone.`,
+    'cookie-hostile': `- **cookie-hostile**: the service sent the same header → 401 (\`session_invalid\`).`,
+    'bearer-forbidden': `- **bearer-forbidden**: \`GET ${ADMIN_PATH}\`, the cached token; the \`admin\` rule requires group
+  \`bench-admins\`, which the token lacks → 403 with a JSON body.`,
+  };
   const md = `# Check endpoint load benchmark
 
 Generated by \`make bench\` (bench/run.sh → bench/orchestrate.mjs). Overwritten on every run; the raw
@@ -1033,51 +1081,11 @@ ${ctx.redis ? `- Redis (the \`redis-*\` rows): one \`redis-server\` ${ctx.redis.
 ` : ''}
 ## Variants
 
-- **bare**: \`bench/server-bare.mjs\`, node:http answering 200 with \`content-length: 0\`. Same request
-  bytes as the cached bearer variant (Host + ${tokenBytes} B bearer JWT).
-- **bearer-cached**: \`GET ${API_PATH}\`, Host \`${HOST}\`,
-  one valid RS256 token (${tokenBytes} B; iss = the bench issuer, aud \`${AUDIENCE}\`, exp in 1 h, email + groups claims).
-  The matched rule (\`api\`, 5th of 5, \`authenticated\`) sits behind four others. After the probe the
-  token is answered from the verified-token cache.
-- **bearer-fresh**: same URL, a different valid token on every request: a pool of ${ctx.pool.length.toLocaleString('en-US')} distinct tokens
-  (${poolBytes.length ? `${Math.min(...poolBytes)}–${Math.max(...poolBytes)} B` : 'n/a'}, distinct \`jti\`/\`nonce\`), signed once by the orchestrator into \`bench/.work/tokens.txt\`,
-  which \`bench/bearer-fresh.lua\` cycles through in order. The server runs with
-  \`bearer.cacheMaxEntries: ${OPTIONS.freshCache}\`. **Why every request misses:** with \`-t1\` there is a single Lua
-  state generating requests, so the sequence is strictly round-robin over the pool; a token comes back
-  only after ${(ctx.pool.length - 1).toLocaleString('en-US')} other distinct tokens, and the cache is an LRU of ${OPTIONS.freshCache} entries,
-  so it has always been evicted by then (reuse distance ${(ctx.pool.length - 1).toLocaleString('en-US')} ≫ capacity ${OPTIONS.freshCache}). Every
-  request therefore runs the full jose \`jwtVerify\` (RS256, WebCrypto on the pinned libuv threadpool).
-  The server CPU per request in the table (vs bearer-cached) confirms it, and the token-cache gauge
-  read after each run sits at its bound (below).
-- **cookie-cached**: same URL, a \`Cookie\` header with the session cookie (${ctx.sessionBytes.toLocaleString('en-US')} B sealed value) between
-  two other cookies. The session holds the bearer variants' ID token and a refresh token; it is sealed by
-  the service's own \`CookieSessionStore\` from \`dist/\` with a cookie secret written for the bench, and
-  \`session.revalidateAfter: 2h\` keeps the service from refreshing it (no IdP runs). After the probe the
-  session is answered from the session cache.
-- **redis-cached**: the same with \`session.store: redis\`. The session is issued into the bench's Redis
-  by the service's own \`RedisSessionStore\` (\`redisStoreFromConfig\` from \`dist/\`, with the config and
-  cookie secret the service reads, then \`issue(session, [], true, owner)\`, as a login does); the cookie is
-  its signed handle (${ctx.redisHandleBytes ?? 'n/a'} B). \`session.redis.cacheFor: ${REDIS_CACHED_FOR}\` (the default is 5s, the cap 5m) is longer than a
-  run's probe, warm-up and measured run (~${OPTIONS.warmup + OPTIONS.duration + 2} s), so every check after the first probe is a memory hit:
-  the service counted exactly one Redis read per run (below).
-- **redis-first**: what the first check of a session on a replica costs: \`session.redis.cacheFor: 0\`, so
-  the service trusts no read and **every check reads Redis** (handle signature, \`GET\`, Iron unseal,
-  identity), and a pool of ${ctx.redisPool.length.toLocaleString('en-US')} distinct sessions (issued like redis-cached's, all alice's),
-  cycled round-robin by \`bench/cookie-pool.lua\`. The pool is needed as well: the service opens
-  concurrent checks of one cookie once (single-flight per cookie, \`src/authn/session.ts\`), so with one
-  cookie and ${OPTIONS.connections} requests in flight one Redis read would answer many checks; round-robin over
-  ${ctx.redisPool.length.toLocaleString('en-US')} sessions, no two requests in flight carry the same one. (The alternative, a session used
-  once each, needs req/s × ${OPTIONS.warmup + OPTIONS.duration} s × ${OPTIONS.rounds} rounds issued sessions: minutes of sealing.) The Redis read count
-  per run (below) is at least the number of checks. The sessions were issued in ${ctx.redisIssue ? fmt(ctx.redisIssue.seconds, 1) : 'n/a'} s; Redis held
-  ${ctx.redisIssue ? `${ctx.redisIssue.keys.toLocaleString('en-US')} keys, used_memory ${fmt(ctx.redisIssue.memory.used_memory / 2 ** 20, 1)} MB` : 'n/a'} during the rounds.
-- **bare-hostile**: bare node:http sent issue 13's 59 KB Cookie header (\`oidc_authz= \` repeated): what
-  parsing that header costs Node alone.
-- **cookie-hostile**: the service sent the same header → 401 (\`session_invalid\`).
-- **bearer-forbidden**: \`GET ${ADMIN_PATH}\`, the cached token; the \`admin\` rule requires group
-  \`bench-admins\`, which the token lacks → 403 with a JSON body.
+${variants.map((v) => notes[v.id]).join('\n')}
 
 JWKS: served by the orchestrator on 127.0.0.1 (\`${ctx.jwksUri}\`), fetched ${ctx.jwksHits.count} times in total
-for ${[...runs, ...discarded].filter((r) => r.decisions).length + (profile && profile.variant !== 'bare' ? 1 : 0)} service processes (once per process; its first request is the probe, never a measured one).
+for ${[...runs, ...discarded].filter((r) => r.variant.startsWith('bearer-')).length + (profile && profile.variant.startsWith('bearer-') ? 1 : 0)} processes of the bearer variants (once per process; its first request is the probe, never a measured
+one; the session variants verify no token).
 
 Server decisions per run (its \`oidc_authz_checks_total\` and \`oidc_authz_token_cache_entries\` after the
 measured run; the counts include the probes and the warm-up run):
