@@ -758,7 +758,7 @@ async function memoryRun(mode, ctx) {
     let generatedAt = NaN;
     const workerFailed = new Promise((_, reject) => {
       const share = Math.ceil(n / OPTIONS.memoryWorkers);
-      for (let w = 0, from = 0; from < n; w++, from += share) {
+      for (let from = 0; from < n; from += share) {
         const worker = new Worker(new URL('./session-worker.mjs', import.meta.url), {
           workerData: { root: ROOT, rawConfig, idToken: ctx.token, issuer: ctx.issuer, from, count: Math.min(share, n - from), parallel: 32, batch: 256 },
         });
@@ -1091,7 +1091,7 @@ Server decisions per run (its \`oidc_authz_checks_total\` and \`oidc_authz_token
 measured run; the counts include the probes and the warm-up run):
 
 ${decisionsSeen.map((l) => `- ${l}`).join('\n')}
-${memory.length ? memorySection(memory, ctx) : ''}${profile ? `
+${memory.length ? memorySection(memory) : ''}${profile ? `
 ## CPU profile (${profile.variant}, one extra ${OPTIONS.duration} s run under \`node --cpu-prof\`, not in the table)
 
 Profile: \`${profile.file.replace(`${ROOT}/`, '')}\`, ${fmt(profile.totalMs, 0)} ms sampled. Top self-time frames:
@@ -1104,7 +1104,7 @@ ${profile.rows.map((r) => `| ${fmt(r.share * 100, 1)} | ${fmt(r.ms, 0)} | \`${r.
   return summary;
 }
 
-function memorySection(memory, ctx) {
+function memorySection(memory) {
   const mb = (bytes) => fmt(bytes / 2 ** 20, 1);
   const rows = memory.map((m) => `| ${m.mode} | ${m.sessions.toLocaleString('en-US')} | ${m.valueBytes.toLocaleString('en-US')} | ${fmt(m.generateS, 1)} | ${fmt(m.totalS, 1)} | ${fmt(m.idleRssMb, 0)} → **${fmt(m.rssMb, 0)}** | ${fmt(m.hwmMb, 0)} | ${fmt(m.idleHeapMb, 0)} → ${fmt(m.heapMb, 0)} | ${fmtInt(m.sessionCacheEntries)} (bound ${fmtInt(m.cacheBound)}) | ${m.redis ? `${mb(m.redis.idleUsedMemory)} → **${mb(m.redis.usedMemory)}** (${fmtInt((m.redis.usedMemory - m.redis.idleUsedMemory) / m.sessions)} B/session), ${m.redis.keys.toLocaleString('en-US')} keys` : '–'} |`);
   const n = memory[0].sessions.toLocaleString('en-US');
