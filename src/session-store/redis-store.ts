@@ -154,6 +154,8 @@ export class RedisSessionStore implements SessionStore, SessionRevoker {
 
   async close(): Promise<void> {
     clearInterval(this.retryTimer);
+    // A client still trying to connect would keep trying (and the process alive): only a ready one says QUIT.
+    if (this.redis.status !== 'ready') return void this.redis.disconnect();
     try {
       await this.redis.quit();
     } catch {

@@ -14,7 +14,8 @@ import { secretsFromLines } from '../../src/session/secrets.js';
 import { readCookieHeader } from '../../src/session/cookie-header.js';
 import { CookieSessionStore } from '../../src/session/store.js';
 import { metricValue } from '../support/gateway-client.js';
-import { startCluster, startRedis, startSentinelSet, type RunningRedis } from '../support/redis.js';
+import { join } from 'node:path';
+import { startCluster, startRedis, startSentinelSet, TEST_TLS_DIR, type RunningRedis } from '../support/redis.js';
 import { freePort, pollUntil, startService, tempFile, TestClock, type RunningService } from '../support/service.js';
 
 const SECRET = 'redis-store-cookie-secret-0123456789abcdefghij';
@@ -520,6 +521,32 @@ describe('Sentinel and Cluster', () => {
       await a.close();
       await b.close();
       await cluster.stop();
+    }
+  });
+});
+
+describe('TLS and a password', () => {
+  test('rediss:// with the CA from tls.caFile and the password from passwordFile: sessions on both replicas; without the CA, never ready', async () => {
+    const password = 'redis-password-for-tests-0123456789';
+    const secure = await startRedis({ tls: true, password });
+    const settings: RedisSettings = { url: secure.url, tls: { caFile: join(TEST_TLS_DIR, 'ca.crt') }, passwordFile: tempFile(password), cacheFor: CACHE_FOR_MS / 1000, commandTimeout: '1s' };
+    const a = await startService(config({ port: portA, redis: settings }), { now: clock.now });
+    const b = await startService(config({ redis: settings }), { now: clock.now });
+    // Short connect timeouts: a refused client's last attempt (and its timer) ends soon after it is closed.
+    const untrusting = await startService(config({ redis: { ...settings, tls: undefined, connectTimeout: '200ms' } }), { now: clock.now });
+    const wrongPassword = await startService(config({ redis: { ...settings, passwordFile: tempFile('not-the-password'), connectTimeout: '200ms' } }), { now: clock.now });
+    try {
+      await pollUntil(() => ask(`${b.url}/readyz`, {}), (answer) => answer.status === 200);
+      const { cookie } = await login('alice', 'alice-pw');
+      expect((await check(b, '/x', cookie)).headers['kubeflow-userid']).toBe('alice@example.com');
+      // The server's certificate is checked (rediss:// alone trusts only the public roots), and so is the password.
+      for (const refused of [untrusting, wrongPassword]) {
+        expect((await ask(`${refused.url}/readyz`, {})).status).toBe(503);
+        expect((await check(refused, '/x', cookie)).status).toBe(503);
+      }
+    } finally {
+      for (const svc of [a, b, untrusting, wrongPassword]) await svc.close();
+      await secure.stop();
     }
   });
 });

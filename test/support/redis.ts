@@ -20,7 +20,14 @@ export interface RedisOptions {
   readonly password?: string;
   /** Default: a free one. */
   readonly port?: number;
+  /**
+   * TLS only, on `port`, with the test certificate in test/fixtures/redis-tls/ (server.crt for 127.0.0.1 and
+   * localhost, signed by ca.crt; made once with openssl, valid until 2046, the CA's key discarded).
+   */
+  readonly tls?: boolean;
 }
+
+export const TEST_TLS_DIR = join(process.cwd(), 'test', 'fixtures', 'redis-tls');
 
 export interface RunningRedis {
   readonly port: number;
@@ -44,8 +51,11 @@ export async function startRedis(options: RedisOptions = {}): Promise<RunningRed
   let child: ChildProcess | null = null;
   let output = '';
 
+  const listen = options.tls
+    ? ['--port', '0', '--tls-port', String(port), '--tls-cert-file', join(TEST_TLS_DIR, 'server.crt'), '--tls-key-file', join(TEST_TLS_DIR, 'server.key'), '--tls-ca-cert-file', join(TEST_TLS_DIR, 'ca.crt'), '--tls-auth-clients', 'no']
+    : ['--port', String(port)];
   const args = () => [
-    '--bind', '127.0.0.1', '--port', String(port), '--dir', dir, '--save', '',
+    '--bind', '127.0.0.1', ...listen, '--dir', dir, '--save', '',
     '--appendonly', options.persistent ? 'yes' : 'no', '--appendfsync', 'always',
     ...(options.password ? ['--requirepass', options.password] : []),
   ];
@@ -79,7 +89,7 @@ export async function startRedis(options: RedisOptions = {}): Promise<RunningRed
   await launch();
   return {
     port,
-    url: `redis://127.0.0.1:${port}`,
+    url: `${options.tls ? 'rediss' : 'redis'}://127.0.0.1:${port}`,
     kill,
     async restart() {
       await kill();
