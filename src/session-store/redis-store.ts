@@ -8,7 +8,7 @@
 import { createHmac, randomBytes } from 'node:crypto';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
-import { readCookieHeader, sessionCookieName, type CookieNames } from '../session/cookie-header.js';
+import { sessionCookieName, type CookieNames } from '../session/cookie-header.js';
 import { attributesFor, sessionSetCookies, type CookiePolicy, type SessionCookie } from '../session/cookies.js';
 import type { Sealer } from '../session/seal.js';
 import { CookieSessionStore, sessionDataFrom, type SessionData } from '../session/store.js';
@@ -164,11 +164,11 @@ export class RedisSessionStore implements SessionStore, SessionRevoker {
   }
 
   read(cookieHeader: string | undefined): SessionCookie {
-    return readCookieHeader(cookieHeader, this.options.names).session;
+    return this.cookies.read(cookieHeader);
   }
 
   endOf(createdAt: number): number {
-    return createdAt + this.options.maxAgeMs;
+    return this.cookies.endOf(createdAt);
   }
 
   clear(names: readonly string[], requestSecure = true): string[] {
@@ -310,13 +310,16 @@ export class RedisSessionStore implements SessionStore, SessionRevoker {
   }
 
   async firstUse(issuer: string, jti: string, ttlMs: number): Promise<boolean> {
-    const key = `${this.options.keyPrefix}jti:${this.indexName(0, `${issuer}\n${jti}`)}`;
-    return (await this.redis.set(key, '1', 'PX', Math.max(1, Math.ceil(ttlMs)), 'NX')) === 'OK';
+    return (await this.redis.set(this.jtiKey(issuer, jti), '1', 'PX', Math.max(1, Math.ceil(ttlMs)), 'NX')) === 'OK';
   }
 
   /** Forgets a logout token's jti (its revocation failed: the IdP's retry must be taken). */
   async forgetUse(issuer: string, jti: string): Promise<void> {
-    await this.redis.del(`${this.options.keyPrefix}jti:${this.indexName(0, `${issuer}\n${jti}`)}`);
+    await this.redis.del(this.jtiKey(issuer, jti));
+  }
+
+  private jtiKey(issuer: string, jti: string): string {
+    return `${this.options.keyPrefix}jti:${this.indexName(0, `${issuer}\n${jti}`)}`;
   }
 
   /** Ends every session in the index sets of `value` (one per current secret); throws when Redis fails. */

@@ -4,8 +4,7 @@
  * In Kubeflow, notebooks and other upstreams are run by users on the same host as everything else, so
  * whatever reaches an upstream reaches a possible attacker.
  */
-import { request as httpRequest } from 'node:http';
-import { Browser, type Page } from '../support/browser.js';
+import { Browser, sendHttp, type Page, type RawExchange } from '../support/browser.js';
 import { TestClock, startService, tempFile, type RunningService } from '../support/service.js';
 import { STACK_CLIENT, STACK_RULES, startStack, type Stack } from '../support/stack.js';
 
@@ -27,24 +26,8 @@ interface Echoed {
 const echoed = (page: { body: string }): Echoed => JSON.parse(page.body) as Echoed;
 
 /** One request to Envoy with exactly these header lines (repeats kept), as a non-browser client sends them. */
-function raw(stack: Stack, target: string, lines: ReadonlyArray<[string, string]>, method = 'GET'): Promise<{ status: number; headers: Headers; body: string }> {
-  const url = new URL(stack.url);
-  const headers: string[] = ['host', url.host];
-  for (const [name, value] of lines) headers.push(name, value);
-  return new Promise((resolve, reject) => {
-    const req = httpRequest({ host: url.hostname, port: url.port, method, path: target, headers, agent: false }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (chunk: Buffer) => chunks.push(chunk));
-      res.on('error', reject);
-      res.on('end', () => {
-        const responseHeaders = new Headers();
-        for (let i = 0; i < res.rawHeaders.length; i += 2) responseHeaders.append(res.rawHeaders[i]!, res.rawHeaders[i + 1]!);
-        resolve({ status: res.statusCode ?? 0, headers: responseHeaders, body: Buffer.concat(chunks).toString('utf8') });
-      });
-    });
-    req.on('error', reject);
-    req.end();
-  });
+function raw(stack: Stack, target: string, lines: ReadonlyArray<[string, string]>, method = 'GET'): Promise<RawExchange> {
+  return sendHttp(method, stack.url, lines, undefined, target);
 }
 
 async function logIn(stack: Stack, user: string): Promise<Browser> {

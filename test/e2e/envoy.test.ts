@@ -6,9 +6,8 @@
  * `Browser`, would resolve it before sending —, repeated or mixed-case header lines) go out through
  * `raw()`; everything else through the test `Browser`.
  */
-import { request as httpRequest } from 'node:http';
 import { createSigningKey, startIssuer, type TestIssuer } from '../support/issuer.js';
-import { Browser, type Page } from '../support/browser.js';
+import { Browser, sendHttp, type Page, type RawExchange } from '../support/browser.js';
 import { TestClock } from '../support/service.js';
 import { startStack, type Stack } from '../support/stack.js';
 
@@ -39,36 +38,13 @@ interface Echoed {
 const echoed = (page: Pick<Page, 'body'>): Echoed => JSON.parse(page.body) as Echoed;
 const lowerNames = (seen: Echoed) => seen.rawHeaderNames.map((n) => n.toLowerCase());
 
-interface RawResponse {
-  status: number;
-  headers: Headers;
-  body: string;
-}
-
 /**
  * One request to Envoy with exactly this request-target and these header lines (in order, repeats
  * kept, case kept). `browser` adds its cookies for the gateway, as a browser would.
  */
-function raw(stack: Stack, target: string, lines: ReadonlyArray<[string, string]>, options: { method?: string; browser?: Browser } = {}): Promise<RawResponse> {
-  const url = new URL(stack.url);
-  const headers: string[] = ['host', url.host];
-  for (const [name, value] of lines) headers.push(name, value);
+function raw(stack: Stack, target: string, lines: ReadonlyArray<[string, string]>, options: { method?: string; browser?: Browser } = {}): Promise<RawExchange> {
   const cookie = options.browser?.jar.header(stack.url);
-  if (cookie !== undefined) headers.push('cookie', cookie);
-  return new Promise((resolve, reject) => {
-    const req = httpRequest({ host: url.hostname, port: url.port, method: options.method ?? 'GET', path: target, headers, agent: false }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (chunk: Buffer) => chunks.push(chunk));
-      res.on('error', reject);
-      res.on('end', () => {
-        const responseHeaders = new Headers();
-        for (let i = 0; i < res.rawHeaders.length; i += 2) responseHeaders.append(res.rawHeaders[i]!, res.rawHeaders[i + 1]!);
-        resolve({ status: res.statusCode ?? 0, headers: responseHeaders, body: Buffer.concat(chunks).toString('utf8') });
-      });
-    });
-    req.on('error', reject);
-    req.end();
-  });
+  return sendHttp(options.method ?? 'GET', stack.url, cookie === undefined ? lines : [...lines, ['cookie', cookie]], undefined, target);
 }
 
 async function logIn(stack: Stack, browser: Browser, user = 'alice', path = '/notebooks/'): Promise<void> {

@@ -3,11 +3,11 @@
  * Provider (oidc-provider, demo/dev-idp.ts) and two service replicas in this process, as two pods behind
  * one gateway: a browser logs in through replica A, its checks go to either.
  */
-import { createServer, request, type Server } from 'node:http';
+import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { startDevIdp, type DevIdp } from '../../demo/dev-idp.js';
 import type { ConfigInput } from '../../src/config/schema.js';
-import { Browser } from '../support/browser.js';
+import { Browser, sendHttp, type RawExchange } from '../support/browser.js';
 import { runCli, startServeProcess, writeTempConfig, type ServeProcess } from '../support/process.js';
 import { createSealer } from '../../src/session/seal.js';
 import { secretsFromLines } from '../../src/session/secrets.js';
@@ -99,43 +99,28 @@ function config(overrides: { port?: number; store?: 'cookie' | 'redis'; redis?: 
   };
 }
 
-interface Answer {
-  readonly status: number;
-  readonly headers: Record<string, string | string[] | undefined>;
-  readonly body: string;
-}
+type Answer = RawExchange;
 
 /** A check as Envoy sends it for an API call from the browser on the public host, at one replica. */
 function check(svc: { readonly url: string }, path: string, cookie?: string, headers: Record<string, string> = {}): Promise<Answer> {
   return ask(`${svc.url}/authz${path}`, { host, accept: 'application/json', 'sec-fetch-mode': 'cors', ...(cookie ? { cookie } : {}), ...headers });
 }
 
-function ask(url: string, headers: Record<string, string>, method = 'GET'): Promise<Answer> {
-  return new Promise((resolve, reject) => {
-    // 500 groups make a kubeflow-groups header past Node's default 16 KiB limit (Envoy allows 60 KiB).
-    const req = request(url, { method, headers, maxHeaderSize: 65_536 }, (res) => {
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (chunk: string) => (body += chunk));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }));
-    });
-    req.on('error', reject);
-    req.end();
-  });
+function ask(url: string, headers: Record<string, string>): Promise<Answer> {
+  return sendHttp('GET', url, headers);
 }
 
 /** A form POST as an IdP sends a logout token (to replica A unless `url` says otherwise). */
 function postForm(url: string, body: string): Promise<Answer> {
-  return new Promise((resolve, reject) => {
-    const req = request(url, { method: 'POST', headers: { host, 'content-type': 'application/x-www-form-urlencoded' } }, (res) => {
-      let text = '';
-      res.setEncoding('utf8');
-      res.on('data', (chunk: string) => (text += chunk));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: text }));
-    });
-    req.on('error', reject);
-    req.end(body);
-  });
+  return sendHttp('POST', url, { host, 'content-type': 'application/x-www-form-urlencoded' }, body);
+}
+
+/** Replica A (on the public port, where the IdP sends browsers back) and replica B, both on one clock; once B is ready. */
+async function startReplicas(redisSettings?: RedisSettings): Promise<[RunningService, RunningService]> {
+  const a = await startService(config({ port: portA, redis: redisSettings }), { now: clock.now });
+  const b = await startService(config({ redis: redisSettings }), { now: clock.now });
+  await pollUntil(() => ask(`${b.url}/readyz`, {}), (answer) => answer.status === 200);
+  return [a, b];
 }
 
 /** Logs `username` in through replica A (publicUrl); the session cookie as a Cookie header, and its Set-Cookie lines. */
@@ -155,9 +140,7 @@ describe('two replicas, one Redis', () => {
   let a: RunningService;
   let b: RunningService;
   beforeAll(async () => {
-    a = await startService(config({ port: portA }), { now: clock.now });
-    b = await startService(config(), { now: clock.now });
-    await pollUntil(() => ask(`${b.url}/readyz`, {}), (answer) => answer.status === 200);
+    [a, b] = await startReplicas();
   });
   afterAll(async () => {
     await a.close();
@@ -172,7 +155,7 @@ describe('two replicas, one Redis', () => {
     for (const svc of [a, b]) {
       const answer = await check(svc, '/notebooks/', cookie);
       expect(answer.status).toBe(200);
-      expect(answer.headers['kubeflow-userid']).toBe('alice@example.com');
+      expect(answer.headers.get('kubeflow-userid')).toBe('alice@example.com');
     }
   });
 
@@ -202,7 +185,7 @@ describe('two replicas, one Redis', () => {
     clock.advance(CACHE_FOR_MS);
     const answer = await check(b, '/x', mallory.cookie);
     expect(answer.status).toBe(401);
-    expect(answer.headers['kubeflow-userid']).toBeUndefined();
+    expect(answer.headers.get('kubeflow-userid')).toBeNull();
   });
 
   test('a forged handle, or one signed with another secret, is refused without a session', async () => {
@@ -317,7 +300,7 @@ describe('two replicas, one Redis', () => {
     expect(Buffer.byteLength(setCookies[0]!)).toBeLessThan(200);
     const answer = await check(b, '/x', cookie);
     expect(answer.status).toBe(200);
-    expect(String(answer.headers['kubeflow-groups']).split(',')).toHaveLength(500);
+    expect(String(answer.headers.get('kubeflow-groups')).split(',')).toHaveLength(500);
   });
 });
 
@@ -377,9 +360,7 @@ describe('Redis down, slow, back', () => {
   let a: RunningService;
   let b: RunningService;
   beforeAll(async () => {
-    a = await startService(config({ port: portA }), { now: clock.now });
-    b = await startService(config(), { now: clock.now });
-    await pollUntil(() => ask(`${b.url}/readyz`, {}), (answer) => answer.status === 200);
+    [a, b] = await startReplicas();
   });
   afterAll(async () => {
     redis.resume();
@@ -400,7 +381,7 @@ describe('Redis down, slow, back', () => {
     clock.advance(CACHE_FOR_MS + 1);
     const down = await check(b, '/x', kept.cookie);
     expect(down.status).toBe(503);
-    expect(down.headers['retry-after']).toBe('5');
+    expect(down.headers.get('retry-after')).toBe('5');
     expect(JSON.parse(down.body)).toMatchObject({ reason: 'session_store_unavailable' });
     // Still ready: bearer tokens, anonymous routes and sessions in memory work; a whole Deployment going
     // unready would turn them into the gateway's 503s too.
@@ -481,10 +462,8 @@ describe('Sentinel and Cluster', () => {
   test('through Sentinel: sessions survive a failover (the replica promoted, the service follows it)', async () => {
     const set = await startSentinelSet();
     const settings: RedisSettings = { sentinel: { name: set.masterName, nodes: [set.sentinel] }, cacheFor: CACHE_FOR_MS / 1000, commandTimeout: '1s' };
-    const a = await startService(config({ port: portA, redis: settings }), { now: clock.now });
-    const b = await startService(config({ redis: settings }), { now: clock.now });
+    const [a, b] = await startReplicas(settings);
     try {
-      await pollUntil(() => ask(`${b.url}/readyz`, {}), (answer) => answer.status === 200);
       const { cookie } = await login('alice', 'alice-pw');
       expect((await check(b, '/x', cookie)).status).toBe(200);
       await set.killMaster();
@@ -506,10 +485,8 @@ describe('Sentinel and Cluster', () => {
   test('on a Redis Cluster of three masters: login, checks on both replicas, revocation by user across slots', async () => {
     const cluster = await startCluster();
     const settings: RedisSettings = { cluster: { nodes: [cluster.nodes[0]!] }, cacheFor: CACHE_FOR_MS / 1000, commandTimeout: '1s' };
-    const a = await startService(config({ port: portA, redis: settings }), { now: clock.now });
-    const b = await startService(config({ redis: settings }), { now: clock.now });
+    const [a, b] = await startReplicas(settings);
     try {
-      await pollUntil(() => ask(`${b.url}/readyz`, {}), (answer) => answer.status === 200);
       const sessions = [await login('alice', 'alice-pw'), await login('alice', 'alice-pw'), await login('bob', 'bob-pw')];
       for (const { cookie } of sessions) expect((await check(b, '/x', cookie)).status).toBe(200);
       const { revokeSessions } = await import('../../src/session-store/revoke-cli.js');
@@ -530,15 +507,13 @@ describe('TLS and a password', () => {
     const password = 'redis-password-for-tests-0123456789';
     const secure = await startRedis({ tls: true, password });
     const settings: RedisSettings = { url: secure.url, tls: { caFile: join(TEST_TLS_DIR, 'ca.crt') }, passwordFile: tempFile(password), cacheFor: CACHE_FOR_MS / 1000, commandTimeout: '1s' };
-    const a = await startService(config({ port: portA, redis: settings }), { now: clock.now });
-    const b = await startService(config({ redis: settings }), { now: clock.now });
+    const [a, b] = await startReplicas(settings);
     // Short connect timeouts: a refused client's last attempt (and its timer) ends soon after it is closed.
     const untrusting = await startService(config({ redis: { ...settings, tls: undefined, connectTimeout: '200ms' } }), { now: clock.now });
     const wrongPassword = await startService(config({ redis: { ...settings, passwordFile: tempFile('not-the-password'), connectTimeout: '200ms' } }), { now: clock.now });
     try {
-      await pollUntil(() => ask(`${b.url}/readyz`, {}), (answer) => answer.status === 200);
       const { cookie } = await login('alice', 'alice-pw');
-      expect((await check(b, '/x', cookie)).headers['kubeflow-userid']).toBe('alice@example.com');
+      expect((await check(b, '/x', cookie)).headers.get('kubeflow-userid')).toBe('alice@example.com');
       // The server's certificate is checked (rediss:// alone trusts only the public roots), and so is the password.
       for (const refused of [untrusting, wrongPassword]) {
         expect((await ask(`${refused.url}/readyz`, {})).status).toBe(503);

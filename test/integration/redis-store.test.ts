@@ -42,12 +42,30 @@ function heldRenewal() {
   let answer!: (renewal: Renewal) => void;
   let asked!: () => void;
   const wasAsked = new Promise<void>((resolve) => (asked = resolve));
-  const callback = (current: SessionData) => {
+  const callback = () => {
     asked();
-    void current;
     return new Promise<Renewal>((resolve) => (answer = resolve));
   };
   return { callback, wasAsked, answer: (renewal: Renewal) => answer(renewal) };
+}
+
+/**
+ * A session issued by replica A and due, and A's renewal of it under way, its IdP answer held: what the
+ * other replica sees while replica A waits for a slow IdP.
+ */
+async function renewalUnderWay(refreshToken: string) {
+  const issued = await replicaA.issue(session(refreshToken), [], true, OWNER);
+  const stale = (await replicaA.open(issued.sealed)) as SessionData;
+  const slow = heldRenewal();
+  const first = replicaA.renew(issued.sealed, stale, slow.callback);
+  await slow.wasAsked;
+  return { handle: issued.sealed, stale, first, answer: slow.answer };
+}
+
+/** Drops every renewal lease, as a failover that lost the lock key does. */
+async function dropLeases(): Promise<void> {
+  const leases = (await redis.command('KEYS', 'oidc-authz:lock:*')).split('\r\n').filter((line) => line.startsWith('oidc-authz:'));
+  await redis.command('DEL', ...leases);
 }
 
 beforeAll(async () => {
@@ -65,62 +83,46 @@ afterAll(async () => {
 
 describe('renewal races between replicas', () => {
   test('the lease lost mid-renewal (its key dropped, as by a failover): the IdP refuses the first replica, the session the second renewed stays', async () => {
-    const issued = await replicaA.issue(session('rt-1'), [], true, OWNER);
-    const stale = (await replicaA.open(issued.sealed)) as SessionData;
-    const slow = heldRenewal();
-    const first = replicaA.renew(issued.sealed, stale, slow.callback);
-    await slow.wasAsked;
+    const { handle, stale, first, answer } = await renewalUnderWay('rt-1');
     // The lock key is gone: replica B takes its own lease and renews with the same token first.
-    await redis.command('DEL', ...(await redis.command('KEYS', 'oidc-authz:lock:*')).split('\r\n').filter((l) => l.startsWith('oidc-authz:')));
-    const second = await replicaB.renew(issued.sealed, stale, async () => ({ kind: 'renewed', session: session('rt-2'), owner: OWNER }));
+    await dropLeases();
+    const second = await replicaB.renew(handle, stale, async () => ({ kind: 'renewed', session: session('rt-2'), owner: OWNER }));
     expect(second.kind).toBe('renewed');
     // The rotating IdP refuses replica A's spent token.
-    slow.answer({ kind: 'rejected' });
+    answer({ kind: 'rejected' });
     const outcome = await first;
     expect(outcome).toMatchObject({ kind: 'current', session: { refreshToken: 'rt-2' } });
-    expect(await replicaB.open(issued.sealed)).toMatchObject({ refreshToken: 'rt-2' });
+    expect(await replicaB.open(handle)).toMatchObject({ refreshToken: 'rt-2' });
   });
 
   test('the lease lost mid-renewal, both renewed: the session written first is kept, the other replica takes it', async () => {
-    const issued = await replicaA.issue(session('rt-3'), [], true, OWNER);
-    const stale = (await replicaA.open(issued.sealed)) as SessionData;
-    const slow = heldRenewal();
-    const first = replicaA.renew(issued.sealed, stale, slow.callback);
-    await slow.wasAsked;
-    await redis.command('DEL', ...(await redis.command('KEYS', 'oidc-authz:lock:*')).split('\r\n').filter((l) => l.startsWith('oidc-authz:')));
-    expect((await replicaB.renew(issued.sealed, stale, async () => ({ kind: 'renewed', session: session('rt-4b'), owner: OWNER }))).kind).toBe('renewed');
-    slow.answer({ kind: 'renewed', session: session('rt-4a'), owner: OWNER });
+    const { handle, stale, first, answer } = await renewalUnderWay('rt-3');
+    await dropLeases();
+    expect((await replicaB.renew(handle, stale, async () => ({ kind: 'renewed', session: session('rt-4b'), owner: OWNER }))).kind).toBe('renewed');
+    answer({ kind: 'renewed', session: session('rt-4a'), owner: OWNER });
     expect(await first).toMatchObject({ kind: 'current', session: { refreshToken: 'rt-4b' } });
-    expect(await replicaA.open(issued.sealed)).toMatchObject({ refreshToken: 'rt-4b' });
+    expect(await replicaA.open(handle)).toMatchObject({ refreshToken: 'rt-4b' });
   });
 
   test('a waiting replica takes the renewed session instead of asking the IdP', async () => {
-    const issued = await replicaA.issue(session('rt-5'), [], true, OWNER);
-    const stale = (await replicaA.open(issued.sealed)) as SessionData;
-    const slow = heldRenewal();
-    const first = replicaA.renew(issued.sealed, stale, slow.callback);
-    await slow.wasAsked;
+    const { handle, stale, first, answer } = await renewalUnderWay('rt-5');
     let askedB = false;
-    const second = replicaB.renew(issued.sealed, stale, async () => {
+    const second = replicaB.renew(handle, stale, async () => {
       askedB = true;
       return { kind: 'rejected' };
     });
-    slow.answer({ kind: 'renewed', session: session('rt-6'), owner: OWNER });
+    answer({ kind: 'renewed', session: session('rt-6'), owner: OWNER });
     expect(await first).toMatchObject({ kind: 'renewed' });
     expect(await second).toMatchObject({ kind: 'current', session: { refreshToken: 'rt-6' } });
     expect(askedB).toBe(false);
   });
 
   test('a session signed out while the IdP answers stays signed out', async () => {
-    const issued = await replicaA.issue(session('rt-7'), [], true, OWNER);
-    const stale = (await replicaA.open(issued.sealed)) as SessionData;
-    const slow = heldRenewal();
-    const first = replicaA.renew(issued.sealed, stale, slow.callback);
-    await slow.wasAsked;
-    expect(await replicaB.end(issued.sealed)).toBe(true);
-    slow.answer({ kind: 'renewed', session: session('rt-8'), owner: OWNER });
+    const { handle, first, answer } = await renewalUnderWay('rt-7');
+    expect(await replicaB.end(handle)).toBe(true);
+    answer({ kind: 'renewed', session: session('rt-8'), owner: OWNER });
     expect(await first).toEqual({ kind: 'gone' });
-    expect(await replicaA.open(issued.sealed)).toBeNull();
+    expect(await replicaA.open(handle)).toBeNull();
   });
 });
 

@@ -287,7 +287,7 @@ export class Browser {
     if (cookie !== undefined && headers.cookie === undefined) headers.cookie = cookie;
     const request: BrowserRequest = { method, url: target, headers, ...(body === undefined ? {} : { body }) };
 
-    const response = await send(method, target, headers, body);
+    const response = await sendHttp(method, target, headers, body);
     const text = response.body;
     this.jar.storeFromResponse(target, response.headers);
     const locationHeader = response.headers.get('location');
@@ -392,19 +392,31 @@ export class Browser {
   }
 }
 
+export interface RawExchange {
+  readonly status: number;
+  readonly headers: Headers;
+  readonly body: string;
+}
+
 /**
  * One HTTP/1.1 exchange with node:http, sending exactly the given headers. (Node's fetch cannot: it
  * forces `sec-fetch-mode: cors` and its own Host, and the service tells page loads from API calls by
- * such headers.)
+ * such headers.) `headers` as header lines keeps their order, repeats and case (a `host` line is added
+ * from `url` when there is none); `target` is the request-target as written (dot segments, encodings),
+ * by default the path and query of `url`.
  */
-function send(method: string, url: string, headers: Record<string, string>, body: string | undefined): Promise<{ status: number; headers: Headers; body: string }> {
+export function sendHttp(method: string, url: string, headers: Record<string, string> | ReadonlyArray<readonly [string, string]>, body?: string, target?: string): Promise<RawExchange> {
   return new Promise((resolve, reject) => {
-    const target = new URL(url);
-    const outgoing = { ...headers };
-    if (body !== undefined) outgoing['content-length'] = String(Buffer.byteLength(body));
+    const to = new URL(url);
+    const lines: Array<readonly [string, string]> = Array.isArray(headers) ? [...(headers as ReadonlyArray<readonly [string, string]>)] : Object.entries(headers);
+    if (!lines.some(([name]) => name.toLowerCase() === 'host')) lines.unshift(['host', to.host]);
+    if (body !== undefined) lines.push(['content-length', String(Buffer.byteLength(body))]);
     // A fresh connection per request (servers in tests come and go on the same port), and room for the
     // large identity headers a check can answer with.
-    const req = httpRequest(target, { method, headers: outgoing, agent: false, maxHeaderSize: 256 * 1024 }, (res) => {
+    const req = httpRequest({
+      host: to.hostname, port: to.port, method, path: target ?? `${to.pathname}${to.search}`,
+      headers: lines.flat(), agent: false, maxHeaderSize: 256 * 1024,
+    }, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (chunk: Buffer) => chunks.push(chunk));
       res.on('error', reject);
