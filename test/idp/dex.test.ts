@@ -155,6 +155,39 @@ describe('browser login on Dex\'s own page', () => {
   }, SLOW);
 });
 
+/**
+ * A Dex of its own with Dex's default (no reuse interval: a refresh token is good once) and two replicas
+ * behind one public origin; `login` signs a user in through replica `one` and gives the session cookie.
+ */
+async function twoReplicasOnOwnDex(idTokenLifetime: string) {
+  const port = await freePort();
+  const host = `127.0.0.1:${port}`;
+  const strict: DexClient = { ...client, redirectURIs: [`http://${host}/oauth2/callback`] };
+  const ownDex = await startDex({ users: USERS, clients: [strict], idTokenLifetime });
+  const config: ConfigInput = {
+    ...serviceConfig(),
+    listen: { port },
+    publicUrl: `http://${host}`,
+    oidc: { issuer: ownDex.issuer, clientId: strict.id, clientSecretFile: tempFile(strict.secret!) },
+  };
+  const one = await startService(config, { now: clock.now });
+  const two = await startService({ ...config, listen: { port: 0 } }, { now: clock.now });
+  return {
+    one, two, host,
+    async login(user: string, password: string): Promise<string> {
+      const browser = new HttpBrowser();
+      const start = await browser.get(`${one.url}/authz/notebooks/`, { host, accept: 'text/html', 'sec-fetch-mode': 'navigate' });
+      await browser.get(await browser.loginAtIdp(start.location!, user, password));
+      return browser.jar.header(`${one.url}/`)!;
+    },
+    async stop() {
+      await one.close();
+      await two.close();
+      await ownDex.stop();
+    },
+  };
+}
+
 describe('refresh with Dex\'s short-lived ID tokens (the service clock moves past their expiry)', () => {
   test('concurrent checks share one refresh; the new cookie comes back and works once the clock is back', async () => {
     const { context, page } = await profile();
@@ -216,25 +249,13 @@ describe('refresh with Dex\'s short-lived ID tokens (the service clock moves pas
   }, SLOW);
 
   test('with Dex\'s default (no reuse interval) the replica that loses the race fails its request but leaves the session alone', async () => {
-    const port = await freePort();
-    const strict: DexClient = { ...client, redirectURIs: [`http://127.0.0.1:${port}/oauth2/callback`] };
-    const defaultDex = await startDex({ users: USERS, clients: [strict], idTokenLifetime: `${ID_TOKEN_LIFETIME_MS / 1000}s` });
-    const config: ConfigInput = {
-      ...serviceConfig(),
-      listen: { port },
-      publicUrl: `http://127.0.0.1:${port}`,
-      oidc: { issuer: defaultDex.issuer, clientId: strict.id, clientSecretFile: tempFile(strict.secret!) },
-    };
-    const one = await startService(config, { now: clock.now });
-    const two = await startService({ ...config, listen: { port: 0 } }, { now: clock.now });
+    const replicas = await twoReplicasOnOwnDex(`${ID_TOKEN_LIFETIME_MS / 1000}s`);
+    const { one, two, host } = replicas;
     try {
-      const browser = new HttpBrowser();
-      const start = await browser.get(`${one.url}/authz/notebooks/`, { host: `127.0.0.1:${port}`, accept: 'text/html', 'sec-fetch-mode': 'navigate' });
-      await browser.get(await browser.loginAtIdp(start.location!, 'bob@example.com', 'bob-pw'));
-      const cookie = browser.jar.header(`${one.url}/`)!;
+      const cookie = await replicas.login('bob@example.com', 'bob-pw');
       clock.advance(ID_TOKEN_LIFETIME_MS + 60_000);
       const check = (service: RunningService) =>
-        fetch(`${service.url}/authz/notebooks/`, { headers: { host: `127.0.0.1:${port}`, cookie, accept: 'application/json' } });
+        fetch(`${service.url}/authz/notebooks/`, { headers: { host, cookie, accept: 'application/json' } });
       const answers = await Promise.all([check(one), check(two)]);
       expect(answers.map((a) => a.status).sort()).toEqual([200, 401]);
       const winner = answers.find((a) => a.status === 200)!;
@@ -246,38 +267,24 @@ describe('refresh with Dex\'s short-lived ID tokens (the service clock moves pas
       clock.offsetMs = 0;
       const renewed = winner.headers.getSetCookie().find((c) => c.startsWith('oidc_authz='))!.split(';', 1)[0]!;
       for (const service of [one, two]) {
-        const res = await fetch(`${service.url}/authz/notebooks/`, { headers: { host: `127.0.0.1:${port}`, cookie: renewed, accept: 'application/json' } });
+        const res = await fetch(`${service.url}/authz/notebooks/`, { headers: { host, cookie: renewed, accept: 'application/json' } });
         expect(res.status).toBe(200);
       }
     } finally {
-      await one.close();
-      await two.close();
-      await defaultDex.stop();
+      await replicas.stop();
     }
   }, SLOW);
 
   test('sign-out spends the refresh token at Dex (it has no revocation endpoint): a copy of the cookie dies on every replica by its next revalidation', async () => {
-    const port = await freePort();
-    const strict: DexClient = { ...client, redirectURIs: [`http://127.0.0.1:${port}/oauth2/callback`] };
-    const defaultDex = await startDex({ users: USERS, clients: [strict], idTokenLifetime: '1h' });
-    const config: ConfigInput = {
-      ...serviceConfig(),
-      listen: { port },
-      publicUrl: `http://127.0.0.1:${port}`,
-      oidc: { issuer: defaultDex.issuer, clientId: strict.id, clientSecretFile: tempFile(strict.secret!) },
-    };
-    const one = await startService(config, { now: clock.now });
-    const two = await startService({ ...config, listen: { port: 0 } }, { now: clock.now });
+    const replicas = await twoReplicasOnOwnDex('1h');
+    const { one, two, host } = replicas;
     try {
-      const browser = new HttpBrowser();
-      const start = await browser.get(`${one.url}/authz/notebooks/`, { host: `127.0.0.1:${port}`, accept: 'text/html', 'sec-fetch-mode': 'navigate' });
-      await browser.get(await browser.loginAtIdp(start.location!, 'alice@example.com', 'alice-pw'));
-      const stolen = browser.jar.header(`${one.url}/`)!;
+      const stolen = await replicas.login('alice@example.com', 'alice-pw');
       const check = (service: RunningService) =>
-        fetch(`${service.url}/authz/notebooks/`, { headers: { host: `127.0.0.1:${port}`, cookie: stolen, accept: 'application/json' } });
+        fetch(`${service.url}/authz/notebooks/`, { headers: { host, cookie: stolen, accept: 'application/json' } });
       expect((await check(two)).status).toBe(200);
 
-      const signOut = await fetch(`${one.url}/oauth2/sign_out`, { headers: { host: `127.0.0.1:${port}`, cookie: stolen }, redirect: 'manual' });
+      const signOut = await fetch(`${one.url}/oauth2/sign_out`, { headers: { host, cookie: stolen }, redirect: 'manual' });
       expect(signOut.status).toBe(302);
       expect(await metricValue(one, 'oidc_authz_sign_outs_total{refresh_token="spent"}')).toBe(1);
       expect((await check(one)).status).toBe(401);
@@ -289,9 +296,7 @@ describe('refresh with Dex\'s short-lived ID tokens (the service clock moves pas
       expect(later.status).toBe(401);
       expect(await later.json()).toMatchObject({ reason: 'session_revoked' });
     } finally {
-      await one.close();
-      await two.close();
-      await defaultDex.stop();
+      await replicas.stop();
     }
   }, SLOW);
 
