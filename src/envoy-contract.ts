@@ -18,6 +18,8 @@ export const REMOVE_HEADERS_HEADER = 'x-envoy-auth-headers-to-remove';
 /** Request headers the check needs to see (Istio includeRequestHeadersInCheck). */
 export const CHECK_REQUEST_HEADERS = [
   'authorization', 'cookie', 'accept', 'x-requested-with', 'sec-fetch-mode', 'sec-fetch-dest', 'x-forwarded-proto',
+  // CORS preflights (rules with cors.preflight) and the decision log's trace id.
+  'origin', 'access-control-request-method', 'traceparent',
 ] as const;
 
 /** oauth2-proxy's identity header names, sent when identity.authRequestHeaders is on. */

@@ -8,6 +8,11 @@ export interface Metrics {
   readonly registry: Registry;
   readonly checks: Counter<'decision' | 'reason' | 'rule'>;
   readonly checkDuration: Histogram<'decision'>;
+  /** What audit-mode rules would have decided (they never decide). */
+  readonly auditDecisions: Counter<'rule' | 'decision' | 'reason'>;
+  readonly decisionLogDropped: Counter<'why'>;
+  /** The decision log's sources of dropped lines; read at scrape time. */
+  readonly decisionLogSources: Array<{ droppedTotals(): ReadonlyMap<string, number> }>;
   readonly jwksFetches: Counter<'issuer' | 'result'>;
   readonly tokenCacheEntries: Gauge;
   /** Read when Prometheus scrapes; the service points it at the bearer cache. */
@@ -43,11 +48,13 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metri
   if (options.defaultMetrics !== false) collectDefaultMetrics({ register: registry, prefix: 'oidc_authz_' });
   // What logLinesSuppressed has been told so far, per reason: each scrape adds what the sources counted since.
   const suppressedReported = new Map<string, number>();
+  const droppedReported = new Map<string, number>();
   const metrics: Metrics = {
     tokenCacheSize: () => 0,
     sessionCacheSize: () => 0,
     sessionStoreUp: () => true,
     logLineSources: [],
+    decisionLogSources: [],
     logLinesSuppressed: new Counter({
       name: 'oidc_authz_log_lines_suppressed_total',
       help: 'Log lines dropped by the per-reason rate limit (log.rateLimit), by reason; a warn line "log lines suppressed" sums up each window that dropped some.',
@@ -128,6 +135,29 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metri
       help: 'Check decisions by decision (allow, unauthorized, forbidden, bad_request, unavailable), reason and rule.',
       labelNames: ['decision', 'reason', 'rule'],
       registers: [registry],
+    }),
+    auditDecisions: new Counter({
+      name: 'oidc_authz_audit_decisions_total',
+      help: 'What rules in audit mode would have decided (decision, reason), by rule; the request went on to the next rule.',
+      labelNames: ['rule', 'decision', 'reason'],
+      registers: [registry],
+    }),
+    decisionLogDropped: new Counter({
+      name: 'oidc_authz_decision_log_dropped_total',
+      help: 'Decision-log lines not written (log.decisions), by why: sampled_out, rate_limited.',
+      labelNames: ['why'],
+      registers: [registry],
+      collect() {
+        const totals = new Map<string, number>();
+        for (const source of metrics.decisionLogSources) {
+          for (const [why, total] of source.droppedTotals()) totals.set(why, (totals.get(why) ?? 0) + total);
+        }
+        for (const [why, total] of totals) {
+          const added = total - (droppedReported.get(why) ?? 0);
+          if (added > 0) this.inc({ why }, added);
+          droppedReported.set(why, total);
+        }
+      },
     }),
     checkDuration: new Histogram({
       name: 'oidc_authz_check_duration_seconds',

@@ -115,7 +115,7 @@ export class BearerVerifier {
       const named = typeof unverified.iss === 'string' ? printable(unverified.iss).slice(0, MAX_NAMED_ISSUER) : undefined;
       return this.remember(key, named === undefined ? { kind: 'invalid', reason: 'unknown_issuer' } : { kind: 'invalid', reason: 'unknown_issuer', issuer: named });
     }
-    const verified = await this.verifySigned(token, issuer, true);
+    const verified = await this.verifySigned(token, issuer, !issuer.mapping.audienceCheckedByRules);
     if (verified.kind === 'unavailable') return { kind: 'unavailable', reason: 'jwks_unavailable' };
     if (verified.kind === 'invalid') return this.remember(key, verified);
     const claims = verified.claims;

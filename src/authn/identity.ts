@@ -26,6 +26,11 @@ export interface Identity {
   readonly via: 'bearer' | 'cookie';
   /** A machine: a token without a person in it (client credentials), mapped by machineIdentity. */
   readonly machine: boolean;
+  /**
+   * A bearer token of an issuer with audienceCheckedBy: rules: nothing checked its `aud`/`azp` yet, so only
+   * a rule whose requirement does may let it through.
+   */
+  readonly audienceUnchecked: boolean;
   /** The session's ID token (cookie sessions only), for identity.forwardIdToken. */
   readonly idToken?: string | undefined;
 }
@@ -53,6 +58,8 @@ export interface IdentityMapping {
   readonly foreignStarts: readonly string[];
   /** Tokens carrying the `when` claim are machines' and use `mapping` instead. */
   readonly machine: { readonly when: ClaimPath; readonly mapping: IdentityMapping } | null;
+  /** The issuer's audienceCheckedBy is "rules": its bearer identities are marked audienceUnchecked. */
+  readonly audienceCheckedByRules: boolean;
 }
 
 /** One issuer's own settings: its entry under `oidc` or `issuers[]`. */
@@ -61,6 +68,7 @@ export interface MappingOverrides extends IssuerIdSettings {
   readonly groupsClaim?: string | undefined;
   readonly emailVerifiedWhenAbsent?: boolean | undefined;
   readonly machineIdentity?: MachineIdentityConfig | undefined;
+  readonly audienceCheckedBy?: 'issuer' | 'rules' | undefined;
 }
 
 const compileTransformers = (list: IdentityConfig['userIdTransformers']): Transformer[] =>
@@ -77,6 +85,7 @@ export function compileIdentityMapping(config: IdentityConfig, overrides: Mappin
   const emailVerifiedWhenAbsent = overrides.emailVerifiedWhenAbsent ?? false;
   const ownPeople = peopleStart(overrides, config.userIdPrefix);
   const machineConfig = overrides.machineIdentity;
+  const audienceCheckedByRules = overrides.audienceCheckedBy === 'rules';
   const machine = machineConfig === undefined ? null : {
     when: parseClaimPath(machineConfig.when),
     mapping: {
@@ -91,6 +100,7 @@ export function compileIdentityMapping(config: IdentityConfig, overrides: Mappin
       emailVerifiedWhenAbsent,
       foreignStarts: nestedStarts(machineConfig.userIdPrefix, [...otherStarts, ownPeople]),
       machine: null,
+      audienceCheckedByRules,
     },
   };
   return {
@@ -104,6 +114,7 @@ export function compileIdentityMapping(config: IdentityConfig, overrides: Mappin
     emailVerifiedWhenAbsent,
     foreignStarts: nestedStarts(ownPeople, machineConfig === undefined ? otherStarts : [...otherStarts, machineConfig.userIdPrefix]),
     machine,
+    audienceCheckedByRules,
   };
 }
 
@@ -175,6 +186,7 @@ export function buildIdentity(claims: Claims, tokenMapping: IdentityMapping, via
       claims,
       via,
       machine: isMachine,
+      audienceUnchecked: via === 'bearer' && mapping.audienceCheckedByRules,
     },
   };
 }

@@ -8,21 +8,34 @@ import type { TokenFailure } from '../authn/bearer.js';
 import type { SessionFailure, SessionUnavailable } from '../authn/session.js';
 import type { Identity } from '../authn/identity.js';
 import { evaluateRequirement, type UnmetRequirement } from '../policy/requirement.js';
-import type { CompiledRule, Policy } from '../policy/rules.js';
+import type { AuditMatch, CompiledRule, Policy } from '../policy/rules.js';
 import { pathSegments, type PathParams } from '../policy/template.js';
 import { readCookieHeader, type CookieNames } from '../session/cookie-header.js';
 import { normalizeHost, normalizePath, type BadRequestReason } from './normalize.js';
 import { isBrowserNavigation, type CheckRequest } from './request.js';
 
 export type UnauthorizedReason = 'no_credentials' | TokenFailure | SessionFailure;
-export type ForbiddenReason = 'rule_deny' | 'default_deny' | 'requirement_not_met';
+export type ForbiddenReason = 'rule_deny' | 'default_deny' | 'requirement_not_met' | 'audience_unchecked';
+
+/** What an audit-mode rule would have decided (it did not: the request went on to the next rule). */
+export interface AuditOutcome {
+  readonly rule: CompiledRule;
+  readonly decision: Decision['kind'];
+  readonly reason: Decision['reason'];
+  readonly unmet: UnmetRequirement | null;
+}
+
+/** Audit-mode rules the request passed, with their would-be decisions; absent when none matched. */
+type WithAudits = { readonly audits?: readonly AuditOutcome[] | undefined };
 
 /** Cookies that must go back to the client with the answer (a refreshed or a cleared session). */
 type WithCookies = { readonly setCookie?: readonly string[] | undefined };
 
-export type Decision =
+export type Decision = DecisionBody & WithAudits;
+
+type DecisionBody =
   | ({
-      readonly kind: 'allow'; readonly rule: CompiledRule; readonly identity: Identity | null; readonly reason: 'anonymous' | 'bearer' | 'cookie';
+      readonly kind: 'allow'; readonly rule: CompiledRule; readonly identity: Identity | null; readonly reason: 'anonymous' | 'cors_preflight' | 'bearer' | 'cookie';
       /** The Cookie header for the upstream: null to leave it, "" to remove it (it held only our cookies). */
       readonly upstreamCookie: string | null;
     } & WithCookies)
@@ -63,17 +76,74 @@ export function decide(request: CheckRequest, deps: DecideDeps): Decision | Prom
   const cookies = readCookieHeader(request.headers.cookie, deps.cookieNames);
   if (cookies.overflow) return { kind: 'bad_request', rule: null, reason: 'too_many_cookies' };
 
-  const { rule, params } = deps.policy.match(request.method, host.host, pathSegments(path.path));
-  switch (rule.access.kind) {
-    case 'anonymous':
-      return { kind: 'allow', rule, identity: null, reason: 'anonymous', upstreamCookie: cookies.upstream };
-    case 'deny':
-      return { kind: 'forbidden', rule, reason: rule.index === -1 ? 'default_deny' : 'rule_deny', unmet: null, identity: null, navigation: isBrowserNavigation(request) };
+  const segments = pathSegments(path.path);
+  const preflight = corsPreflightOf(request);
+  if (preflight !== null) {
+    // The rule that decides the request the preflight asks about decides whether it may be asked.
+    const asked = deps.policy.match(preflight.method, host.host, segments).rule;
+    if (asked.corsPreflight !== null && (asked.corsPreflight.origins === null || asked.corsPreflight.origins.has(preflight.origin) || asked.corsPreflight.origins.has('*'))) {
+      return { kind: 'allow', rule: asked, identity: null, reason: 'cors_preflight', upstreamCookie: cookies.upstream };
+    }
   }
-  const auth = deps.authenticator.authenticate(request, cookies.session);
+
+  const { rule, params, audits } = deps.policy.match(request.method, host.host, segments);
   const context: AuthorizationContext = { request, loginUrl: deps.loginUrl, upstreamCookie: cookies.upstream };
+  if (audits !== null) return decideWithAudits(rule, params, audits, context, () => deps.authenticator.authenticate(request, cookies.session));
+  const decided = decideWithoutCredentials(rule, context);
+  if (decided !== null) return decided;
+  const auth = deps.authenticator.authenticate(request, cookies.session);
   return auth instanceof Promise ? auth.then((a) => authorize(rule, params, a, context)) : authorize(rule, params, auth, context);
 }
+
+/** The answer of a rule that needs no credentials (anonymous, deny), else null. */
+function decideWithoutCredentials(rule: CompiledRule, context: AuthorizationContext): Decision | null {
+  switch (rule.access.kind) {
+    case 'anonymous':
+      return { kind: 'allow', rule, identity: null, reason: 'anonymous', upstreamCookie: context.upstreamCookie };
+    case 'deny':
+      return { kind: 'forbidden', rule, reason: rule.index === -1 ? 'default_deny' : 'rule_deny', unmet: null, identity: null, navigation: isBrowserNavigation(context.request) };
+    default:
+      return null;
+  }
+}
+
+/**
+ * Audit-mode rules matched before the deciding rule: each is evaluated as if it decided (credentials are
+ * read when it or the deciding rule needs them, once), and the outcomes ride along with the real decision.
+ */
+function decideWithAudits(
+  rule: CompiledRule,
+  params: PathParams,
+  audits: readonly AuditMatch[],
+  context: AuthorizationContext,
+  authenticate: () => AuthResult | Promise<AuthResult>,
+): Decision | Promise<Decision> {
+  const needsCredentials = (r: CompiledRule) => r.access.kind === 'authenticated' || r.access.kind === 'require';
+  const finish = (auth: AuthResult | null): Decision => {
+    const outcomes = audits.map(({ rule: audited, params: capturedParams }): AuditOutcome => {
+      const would = decideWithoutCredentials(audited, context) ?? authorize(audited, capturedParams, auth!, context);
+      return { rule: audited, decision: would.kind, reason: would.reason, unmet: would.kind === 'forbidden' ? would.unmet : null };
+    });
+    const decided = decideWithoutCredentials(rule, context);
+    if (decided === null) return { ...authorize(rule, params, auth!, context), audits: outcomes };
+    // Credentials read only for the audit: a session refreshed on the way still needs its new cookie.
+    const setCookie = auth !== null && (auth.kind === 'identity' || auth.kind === 'invalid') ? auth.setCookie : undefined;
+    return { ...decided, ...(setCookie === undefined ? {} : { setCookie }), audits: outcomes };
+  };
+  if (!needsCredentials(rule) && !audits.some((audit) => needsCredentials(audit.rule))) return finish(null);
+  const auth = authenticate();
+  return auth instanceof Promise ? auth.then(finish) : finish(auth);
+}
+
+/** A CORS preflight: OPTIONS with Origin and Access-Control-Request-Method (an HTTP method token). */
+function corsPreflightOf(request: CheckRequest): { origin: string; method: string } | null {
+  if (request.method !== 'OPTIONS') return null;
+  const { origin, 'access-control-request-method': method } = request.headers;
+  if (typeof origin !== 'string' || typeof method !== 'string' || !METHOD_TOKEN.test(method)) return null;
+  return { origin, method };
+}
+
+const METHOD_TOKEN = /^[A-Z]{1,16}$/;
 
 /**
  * The request an authorization is for: `null` only for `explain`, which answers about a rule and claims
@@ -110,6 +180,10 @@ export function authorize(rule: CompiledRule, params: PathParams, auth: AuthResu
       return { kind: 'unavailable', rule, reason: auth.reason };
   }
   const { identity } = auth;
+  // A token whose audience no one checked yet passes only a rule that checks it (audienceCheckedBy: rules).
+  if (identity.audienceUnchecked && !(rule.access.kind === 'require' && rule.access.requirement.checksAudience)) {
+    return { kind: 'forbidden', rule, reason: 'audience_unchecked', unmet: null, identity, navigation: request !== null && isBrowserNavigation(request) };
+  }
   if (rule.access.kind === 'require') {
     const unmet = evaluateRequirement(rule.access.requirement, identity, params);
     // A session refreshed by this check must get its new cookie even when the rule says no: with

@@ -46,9 +46,10 @@ export function createResponder(options: ResponderOptions): Responder {
       case 'allow': {
         const { identity, upstreamCookie } = decision;
         if (identity === null) {
-          if (upstreamCookie === null) res.writeHead(200, anonymousAllow);
-          else if (upstreamCookie === '') res.writeHead(200, anonymousAllowWithoutCookie);
-          else res.writeHead(200, [...anonymousAllow, 'cookie', upstreamCookie]);
+          const headers = upstreamCookie === null ? anonymousAllow : upstreamCookie === '' ? anonymousAllowWithoutCookie : [...anonymousAllow, 'cookie', upstreamCookie];
+          // A session read only for an audit-mode rule may have been refreshed: its new cookie goes back.
+          if (decision.setCookie) res.writeHead(200, [...headers, ...decision.setCookie.flatMap((cookie) => ['set-cookie', cookie])]);
+          else res.writeHead(200, headers);
           res.end();
           return;
         }

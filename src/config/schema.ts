@@ -109,6 +109,8 @@ const claimValue = z.union([z.string(), z.number(), z.boolean()]);
 
 export interface RequirementInput {
   groups?: string[] | undefined;
+  audiences?: string[] | undefined;
+  authorizedParties?: string[] | undefined;
   claims?: Record<string, z.infer<typeof claimValue> | Array<z.infer<typeof claimValue>>> | undefined;
   emailDomains?: string[] | undefined;
   users?: string[] | undefined;
@@ -120,24 +122,54 @@ export const requirementSchema: z.ZodType<RequirementInput> = z.lazy(() =>
   z
     .strictObject({
       groups: z.array(z.string().min(1)).min(1).optional(),
+      /** The token's `aud` (a string or an array) holds one of these; {param}s are filled from the captures. */
+      audiences: z.array(z.string().min(1)).min(1).optional(),
+      /** The token's `azp` (the client that asked for it) is one of these. */
+      authorizedParties: z.array(z.string().min(1)).min(1).optional(),
       claims: z.record(z.string().min(1), z.union([claimValue, z.array(claimValue).min(1)])).optional(),
       emailDomains: z.array(z.string().min(1).regex(/^[^@\s]+$/, 'a domain, without "@"')).min(1).optional(),
       users: z.array(z.string().min(1)).min(1).optional(),
       anyOf: z.array(requirementSchema).min(1).optional(),
     })
-    .refine((r) => Object.values(r).some((v) => v !== undefined), 'name at least one of groups, claims, emailDomains, users, anyOf'),
+    .refine((r) => Object.values(r).some((v) => v !== undefined), 'name at least one of groups, audiences, authorizedParties, claims, emailDomains, users, anyOf'),
 );
+
+/** Labels of letters, digits and "-", any of them holding {name} captures; an optional "*." first; or "*". */
+const HOST_PATTERN = /^(\*|(\*\.)?([a-z0-9-]|\{[A-Za-z_][A-Za-z0-9_]*\})([a-z0-9.-]|\{[A-Za-z_][A-Za-z0-9_]*\})*)$/;
+
+/** Whether a requirement checks `aud` or `azp` whichever way it is met (on every `anyOf` branch). */
+export function requirementChecksAudience(requirement: RequirementInput): boolean {
+  if (requirement.audiences !== undefined || requirement.authorizedParties !== undefined) return true;
+  return requirement.anyOf !== undefined && requirement.anyOf.every(requirementChecksAudience);
+}
 
 export const ruleSchema = z.strictObject({
   /** Appears in 403 bodies, logs and the `rule` metric label. */
   name: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/, 'letters, digits, ".", "_" and "-", at most 63 characters'),
-  /** Host globs ("kubeflow.example.com", "*.example.com"); absent means every host. */
-  hosts: z.array(z.string().regex(/^(\*|(\*\.)?[a-z0-9]([a-z0-9.-]*[a-z0-9])?)$/, 'a lower-case host name, optionally starting with "*."')).min(1).optional(),
-  /** Path templates: literal segments, {name}, * (one segment), ** (the rest, last only). */
+  /**
+   * Host patterns ("kubeflow.example.com", "*.example.com", "{ws}.example.org", "editor-{ws}-default.example.org");
+   * absent means every host. The first that matches gives the host's captures (policy/template.ts).
+   */
+  hosts: z.array(z.string().regex(HOST_PATTERN, 'a lower-case host name, optionally starting with "*.", whose labels may hold {name} captures')).min(1).optional(),
+  /** Path templates: literal segments, {name}, * (one segment), ** (the rest, last only); a segment may mix text and captures ({ws}.{collection}). */
   paths: z.array(z.string().min(1)).min(1),
   /** Absent means every method. */
   methods: z.array(z.enum(HTTP_METHODS)).min(1).optional(),
   allow: z.union([z.enum(['anonymous', 'authenticated', 'deny']), requirementSchema]),
+  /**
+   * "enforce" (absent: the same) decides. "audit": the rule is evaluated and its would-be decision logged and counted (oidc_authz_audit_decisions_total),
+   * then the request goes on to the next rule, as if this one were not there. For rolling out a stricter rule.
+   */
+  mode: z.enum(['enforce', 'audit']).optional(),
+  /**
+   * CORS preflights (OPTIONS with Origin and Access-Control-Request-Method) for the requests this rule decides
+   * are let through without credentials, identity headers removed. The rule is found with the method the
+   * preflight asks about. `origins`: only preflights from these origins; absent: any origin.
+   */
+  cors: z.strictObject({
+    preflight: z.literal('allow'),
+    origins: z.array(z.string().regex(/^https?:\/\/[a-z0-9.-]+(:\d{1,5})?$|^\*$/, 'an origin: scheme://host[:port] in lower case, without a path, or "*"')).min(1).optional(),
+  }).optional(),
 });
 
 /**
@@ -191,11 +223,21 @@ const issuerIdentityFields = {
   emailVerifiedWhenAbsent: z.boolean().default(false),
 };
 
+/**
+ * Who checks that a bearer token is meant for us. "issuer" (the default): its `aud` holds one of audiences or
+ * its `azp` is one of authorizedParties, before any rule runs. "rules": no check here; instead only rules whose
+ * requirement names audiences or authorizedParties (on every branch) can let this issuer's tokens through,
+ * every other rule refuses them (403). For platforms whose audiences follow the resource (Keycloak's audience
+ * resolution puts the workspace client in aud): `/workspaces/{ws}/**` requires audiences ["{ws}"].
+ */
+const audienceCheckedBy = z.enum(['issuer', 'rules']).default('issuer');
+
 const issuerSchema = z.strictObject({
   issuer: httpUrl,
   /** The token's `aud` must contain one of these, or its `azp` be one of authorizedParties. */
   audiences: audienceList.default([]),
   authorizedParties,
+  audienceCheckedBy,
   /** Where the keys are; by default taken from the issuer's OpenID discovery document. */
   jwksUri: httpUrl.optional(),
   algorithms,
@@ -204,9 +246,14 @@ const issuerSchema = z.strictObject({
   groupsClaim: z.string().min(1).optional(),
   ...issuerIdentityFields,
   machineIdentity: machineIdentitySchema.optional(),
-}).refine((entry) => entry.audiences.length + entry.authorizedParties.length > 0, {
-  message: 'name at least one of audiences or authorizedParties (a token must be meant for us)',
-  path: ['audiences'],
+}).superRefine((entry, ctx) => {
+  const listed = entry.audiences.length + entry.authorizedParties.length > 0;
+  if (entry.audienceCheckedBy === 'issuer' && !listed) {
+    ctx.addIssue({ code: 'custom', path: ['audiences'], message: 'name at least one of audiences or authorizedParties (a token must be meant for us), or set audienceCheckedBy: rules and check it in the rules' });
+  }
+  if (entry.audienceCheckedBy === 'rules' && listed) {
+    ctx.addIssue({ code: 'custom', path: ['audienceCheckedBy'], message: '"rules" checks the audience in the rules only: remove audiences and authorizedParties here (or keep them with audienceCheckedBy: issuer)' });
+  }
 });
 
 /** Where a browser session's claims come from; the first source that has a claim wins. */
@@ -270,6 +317,8 @@ export const configSchema = z
         audiences: audienceList.default([]),
         /** Bearer tokens whose `azp` is one of these are accepted too (Keycloak access tokens: azp = the client that asked). */
         authorizedParties,
+        /** For bearer tokens of this issuer (see issuers[].audienceCheckedBy); browser sessions are always for clientId. */
+        audienceCheckedBy,
         /**
          * Where a browser session's claims come from, first source wins on conflicts. The access token
          * counts only when it is a JWT of this issuer for this client; userinfo costs a request per
@@ -421,6 +470,19 @@ export const configSchema = z
             window: duration('10s').refine((ms) => ms >= 1000, 'must be at least 1s'),
           })
           .prefault({}),
+        /**
+         * The decision log: one JSON line ("msg": "decision") per check with decision, status, reason, rule,
+         * user, issuer, method, host, path (never the query), and the trace id from traceparent; never a token
+         * or cookie. Written whatever the level; sampled (sampleRate) and capped (maxPerSecond), the lines left
+         * out counted in oidc_authz_decision_log_dropped_total.
+         */
+        decisions: z
+          .strictObject({
+            enabled: z.boolean().default(false),
+            sampleRate: z.number().gt(0).max(1).default(1),
+            maxPerSecond: z.number().int().min(1).max(1_000_000).default(100),
+          })
+          .prefault({}),
       })
       .prefault({}),
   })
@@ -474,6 +536,15 @@ export const configSchema = z
         path: [...later.issuer, 'userIdSpace'],
         message: `"${later.shared}" is also the userIdSpace of ${earlier.issuer.join('.')}, whose people's user ids start with "${earlier.start}", but this issuer's start with "${later.start}": issuers of one userIdSpace are one population and need the same userIdPrefix and userIdMustStartWith`,
       });
+    }
+    if (config.oidc?.audienceCheckedBy === 'rules' && config.oidc.audiences.length + config.oidc.authorizedParties.length > 0) {
+      ctx.addIssue({ code: 'custom', path: ['oidc', 'audienceCheckedBy'], message: '"rules" checks the audience of bearer tokens in the rules only: remove oidc.audiences and oidc.authorizedParties (or keep them with audienceCheckedBy: issuer)' });
+    }
+    // An issuer whose audience the rules check, with no rule that checks it, could never get a token through.
+    if (!config.rules.some((rule) => rule.mode !== 'audit' && typeof rule.allow === 'object' && requirementChecksAudience(rule.allow))) {
+      for (const { path, settings } of issuerEntries(config)) {
+        if (settings.audienceCheckedBy === 'rules') ctx.addIssue({ code: 'custom', path: [...path, 'audienceCheckedBy'], message: '"rules", but no rule requires audiences or authorizedParties: every bearer token of this issuer would be refused' });
+      }
     }
     if (config.identity.userIdHeader === config.identity.groupsHeader) {
       ctx.addIssue({ code: 'custom', path: ['identity', 'groupsHeader'], message: 'must differ from identity.userIdHeader' });

@@ -4,7 +4,8 @@
  * answers, counts. A thrown error never becomes an allow: it is logged and answered with 503.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { decide, type DecideDeps, type Decision } from '../check/decide.js';
+import { decide, type AuditOutcome, type DecideDeps, type Decision } from '../check/decide.js';
+import type { DecisionLog } from '../decision-log.js';
 import { checkRequestFrom, schemeOf } from '../check/request.js';
 import { sendJson, type Responder } from '../check/respond.js';
 import type { LineLimiter } from '../log-limit.js';
@@ -19,12 +20,36 @@ export interface CheckHandlerOptions {
   readonly respond: Responder;
   readonly metrics: Metrics;
   readonly logger: Logger;
-  /** Limits the per-denial info line per reason (log.rateLimit). */
+  /** Limits the per-denial info line per reason (log.rateLimit), and audit lines per rule. */
   readonly denialLog: LineLimiter;
+  /** log.decisions: a line per decision, sampled and capped; null when off. */
+  readonly decisionLog: DecisionLog | null;
 }
 
 export function createCheckHandler(options: CheckHandlerOptions): (req: IncomingMessage, res: ServerResponse) => void {
-  const { prefixLength, trustForwardedProto, fallbackScheme, deps, respond, metrics, logger, denialLog } = options;
+  const { prefixLength, trustForwardedProto, fallbackScheme, deps, respond, metrics, logger, denialLog, decisionLog } = options;
+
+  const recordAudits = (decision: Decision, audits: readonly AuditOutcome[], method: string, path: string) => {
+    for (const audit of audits) {
+      metrics.auditDecisions.inc({ rule: audit.rule.name, decision: audit.decision, reason: audit.reason });
+      // The rollout question: where would the audited rule have answered differently from the rule that did?
+      const differs = audit.decision !== decision.kind;
+      if (!(differs ? logger.enabled('info') && denialLog.take(`audit:${audit.rule.name}`) : logger.enabled('debug'))) continue;
+      const fields = {
+        rule: audit.rule.name,
+        would: audit.decision,
+        wouldReason: audit.reason,
+        requirement: audit.unmet ?? undefined,
+        decision: decision.kind,
+        decidedBy: decision.rule?.name ?? 'none',
+        method,
+        path: path.length > 256 ? `${path.slice(0, 256)}…` : path,
+        user: decision.kind === 'allow' || decision.kind === 'forbidden' ? decision.identity?.userId : undefined,
+      };
+      if (differs) logger.info('audit rule would decide otherwise', fields);
+      else logger.debug('audit rule agrees', fields);
+    }
+  };
 
   const record = (decision: Decision, startedAt: number, method: string, path: string) => {
     const rule = decision.rule?.name ?? 'none';
@@ -57,6 +82,8 @@ export function createCheckHandler(options: CheckHandlerOptions): (req: Incoming
     const finish = (decision: Decision) => {
       respond(res, decision);
       record(decision, startedAt, method, request.rawPath);
+      if (decision.audits) recordAudits(decision, decision.audits, method, request.rawPath);
+      decisionLog?.record(decision, request);
     };
     const fail = (error: unknown) => {
       logger.error('check failed', { error, method });

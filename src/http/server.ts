@@ -12,6 +12,7 @@ import type { SessionAuthenticator } from '../authn/session.js';
 import { createBrowserLogin } from '../oidc/setup.js';
 import { createResponder } from '../check/respond.js';
 import { upstreamHeaderPlan } from '../envoy-contract.js';
+import { createDecisionLog } from '../decision-log.js';
 import { createLineLimiter, logSuppressed } from '../log-limit.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
@@ -50,6 +51,8 @@ export function createService(config: Config, deps: ServiceDeps): Service {
   // The login endpoints' lines that any client can cause (a foreign Host, a made-up IdP error, a bogus code).
   const loginLog = createLineLimiter({ perKey: perReason, windowMs, now, onSuppressed: logSuppressed(logger, 'login endpoint', { perKey: perReason, windowMs }) });
   metrics.logLineSources.push(denialLog, loginLog);
+  const decisionLog = createDecisionLog(config.log.decisions, (line) => process.stdout.write(line), now);
+  if (decisionLog !== null) metrics.decisionLogSources.push(decisionLog);
   const login = createBrowserLogin(config, { metrics, logger, bearer, now, logLimit: loginLog });
   const authenticator = createAuthenticator(bearer, login?.sessions ?? null, login?.servedOverHttps);
   const plan = upstreamHeaderPlan(config);
@@ -90,6 +93,7 @@ export function createService(config: Config, deps: ServiceDeps): Service {
     metrics,
     logger,
     denialLog,
+    decisionLog,
   });
   const app = createApp(state, logger, login?.routes ?? null);
 

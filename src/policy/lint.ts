@@ -27,7 +27,7 @@
  */
 import type { Config, Rule } from '../config/schema.js';
 import { compilePolicy, DEFAULT_RULE_NAME, type CompiledRule, type Policy } from './rules.js';
-import type { PathTemplate, TemplateSegment } from './template.js';
+import { matchPieces, type PathTemplate, type TemplateSegment } from './template.js';
 
 /** The part of a template the overlap tests read. */
 export type TemplateShape = Pick<PathTemplate, 'segments' | 'rest'>;
@@ -67,7 +67,31 @@ export type PolicyWarning = HostScopedAnonymousWarning;
 
 // ---- Templates and method sets ----------------------------------------------------------------
 
-const isWildcard = (segment: TemplateSegment) => segment.kind !== 'literal';
+/** Matches any one segment. A mixed segment ("{ws}.{c}") is neither this nor a literal. */
+const isWildcard = (segment: TemplateSegment) => segment.kind === 'param' || segment.kind === 'any';
+
+/** Whether a mixed segment matches a literal one. */
+const mixedMatches = (mixed: TemplateSegment & { kind: 'mixed' }, literal: string) => matchPieces(mixed.pieces, literal, Object.create(null) as Record<string, string>);
+
+/**
+ * The segments both match, or null when none: a literal wins over anything that matches it; two mixed
+ * segments are assumed to overlap (the lint errs towards warning) and the first is kept.
+ */
+function intersectSegments(x: TemplateSegment, y: TemplateSegment): TemplateSegment | null {
+  if (isWildcard(y)) return x;
+  if (isWildcard(x)) return y;
+  if (x.kind === 'literal' && y.kind === 'literal') return x.value === y.value ? x : null;
+  if (x.kind === 'mixed' && y.kind === 'literal') return mixedMatches(x, y.value) ? y : null;
+  if (y.kind === 'mixed' && x.kind === 'literal') return mixedMatches(y, x.value) ? x : null;
+  return x;
+}
+
+/** Whether every segment `inner` matches is matched by `outer` (two different mixed segments: not known, so no). */
+function segmentCovers(outer: TemplateSegment, inner: TemplateSegment): boolean {
+  if (isWildcard(outer)) return true;
+  if (inner.kind === 'literal') return outer.kind === 'literal' ? outer.value === inner.value : outer.kind === 'mixed' && mixedMatches(outer, inner.value);
+  return outer.kind === 'mixed' && inner.kind === 'mixed' && outer.source === inner.source;
+}
 
 /** Whether some path matches both templates. */
 export function templatesOverlap(a: TemplateShape, b: TemplateShape): boolean {
@@ -87,10 +111,9 @@ export function intersectTemplates(a: TemplateShape, b: TemplateShape): Template
   for (let i = 0; i < long.segments.length; i++) {
     const x = long.segments[i]!;
     const y = short.segments[i];
-    if (y === undefined || isWildcard(y)) segments.push(x);
-    else if (isWildcard(x)) segments.push(y);
-    else if (x.kind === 'literal' && y.kind === 'literal' && x.value === y.value) segments.push(x);
-    else return null;
+    const both = y === undefined ? x : intersectSegments(x, y);
+    if (both === null) return null;
+    segments.push(both);
   }
   return { segments, rest: a.rest && b.rest };
 }
@@ -100,16 +123,12 @@ export function templateCovers(outer: TemplateShape, inner: TemplateShape): bool
   const o = outer.segments.length;
   const n = inner.segments.length;
   if (inner.rest ? !outer.rest || o > n : outer.rest ? o > n : o !== n) return false;
-  return outer.segments.every((segment, i) => {
-    if (isWildcard(segment)) return true;
-    const other = inner.segments[i]!;
-    return other.kind === 'literal' && segment.kind === 'literal' && other.value === segment.value;
-  });
+  return outer.segments.every((segment, i) => segmentCovers(segment, inner.segments[i]!));
 }
 
-/** The template's text with every wildcard written "*" (two templates' parameter names could clash). */
+/** The template's text with every wildcard written "*" (two templates' parameter names could clash); mixed segments as written. */
 export function templateSource(shape: TemplateShape): string {
-  const parts = shape.segments.map((s) => (s.kind === 'literal' ? s.value : '*'));
+  const parts = shape.segments.map((s) => (s.kind === 'literal' ? s.value : s.kind === 'mixed' ? s.source : '*'));
   if (shape.rest) parts.push('**');
   return `/${parts.join('/')}`;
 }

@@ -4,7 +4,7 @@
  * requirements. `{param}` placeholders are filled from the path template's captures, so
  * `/workspaces/{ws}/**` can demand group `{ws}` or role `ws_access` in `resource_access.{ws}.roles`.
  */
-import type { RequirementInput } from '../config/schema.js';
+import { requirementChecksAudience, type RequirementInput } from '../config/schema.js';
 import { lookupSegments, parseClaimPath, type Claims } from '../authn/claims.js';
 import type { Identity } from '../authn/identity.js';
 import type { PathParams } from './template.js';
@@ -35,16 +35,22 @@ interface ClaimCheck {
 
 export interface CompiledRequirement {
   readonly groups: readonly StringTemplate[] | null;
+  /** `aud` (string or array) holds one of these. */
+  readonly audiences: readonly StringTemplate[] | null;
+  /** `azp` is one of these. */
+  readonly authorizedParties: readonly StringTemplate[] | null;
   readonly claims: readonly ClaimCheck[] | null;
   readonly emailDomains: readonly string[] | null;
   readonly users: readonly StringTemplate[] | null;
   readonly anyOf: readonly CompiledRequirement[] | null;
   /** Every `{param}` the requirement uses, for start-up validation against the path templates. */
   readonly params: ReadonlySet<string>;
+  /** It checks `aud` or `azp` however it is met: it may decide tokens of an issuer with audienceCheckedBy: rules. */
+  readonly checksAudience: boolean;
 }
 
 /** Which kind of requirement was not met; shown in 403 bodies and logs (never claim values). */
-export type UnmetRequirement = 'groups' | 'claims' | 'emailDomains' | 'users' | 'anyOf';
+export type UnmetRequirement = 'groups' | 'audiences' | 'authorizedParties' | 'claims' | 'emailDomains' | 'users' | 'anyOf';
 
 export function compileRequirement(input: RequirementInput): CompiledRequirement {
   const params = new Set<string>();
@@ -57,6 +63,8 @@ export function compileRequirement(input: RequirementInput): CompiledRequirement
   anyOf?.forEach((r) => r.params.forEach((p) => params.add(p)));
   return {
     groups: input.groups?.map(template) ?? null,
+    audiences: input.audiences?.map(template) ?? null,
+    authorizedParties: input.authorizedParties?.map(template) ?? null,
     claims: input.claims
       ? Object.entries(input.claims).map(([source, wanted]) => ({
           name: template(source),
@@ -68,12 +76,15 @@ export function compileRequirement(input: RequirementInput): CompiledRequirement
     users: input.users?.map(template) ?? null,
     anyOf,
     params,
+    checksAudience: requirementChecksAudience(input),
   };
 }
 
 /** null when the identity satisfies the requirement, otherwise the first kind that failed. */
 export function evaluateRequirement(requirement: CompiledRequirement, identity: Identity, params: PathParams): UnmetRequirement | null {
   if (requirement.groups && !requirement.groups.some((g) => identity.groupSet.has(g.render(params)))) return 'groups';
+  if (requirement.audiences && !holdsAny(identity.claims.aud, requirement.audiences, params)) return 'audiences';
+  if (requirement.authorizedParties && !holdsAny(identity.claims.azp, requirement.authorizedParties, params)) return 'authorizedParties';
   if (requirement.claims && !requirement.claims.every((check) => claimMatches(identity.claims, check, params))) return 'claims';
   if (requirement.emailDomains && !emailDomainMatches(identity.email, requirement.emailDomains)) return 'emailDomains';
   if (requirement.users) {
@@ -82,6 +93,12 @@ export function evaluateRequirement(requirement: CompiledRequirement, identity: 
   }
   if (requirement.anyOf && !requirement.anyOf.some((r) => evaluateRequirement(r, identity, params) === null)) return 'anyOf';
   return null;
+}
+
+/** A scalar claim equals one of the wanted values, or an array claim contains one (the rule for every claim). */
+function holdsAny(value: unknown, wanted: readonly StringTemplate[], params: PathParams): boolean {
+  if (typeof value === 'string') return wanted.some((w) => w.render(params) === value);
+  return Array.isArray(value) && wanted.some((w) => value.includes(w.render(params)));
 }
 
 function claimMatches(claims: Claims, check: ClaimCheck, params: PathParams): boolean {

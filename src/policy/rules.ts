@@ -1,10 +1,11 @@
 /**
- * The policy: rules compiled once at start-up into matchers (host glob × path template × method set).
- * First match wins; no match falls to `defaultRule`. Compile errors name the config field.
+ * The policy: rules compiled once at start-up into matchers (host pattern × path template × method set).
+ * First match wins; no match falls to `defaultRule`. A rule in audit mode is evaluated for the record and
+ * then passed over. Compile errors name the config field.
  */
 import type { Config, Rule } from '../config/schema.js';
 import { compileRequirement, type CompiledRequirement } from './requirement.js';
-import { compileHostGlob, compileTemplate, TemplateError, type PathParams, type PathTemplate } from './template.js';
+import { compileHostPattern, compileTemplate, NO_PARAMS, TemplateError, type HostPattern, type PathParams, type PathTemplate } from './template.js';
 
 export type Access =
   | { readonly kind: 'anonymous' }
@@ -12,19 +13,34 @@ export type Access =
   | { readonly kind: 'deny' }
   | { readonly kind: 'require'; readonly requirement: CompiledRequirement };
 
+/** Which CORS preflights a rule lets through without credentials; null origins: any Origin. */
+export interface CorsPreflight {
+  readonly origins: ReadonlySet<string> | null;
+}
+
 export interface CompiledRule {
   readonly name: string;
   /** Position in `rules`, or -1 for the default rule. */
   readonly index: number;
-  readonly hosts: ReadonlyArray<(host: string) => boolean> | null;
+  readonly hosts: readonly HostPattern[] | null;
   readonly templates: readonly PathTemplate[];
   readonly methods: ReadonlySet<string> | null;
   readonly access: Access;
+  /** "audit": evaluated and recorded, never decides; the request goes on to the next rule. */
+  readonly audit: boolean;
+  readonly corsPreflight: CorsPreflight | null;
+}
+
+export interface AuditMatch {
+  readonly rule: CompiledRule;
+  readonly params: PathParams;
 }
 
 export interface RuleMatch {
   readonly rule: CompiledRule;
   readonly params: PathParams;
+  /** Audit-mode rules the request matched before `rule`, in order; null when none (the usual case). */
+  readonly audits: readonly AuditMatch[] | null;
 }
 
 export interface Policy {
@@ -52,52 +68,131 @@ export function compilePolicy(config: Pick<Config, 'rules' | 'defaultRule'>): Po
     templates: [],
     methods: null,
     access: config.defaultRule === 'authenticated' ? { kind: 'authenticated' } : { kind: 'deny' },
+    audit: false,
+    corsPreflight: null,
   };
   return {
     rules,
     defaultRule,
     match(method, host, segments) {
+      let audits: AuditMatch[] | null = null;
       for (const rule of rules) {
-        if (rule.methods !== null && !rule.methods.has(method)) continue;
-        if (rule.hosts !== null && !rule.hosts.some((matches) => matches(host))) continue;
-        for (const template of rule.templates) {
-          const params = template.match(segments);
-          if (params !== null) return { rule, params };
-        }
+        const params = matchRule(rule, method, host, segments);
+        if (params === null) continue;
+        if (!rule.audit) return { rule, params, audits };
+        (audits ??= []).push({ rule, params });
       }
-      return { rule: defaultRule, params: {} };
+      return { rule: defaultRule, params: NO_PARAMS, audits };
     },
   };
 }
 
+/** The rule's captures (host and path) when it matches the request, else null. */
+function matchRule(rule: CompiledRule, method: string, host: string, segments: readonly string[]): PathParams | null {
+  if (rule.methods !== null && !rule.methods.has(method)) return null;
+  let hostParams: PathParams | null = NO_PARAMS;
+  if (rule.hosts !== null) {
+    hostParams = null;
+    for (const pattern of rule.hosts) {
+      hostParams = pattern.match(host);
+      if (hostParams !== null) break;
+    }
+    if (hostParams === null) return null;
+  }
+  for (const template of rule.templates) {
+    const params = template.match(segments);
+    if (params === null) continue;
+    if (hostParams === NO_PARAMS) return params;
+    if (params === NO_PARAMS) return hostParams;
+    return Object.assign(Object.create(null) as Record<string, string>, hostParams, params);
+  }
+  return null;
+}
+
+function compiled<T>(at: string, source: string, compile: (source: string) => T): T {
+  try {
+    return compile(source);
+  } catch (error) {
+    if (error instanceof TemplateError) throw new PolicyError(at, `"${source}": ${error.message}`);
+    throw error;
+  }
+}
+
+/**
+ * Two alternatives of one rule (hosts, or paths) are ambiguous when a request matches both with
+ * different captures: the first listed wins, so a later, more specific one would never capture what
+ * it says. Tried on the later one's own sample (every capture "x"): "{ws}-default" before
+ * "editor-{ws}-default" gives ws "editor-x" for "editor-x-default", where the second means "x".
+ */
+function refuseShadowed<T extends { readonly source: string; readonly sample: string }>(
+  at: string,
+  kind: 'host' | 'path',
+  alternatives: readonly T[],
+  capture: (alternative: T, sample: string) => PathParams | null,
+): void {
+  alternatives.forEach((later, j) => {
+    const own = capture(later, later.sample);
+    if (own === null || Object.keys(own).length === 0) return;
+    alternatives.slice(0, j).forEach((earlier, i) => {
+      const theirs = capture(earlier, later.sample);
+      if (theirs === null || sameParams(theirs, own)) return;
+      throw new PolicyError(`${at}.${j}`, `"${later.source}" is ambiguous after ${at}.${i} "${earlier.source}": the ${kind} "${later.sample}" matches both, `
+        + `giving ${describeParams(theirs)} there and ${describeParams(own)} here; the first listed wins, so list the more specific pattern first`);
+    });
+  });
+}
+
+function sameParams(a: PathParams, b: PathParams): boolean {
+  const keys = Object.keys(a);
+  return keys.length === Object.keys(b).length && keys.every((key) => Object.hasOwn(b, key) && a[key] === b[key]);
+}
+
+function describeParams(params: PathParams): string {
+  const entries = Object.entries(params);
+  return entries.length === 0 ? 'no captures' : entries.map(([name, value]) => `${name}="${value}"`).join(', ');
+}
+
 function compileRule(rule: Rule, index: number): CompiledRule {
   const at = `rules.${index}`;
-  const templates = rule.paths.map((source, i) => {
-    try {
-      return compileTemplate(source);
-    } catch (error) {
-      if (error instanceof TemplateError) throw new PolicyError(`${at}.paths.${i}`, `"${source}": ${error.message}`);
-      throw error;
+  const templates = rule.paths.map((source, i) => compiled(`${at}.paths.${i}`, source, compileTemplate));
+  const hosts = rule.hosts?.map((source, i) => compiled(`${at}.hosts.${i}`, source, compileHostPattern)) ?? null;
+  refuseShadowed(`${at}.paths`, 'path', templates, (template, sample) => template.match(sample === '/' ? [] : sample.slice(1).split('/')));
+  if (hosts !== null) refuseShadowed(`${at}.hosts`, 'host', hosts, (pattern, sample) => pattern.match(sample));
+
+  // Every combination of a host pattern and a path template captures a name once, and what the rule uses.
+  const hostCaptures: ReadonlyArray<{ source: string | null; names: readonly string[] }> = hosts?.map((pattern) => ({ source: pattern.source, names: pattern.paramNames })) ?? [{ source: null, names: [] }];
+  templates.forEach((template, i) => {
+    for (const host of hostCaptures) {
+      const twice = template.paramNames.find((name) => host.names.includes(name));
+      if (twice !== undefined) throw new PolicyError(`${at}.paths.${i}`, `"${template.source}" captures {${twice}}, which host "${host.source}" captures too: name them differently`);
     }
   });
+
   let access: Access;
   if (rule.allow === 'anonymous' || rule.allow === 'authenticated' || rule.allow === 'deny') {
     access = { kind: rule.allow };
   } else {
     const requirement = compileRequirement(rule.allow);
     for (const param of requirement.params) {
-      const missing = templates.find((t) => !t.paramNames.includes(param));
-      if (missing) throw new PolicyError(`${at}.allow`, `uses {${param}} but path "${missing.source}" does not capture it`);
+      for (const host of hostCaptures) {
+        if (host.names.includes(param)) continue;
+        const missing = templates.find((t) => !t.paramNames.includes(param));
+        if (missing === undefined) continue;
+        const where = host.source === null ? `path "${missing.source}" does not capture it` : `neither host "${host.source}" nor path "${missing.source}" captures it`;
+        throw new PolicyError(`${at}.allow`, `uses {${param}} but ${where}`);
+      }
     }
     access = { kind: 'require', requirement };
   }
   return {
     name: rule.name,
     index,
-    hosts: rule.hosts?.map(compileHostGlob) ?? null,
+    hosts,
     templates,
     // GET implies HEAD: a HEAD must never fall through to a later, weaker rule than its GET.
     methods: rule.methods ? new Set(rule.methods.includes('GET') ? [...rule.methods, 'HEAD'] : rule.methods) : null,
     access,
+    audit: rule.mode === 'audit',
+    corsPreflight: rule.cors ? { origins: rule.cors.origins ? new Set(rule.cors.origins) : null } : null,
   };
 }

@@ -153,7 +153,7 @@ describe('parseConfig: validation', () => {
     {
       what: 'an issuer that names neither audiences nor authorized parties',
       input: { issuers: [{ issuer: 'https://kc.example.com/realms/x' }] },
-      expected: ['issuers.0.audiences: name at least one of audiences or authorizedParties (a token must be meant for us)'],
+      expected: ['issuers.0.audiences: name at least one of audiences or authorizedParties (a token must be meant for us), or set audienceCheckedBy: rules and check it in the rules'],
     },
     {
       what: 'Keycloak\'s realm-wide "account" audience for a bearer issuer',
