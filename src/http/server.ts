@@ -37,6 +37,8 @@ export interface ServiceDeps {
   readonly logger: Logger;
   readonly metrics: Metrics;
   readonly now?: () => number;
+  /** Where decision-log lines go (log.decisions); stdout by default, beside the other log lines. */
+  readonly writeLine?: (line: string) => void;
 }
 
 export function createService(config: Config, deps: ServiceDeps): Service {
@@ -51,7 +53,7 @@ export function createService(config: Config, deps: ServiceDeps): Service {
   // The login endpoints' lines that any client can cause (a foreign Host, a made-up IdP error, a bogus code).
   const loginLog = createLineLimiter({ perKey: perReason, windowMs, now, onSuppressed: logSuppressed(logger, 'login endpoint', { perKey: perReason, windowMs }) });
   metrics.logLineSources.push(denialLog, loginLog);
-  const decisionLog = createDecisionLog(config.log.decisions, (line) => process.stdout.write(line), now);
+  const decisionLog = createDecisionLog(config.log.decisions, deps.writeLine ?? ((line) => void process.stdout.write(line)), now);
   if (decisionLog !== null) metrics.decisionLogSources.push(decisionLog);
   const login = createBrowserLogin(config, { metrics, logger, bearer, now, logLimit: loginLog });
   const authenticator = createAuthenticator(bearer, login?.sessions ?? null, login?.servedOverHttps);

@@ -55,7 +55,7 @@ export async function startService(input: ConfigInput, options: { now?: () => nu
   const logs: Array<Record<string, unknown>> = [];
   const logger = createLogger(config.log.level, (line) => void logs.push(JSON.parse(line) as Record<string, unknown>));
   const metrics = createMetrics({ defaultMetrics: false });
-  const service = createService(config, { logger, metrics, ...(options.now ? { now: options.now } : {}) });
+  const service = createService(config, { logger, metrics, writeLine: (line) => void logs.push(JSON.parse(line) as Record<string, unknown>), ...(options.now ? { now: options.now } : {}) });
   const { port, metricsPort } = await service.listen();
   return {
     url: `http://127.0.0.1:${port}`,
