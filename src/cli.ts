@@ -8,17 +8,11 @@
  */
 import { parseArgs } from 'node:util';
 import { stringify } from 'yaml';
-import { buildIdentity, compileDefaultMapping, compileIssuerMappings } from './authn/identity.js';
-import type { Claims } from './authn/claims.js';
-import { authorize } from './check/decide.js';
-import { normalizeHost, normalizePath } from './check/normalize.js';
 import { ConfigError, loadConfigFile } from './config/load.js';
-import type { Config } from './config/schema.js';
 import { extAuthzProvider } from './envoy-contract.js';
 import { serve } from './main.js';
-import { formatWarning, lintPolicy, type PolicyWarning } from './policy/lint.js';
-import { compilePolicy } from './policy/rules.js';
-import { compileTemplate, pathSegments } from './policy/template.js';
+import { formatWarning, lintPolicy } from './policy/lint.js';
+import { explain } from './policy-test/explain.js';
 import { revokeSessions, type RevokeTarget } from './session-store/revoke-cli.js';
 
 const DEFAULT_CONFIG = '/etc/oidc-authz/config.yaml';
@@ -110,80 +104,6 @@ export async function main(argv: string[]): Promise<number> {
 function usage(problem: string): number {
   process.stderr.write(`oidc-authz: ${problem}\n${USAGE}`);
   return 2;
-}
-
-/** The operator's answer to "why do I get 403": rule, captured parameters, decision and reason. */
-export function explain(config: Config, method: string, url: string, claimsJson?: string): string {
-  const parsed = new URL(url, 'http://localhost');
-  const lines = [`request:   ${method} ${parsed.host}${parsed.pathname}`];
-  const rawPath = url.startsWith('/') ? url.split('?')[0]! : rawPathOf(url);
-  const path = normalizePath(rawPath);
-  const host = normalizeHost(parsed.host);
-  if (!path.ok || !host.ok) {
-    lines.push(`decision:  400 bad_request (${path.ok ? 'bad_host' : path.reason})`);
-    return `${lines.join('\n')}\n`;
-  }
-  lines.push(`normalized: ${path.path}`);
-  const policy = compilePolicy(config);
-  const segments = pathSegments(path.path);
-  const { rule, params } = policy.match(method, host.host, segments);
-  lines.push(`rule:      ${rule.index === -1 ? `(no rule matched) → defaultRule: ${config.defaultRule}` : `#${rule.index} ${rule.name}`}`);
-  if (Object.keys(params).length > 0) lines.push(`params:    ${JSON.stringify(params)}`);
-  lines.push(`access:    ${describeAccess(config, rule.index)}`);
-
-  if (rule.access.kind === 'anonymous') {
-    lines.push('decision:  200 allow (anonymous; client identity headers removed)');
-  } else if (rule.access.kind === 'deny') {
-    lines.push(`decision:  403 forbidden (${rule.index === -1 ? 'default_deny' : 'rule_deny'})`);
-  } else if (claimsJson === undefined) {
-    lines.push('decision:  without credentials 401 unauthorized (no_credentials); pass --claims to evaluate an identity');
-  } else {
-    const claims = JSON.parse(claimsJson) as Claims;
-    // The mapping the service would use for a token of that issuer (the login issuer's, another's, or the defaults).
-    const mapping = (typeof claims.iss === 'string' ? compileIssuerMappings(config).get(claims.iss) : undefined) ?? compileDefaultMapping(config);
-    const built = buildIdentity(claims, mapping, 'bearer');
-    if (!built.ok) {
-      lines.push(`decision:  401 unauthorized (${built.reason})`);
-    } else {
-      lines.push(`identity:  ${config.identity.userIdHeader}=${built.identity.userId} ${config.identity.groupsHeader}=${built.identity.groupsHeaderValue}${built.identity.machine ? ' (a machine: machineIdentity)' : ''}`);
-      const decision = authorize(rule, params, { kind: 'identity', identity: built.identity }, null);
-      lines.push(decision.kind === 'allow'
-        ? 'decision:  200 allow'
-        : `decision:  403 forbidden (${decision.reason}${decision.kind === 'forbidden' && decision.unmet ? `: ${decision.unmet} not met` : ''})`);
-    }
-  }
-  const warnings = lintPolicy(config, policy);
-  const concerning = warnings.filter((warning) => concernsRequest(warning, rule.index, method, segments));
-  let text = `${lines.join('\n')}\n`;
-  for (const warning of concerning) text += formatWarning(warning);
-  if (warnings.length > concerning.length) {
-    const others = warnings.length - concerning.length;
-    text += `note:      ${others} other policy warning${others === 1 ? '' : 's'} in this config (oidc-authz check-config lists every warning)\n`;
-  }
-  return text;
-}
-
-/**
- * A warning concerns the explained request when the rule that decided it is one of the pair and the
- * request is one of the overlapping requests: then the answer shown depends on the Host the client sent.
- */
-function concernsRequest(warning: PolicyWarning, ruleIndex: number, method: string, segments: readonly string[]): boolean {
-  if (warning.anonymous.index !== ruleIndex && warning.stricter.index !== ruleIndex) return false;
-  return warning.overlaps.some((o) => (o.methods === null || o.methods.includes(method)) && compileTemplate(o.path).match(segments) !== null);
-}
-
-/** The path exactly as written (URL would resolve dot segments and so hide them). */
-function rawPathOf(url: string): string {
-  const afterScheme = url.replace(/^[a-z][a-z0-9+.-]*:\/\/[^/?#]*/i, '');
-  const end = afterScheme.search(/[?#]/);
-  const path = end === -1 ? afterScheme : afterScheme.slice(0, end);
-  return path === '' ? '/' : path;
-}
-
-function describeAccess(config: Config, index: number): string {
-  if (index === -1) return config.defaultRule;
-  const allow = config.rules[index]!.allow;
-  return typeof allow === 'string' ? allow : JSON.stringify(allow);
 }
 
 const isEntry = process.argv[1] !== undefined && import.meta.url === new URL(`file://${process.argv[1]}`).href;
