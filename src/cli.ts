@@ -2,25 +2,29 @@
 /**
  * oidc-authz serve [--config FILE]
  * oidc-authz check-config FILE
- * oidc-authz explain METHOD URL [--config FILE] [--claims JSON]
+ * oidc-authz explain METHOD URL [--config FILE] [--claims JSON | --token FILE]
  * oidc-authz provider [--config FILE] [--service HOST] [--port N]
  * oidc-authz sessions revoke (--user ID | --subject SUB | --sid SID) [--issuer ISS] [--config FILE]
  */
+import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { stringify } from 'yaml';
+import type { Claims } from './authn/claims.js';
 import { ConfigError, loadConfigFile } from './config/load.js';
 import { extAuthzProvider } from './envoy-contract.js';
 import { serve } from './main.js';
 import { formatWarning, lintPolicy } from './policy/lint.js';
-import { explain } from './policy-test/explain.js';
+import { explain, type ExplainCaller } from './policy-test/explain.js';
+import { bareToken, checkToken, networkTokenContext } from './policy-test/token.js';
 import { revokeSessions, type RevokeTarget } from './session-store/revoke-cli.js';
 
 const DEFAULT_CONFIG = '/etc/oidc-authz/config.yaml';
 const USAGE = `usage:
   oidc-authz serve [--config FILE]                 run the service (default config ${DEFAULT_CONFIG})
   oidc-authz check-config FILE                     validate a config file (warnings on stderr) and exit
-  oidc-authz explain METHOD URL [--config FILE] [--claims JSON]
-                                                   which rule matches and what it decides
+  oidc-authz explain METHOD URL [--config FILE] [--claims JSON | --token FILE]
+                                                   which rule matches and what it decides, for claims
+                                                   or a token verified with the configured issuers' keys
   oidc-authz provider [--config FILE] [--service HOST] [--port N]
                                                    Istio extension provider for this config (YAML)
   oidc-authz sessions revoke (--user ID | --subject SUB | --sid SID) [--issuer ISS] [--config FILE]
@@ -53,11 +57,28 @@ export async function main(argv: string[]): Promise<number> {
       const { positionals, values } = parseArgs({
         args: rest,
         allowPositionals: true,
-        options: { config: { type: 'string', short: 'c' }, claims: { type: 'string' } },
+        options: { config: { type: 'string', short: 'c' }, claims: { type: 'string' }, token: { type: 'string' } },
       });
       const [method, url] = positionals;
       if (!method || !url) return usage('explain needs METHOD and URL');
-      process.stdout.write(explain(loadConfigFile(values.config ?? DEFAULT_CONFIG), method.toUpperCase(), url, values.claims));
+      if (values.claims !== undefined && values.token !== undefined) return usage('explain takes --claims or --token, not both');
+      const config = loadConfigFile(values.config ?? DEFAULT_CONFIG);
+      let caller: ExplainCaller = { kind: 'unspecified' };
+      if (values.claims !== undefined) {
+        const claims = parseClaims(values.claims);
+        if (claims === null) return usage('--claims takes a JSON object of claims, e.g. \'{"email":"a@example.com","email_verified":true}\'');
+        caller = { kind: 'claims', claims, session: false };
+      } else if (values.token !== undefined) {
+        let text: string;
+        try {
+          text = readFileSync(values.token, 'utf8');
+        } catch (error) {
+          return usage(`--token ${values.token}: cannot read: ${(error as NodeJS.ErrnoException).code ?? String(error)}`);
+        }
+        // The issuers' real keys, fetched as the service fetches them: the same checks, the same answer.
+        caller = { kind: 'token', check: await checkToken(bareToken(text), networkTokenContext(config)) };
+      }
+      process.stdout.write(explain(config, method.toUpperCase(), url, caller));
       return 0;
     }
     case 'provider': {
@@ -98,6 +119,16 @@ export async function main(argv: string[]): Promise<number> {
       return command === undefined ? 2 : 0;
     default:
       return usage(`unknown command "${command}"`);
+  }
+}
+
+/** A JSON object of claims, or null. */
+function parseClaims(json: string): Claims | null {
+  try {
+    const value: unknown = JSON.parse(json);
+    return typeof value === 'object' && value !== null && !Array.isArray(value) ? (value as Claims) : null;
+  } catch {
+    return null;
   }
 }
 

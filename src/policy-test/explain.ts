@@ -3,17 +3,27 @@
  * (for given claims or a verified token). Line-based, "label:  value", so new facts are new lines.
  * `oidc-authz test` prints the same text for a failing case.
  */
-import { buildIdentity, compileDefaultMapping, compileIssuerMappings } from '../authn/identity.js';
-import type { Claims } from '../authn/claims.js';
 import { authorize } from '../check/decide.js';
 import { normalizeHost, normalizePath } from '../check/normalize.js';
 import type { Config } from '../config/schema.js';
 import { formatWarning, lintPolicy, type PolicyWarning } from '../policy/lint.js';
 import { compilePolicy } from '../policy/rules.js';
 import { compileTemplate, pathSegments } from '../policy/template.js';
+import { identityFromClaims, type ClaimsCaller } from './caller.js';
+import type { TokenCheck } from './token.js';
+
+/**
+ * Who asks: nobody given (the CLI without --claims/--token: say what happens without credentials), a
+ * request without credentials, claims (caller.ts), or a token checked by the service's verifier (token.ts).
+ */
+export type ExplainCaller =
+  | { readonly kind: 'unspecified' }
+  | { readonly kind: 'anonymous' }
+  | ({ readonly kind: 'claims' } & ClaimsCaller)
+  | { readonly kind: 'token'; readonly check: TokenCheck };
 
 /** The operator's answer to "why do I get 403": rule, captured parameters, decision and reason. */
-export function explain(config: Config, method: string, url: string, claimsJson?: string): string {
+export function explain(config: Config, method: string, url: string, caller: ExplainCaller = { kind: 'unspecified' }): string {
   const parsed = new URL(url, 'http://localhost');
   const lines = [`request:   ${method} ${parsed.host}${parsed.pathname}`];
   const rawPath = url.startsWith('/') ? url.split('?')[0]! : rawPathOf(url);
@@ -30,25 +40,31 @@ export function explain(config: Config, method: string, url: string, claimsJson?
   lines.push(`rule:      ${rule.index === -1 ? `(no rule matched) → defaultRule: ${config.defaultRule}` : `#${rule.index} ${rule.name}`}`);
   if (Object.keys(params).length > 0) lines.push(`params:    ${JSON.stringify(params)}`);
   lines.push(`access:    ${describeAccess(config, rule.index)}`);
+  // Said whatever the rule: the token was checked before the question of whether the rule needs it.
+  if (caller.kind === 'token') lines.push(caller.check.ok ? `token:     verified (${caller.check.facts})` : `token:     rejected: ${caller.check.auth.reason}: ${caller.check.detail}`);
 
+  const browserLogin = config.oidc ? ', or 302 to log in for a browser\'s page load' : '';
   if (rule.access.kind === 'anonymous') {
     lines.push('decision:  200 allow (anonymous; client identity headers removed)');
   } else if (rule.access.kind === 'deny') {
     lines.push(`decision:  403 forbidden (${rule.index === -1 ? 'default_deny' : 'rule_deny'})`);
-  } else if (claimsJson === undefined) {
-    lines.push('decision:  without credentials 401 unauthorized (no_credentials); pass --claims to evaluate an identity');
+  } else if (caller.kind === 'unspecified') {
+    lines.push(`decision:  without credentials 401 unauthorized (no_credentials)${browserLogin}; pass --claims or --token to evaluate an identity`);
+  } else if (caller.kind === 'anonymous') {
+    lines.push(`decision:  401 unauthorized (no_credentials)${browserLogin}`);
   } else {
-    const claims = JSON.parse(claimsJson) as Claims;
-    // The mapping the service would use for a token of that issuer (the login issuer's, another's, or the defaults).
-    const mapping = (typeof claims.iss === 'string' ? compileIssuerMappings(config).get(claims.iss) : undefined) ?? compileDefaultMapping(config);
-    const built = buildIdentity(claims, mapping, 'bearer');
-    if (!built.ok) {
-      lines.push(`decision:  401 unauthorized (${built.reason})`);
+    const built = caller.kind === 'claims' ? identityFromClaims(config, caller) : caller.check;
+    if (built === null) {
+      lines.push('decision:  no sessions without oidc in the config');
+    } else if (!built.ok) {
+      const reason = 'auth' in built ? built.auth : { kind: 'invalid', reason: built.reason };
+      lines.push(reason.kind === 'unavailable' ? `decision:  503 unavailable (${reason.reason})` : `decision:  401 unauthorized (${reason.reason})`);
     } else {
-      lines.push(`identity:  ${config.identity.userIdHeader}=${built.identity.userId} ${config.identity.groupsHeader}=${built.identity.groupsHeaderValue}${built.identity.machine ? ' (a machine: machineIdentity)' : ''}`);
-      const decision = authorize(rule, params, { kind: 'identity', identity: built.identity }, null);
+      const { identity } = built;
+      lines.push(`identity:  ${config.identity.userIdHeader}=${identity.userId} ${config.identity.groupsHeader}=${identity.groupsHeaderValue}${identity.machine ? ' (a machine: machineIdentity)' : ''}`);
+      const decision = authorize(rule, params, { kind: 'identity', identity }, null);
       lines.push(decision.kind === 'allow'
-        ? 'decision:  200 allow'
+        ? `decision:  200 allow (${decision.reason})`
         : `decision:  403 forbidden (${decision.reason}${decision.kind === 'forbidden' && decision.unmet ? `: ${decision.unmet} not met` : ''})`);
     }
   }
@@ -73,7 +89,7 @@ function concernsRequest(warning: PolicyWarning, ruleIndex: number, method: stri
 }
 
 /** The path exactly as written (URL would resolve dot segments and so hide them). */
-function rawPathOf(url: string): string {
+export function rawPathOf(url: string): string {
   const afterScheme = url.replace(/^[a-z][a-z0-9+.-]*:\/\/[^/?#]*/i, '');
   const end = afterScheme.search(/[?#]/);
   const path = end === -1 ? afterScheme : afterScheme.slice(0, end);
