@@ -3,6 +3,7 @@
  * oidc-authz serve [--config FILE]
  * oidc-authz check-config FILE
  * oidc-authz explain METHOD URL [--config FILE] [--claims JSON | --token FILE]
+ * oidc-authz test CONFIG CASES... [--format text|junit] [--output FILE]
  * oidc-authz provider [--config FILE] [--service HOST] [--port N]
  * oidc-authz sessions revoke (--user ID | --subject SUB | --sid SID) [--issuer ISS] [--config FILE]
  */
@@ -14,6 +15,7 @@ import { ConfigError, loadConfigFile } from './config/load.js';
 import { extAuthzProvider } from './envoy-contract.js';
 import { serve } from './main.js';
 import { formatWarning, lintPolicy } from './policy/lint.js';
+import { runPolicyTests } from './policy-test/command.js';
 import { explain, type ExplainCaller } from './policy-test/explain.js';
 import { bareToken, checkToken, networkTokenContext } from './policy-test/token.js';
 import { revokeSessions, type RevokeTarget } from './session-store/revoke-cli.js';
@@ -25,6 +27,9 @@ const USAGE = `usage:
   oidc-authz explain METHOD URL [--config FILE] [--claims JSON | --token FILE]
                                                    which rule matches and what it decides, for claims
                                                    or a token verified with the configured issuers' keys
+  oidc-authz test CONFIG CASES... [--format text|junit] [--output FILE]
+                                                   policy tests: run each case's request through the
+                                                   check and compare the answer; exit 1 on a failure
   oidc-authz provider [--config FILE] [--service HOST] [--port N]
                                                    Istio extension provider for this config (YAML)
   oidc-authz sessions revoke (--user ID | --subject SUB | --sid SID) [--issuer ISS] [--config FILE]
@@ -80,6 +85,20 @@ export async function main(argv: string[]): Promise<number> {
       }
       process.stdout.write(explain(config, method.toUpperCase(), url, caller));
       return 0;
+    }
+    case 'test': {
+      const { positionals, values } = parseArgs({
+        args: rest,
+        allowPositionals: true,
+        options: { format: { type: 'string', default: 'text' }, output: { type: 'string', short: 'o' } },
+      });
+      const [config, ...cases] = positionals;
+      if (!config || cases.length === 0) return usage('test needs CONFIG and at least one CASES file');
+      if (values.format !== 'text' && values.format !== 'junit') return usage(`--format is text or junit, not "${values.format}"`);
+      return runPolicyTests(config, cases, { format: values.format, output: values.output }, {
+        stdout: (text) => process.stdout.write(text),
+        stderr: (text) => process.stderr.write(text),
+      });
     }
     case 'provider': {
       const { values } = parseArgs({
@@ -146,7 +165,9 @@ if (isEntry || process.argv[1]?.endsWith('/oidc-authz')) {
     (error: unknown) => {
       if (error instanceof ConfigError) process.stderr.write(`oidc-authz: ${error.message}\n`);
       else process.stderr.write(`oidc-authz: ${error instanceof Error ? error.message : String(error)}\n`);
-      process.exitCode = 1;
+      // An unknown option or a missing value is a usage error, as `test` promises CI (2, not 1: a failed case).
+      const code = (error as { code?: unknown }).code;
+      process.exitCode = typeof code === 'string' && code.startsWith('ERR_PARSE_ARGS_') ? 2 : 1;
     },
   );
 }
