@@ -45,7 +45,10 @@ const requestSchema = z.union([
 ]);
 
 const identitySchema = z.strictObject({
-  /** Claims as the service would have verified them: mapped with the settings of their `iss`. */
+  /**
+   * Claims as the service would have verified them: mapped with the settings of their `iss`. They stand in
+   * for a credential without sending one: no Authorization header reaches `upstream` (a token identity's does).
+   */
   claims: z.record(z.string(), z.unknown()).optional(),
   /** With claims: a browser session of the oidc issuer (cookie), not a bearer token. */
   session: z.boolean().optional(),
