@@ -2,31 +2,34 @@
 /**
  * oidc-authz serve [--config FILE]
  * oidc-authz check-config FILE
- * oidc-authz explain METHOD URL [--config FILE] [--claims JSON]
+ * oidc-authz explain METHOD URL [--config FILE] [--claims JSON | --token FILE]
+ * oidc-authz test CONFIG CASES... [--format text|junit] [--output FILE]
  * oidc-authz provider [--config FILE] [--service HOST] [--port N]
  * oidc-authz sessions revoke (--user ID | --subject SUB | --sid SID) [--issuer ISS] [--config FILE]
  */
+import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { stringify } from 'yaml';
-import { buildIdentity, compileDefaultMapping, compileIssuerMappings } from './authn/identity.js';
 import type { Claims } from './authn/claims.js';
-import { authorize } from './check/decide.js';
-import { normalizeHost, normalizePath } from './check/normalize.js';
 import { ConfigError, loadConfigFile } from './config/load.js';
-import type { Config } from './config/schema.js';
 import { extAuthzProvider } from './envoy-contract.js';
 import { serve } from './main.js';
-import { formatWarning, lintPolicy, type PolicyWarning } from './policy/lint.js';
-import { compilePolicy } from './policy/rules.js';
-import { compileTemplate, pathSegments } from './policy/template.js';
+import { formatWarning, lintPolicy } from './policy/lint.js';
+import { runPolicyTests } from './policy-test/command.js';
+import { explain, type ExplainCaller } from './policy-test/explain.js';
+import { bareToken, checkToken, networkTokenContext } from './policy-test/token.js';
 import { revokeSessions, type RevokeTarget } from './session-store/revoke-cli.js';
 
 const DEFAULT_CONFIG = '/etc/oidc-authz/config.yaml';
 const USAGE = `usage:
   oidc-authz serve [--config FILE]                 run the service (default config ${DEFAULT_CONFIG})
   oidc-authz check-config FILE                     validate a config file (warnings on stderr) and exit
-  oidc-authz explain METHOD URL [--config FILE] [--claims JSON]
-                                                   which rule matches and what it decides
+  oidc-authz explain METHOD URL [--config FILE] [--claims JSON | --token FILE]
+                                                   which rule matches and what it decides, for claims
+                                                   or a token verified with the configured issuers' keys
+  oidc-authz test CONFIG CASES... [--format text|junit] [--output FILE]
+                                                   policy tests: run each case's request through the
+                                                   check and compare the answer; exit 1 on a failure
   oidc-authz provider [--config FILE] [--service HOST] [--port N]
                                                    Istio extension provider for this config (YAML)
   oidc-authz sessions revoke (--user ID | --subject SUB | --sid SID) [--issuer ISS] [--config FILE]
@@ -59,12 +62,43 @@ export async function main(argv: string[]): Promise<number> {
       const { positionals, values } = parseArgs({
         args: rest,
         allowPositionals: true,
-        options: { config: { type: 'string', short: 'c' }, claims: { type: 'string' } },
+        options: { config: { type: 'string', short: 'c' }, claims: { type: 'string' }, token: { type: 'string' } },
       });
       const [method, url] = positionals;
       if (!method || !url) return usage('explain needs METHOD and URL');
-      process.stdout.write(explain(loadConfigFile(values.config ?? DEFAULT_CONFIG), method.toUpperCase(), url, values.claims));
+      if (values.claims !== undefined && values.token !== undefined) return usage('explain takes --claims or --token, not both');
+      const config = loadConfigFile(values.config ?? DEFAULT_CONFIG);
+      let caller: ExplainCaller = { kind: 'unspecified' };
+      if (values.claims !== undefined) {
+        const claims = parseClaims(values.claims);
+        if (claims === null) return usage('--claims takes a JSON object of claims, e.g. \'{"email":"a@example.com","email_verified":true}\'');
+        caller = { kind: 'claims', claims, session: false };
+      } else if (values.token !== undefined) {
+        let text: string;
+        try {
+          text = readFileSync(values.token, 'utf8');
+        } catch (error) {
+          return usage(`--token ${values.token}: cannot read: ${(error as NodeJS.ErrnoException).code ?? String(error)}`);
+        }
+        // The issuers' real keys, fetched as the service fetches them: the same checks, the same answer.
+        caller = { kind: 'token', check: await checkToken(bareToken(text), networkTokenContext(config)) };
+      }
+      process.stdout.write(explain(config, method.toUpperCase(), url, caller));
       return 0;
+    }
+    case 'test': {
+      const { positionals, values } = parseArgs({
+        args: rest,
+        allowPositionals: true,
+        options: { format: { type: 'string', default: 'text' }, output: { type: 'string', short: 'o' } },
+      });
+      const [config, ...cases] = positionals;
+      if (!config || cases.length === 0) return usage('test needs CONFIG and at least one CASES file');
+      if (values.format !== 'text' && values.format !== 'junit') return usage(`--format is text or junit, not "${values.format}"`);
+      return runPolicyTests(config, cases, { format: values.format, output: values.output }, {
+        stdout: (text) => process.stdout.write(text),
+        stderr: (text) => process.stderr.write(text),
+      });
     }
     case 'provider': {
       const { values } = parseArgs({
@@ -107,83 +141,19 @@ export async function main(argv: string[]): Promise<number> {
   }
 }
 
+/** A JSON object of claims, or null. */
+function parseClaims(json: string): Claims | null {
+  try {
+    const value: unknown = JSON.parse(json);
+    return typeof value === 'object' && value !== null && !Array.isArray(value) ? (value as Claims) : null;
+  } catch {
+    return null;
+  }
+}
+
 function usage(problem: string): number {
   process.stderr.write(`oidc-authz: ${problem}\n${USAGE}`);
   return 2;
-}
-
-/** The operator's answer to "why do I get 403": rule, captured parameters, decision and reason. */
-export function explain(config: Config, method: string, url: string, claimsJson?: string): string {
-  const parsed = new URL(url, 'http://localhost');
-  const lines = [`request:   ${method} ${parsed.host}${parsed.pathname}`];
-  const rawPath = url.startsWith('/') ? url.split('?')[0]! : rawPathOf(url);
-  const path = normalizePath(rawPath);
-  const host = normalizeHost(parsed.host);
-  if (!path.ok || !host.ok) {
-    lines.push(`decision:  400 bad_request (${path.ok ? 'bad_host' : path.reason})`);
-    return `${lines.join('\n')}\n`;
-  }
-  lines.push(`normalized: ${path.path}`);
-  const policy = compilePolicy(config);
-  const segments = pathSegments(path.path);
-  const { rule, params } = policy.match(method, host.host, segments);
-  lines.push(`rule:      ${rule.index === -1 ? `(no rule matched) → defaultRule: ${config.defaultRule}` : `#${rule.index} ${rule.name}`}`);
-  if (Object.keys(params).length > 0) lines.push(`params:    ${JSON.stringify(params)}`);
-  lines.push(`access:    ${describeAccess(config, rule.index)}`);
-
-  if (rule.access.kind === 'anonymous') {
-    lines.push('decision:  200 allow (anonymous; client identity headers removed)');
-  } else if (rule.access.kind === 'deny') {
-    lines.push(`decision:  403 forbidden (${rule.index === -1 ? 'default_deny' : 'rule_deny'})`);
-  } else if (claimsJson === undefined) {
-    lines.push('decision:  without credentials 401 unauthorized (no_credentials); pass --claims to evaluate an identity');
-  } else {
-    const claims = JSON.parse(claimsJson) as Claims;
-    // The mapping the service would use for a token of that issuer (the login issuer's, another's, or the defaults).
-    const mapping = (typeof claims.iss === 'string' ? compileIssuerMappings(config).get(claims.iss) : undefined) ?? compileDefaultMapping(config);
-    const built = buildIdentity(claims, mapping, 'bearer');
-    if (!built.ok) {
-      lines.push(`decision:  401 unauthorized (${built.reason})`);
-    } else {
-      lines.push(`identity:  ${config.identity.userIdHeader}=${built.identity.userId} ${config.identity.groupsHeader}=${built.identity.groupsHeaderValue}${built.identity.machine ? ' (a machine: machineIdentity)' : ''}`);
-      const decision = authorize(rule, params, { kind: 'identity', identity: built.identity }, null);
-      lines.push(decision.kind === 'allow'
-        ? 'decision:  200 allow'
-        : `decision:  403 forbidden (${decision.reason}${decision.kind === 'forbidden' && decision.unmet ? `: ${decision.unmet} not met` : ''})`);
-    }
-  }
-  const warnings = lintPolicy(config, policy);
-  const concerning = warnings.filter((warning) => concernsRequest(warning, rule.index, method, segments));
-  let text = `${lines.join('\n')}\n`;
-  for (const warning of concerning) text += formatWarning(warning);
-  if (warnings.length > concerning.length) {
-    const others = warnings.length - concerning.length;
-    text += `note:      ${others} other policy warning${others === 1 ? '' : 's'} in this config (oidc-authz check-config lists every warning)\n`;
-  }
-  return text;
-}
-
-/**
- * A warning concerns the explained request when the rule that decided it is one of the pair and the
- * request is one of the overlapping requests: then the answer shown depends on the Host the client sent.
- */
-function concernsRequest(warning: PolicyWarning, ruleIndex: number, method: string, segments: readonly string[]): boolean {
-  if (warning.anonymous.index !== ruleIndex && warning.stricter.index !== ruleIndex) return false;
-  return warning.overlaps.some((o) => (o.methods === null || o.methods.includes(method)) && compileTemplate(o.path).match(segments) !== null);
-}
-
-/** The path exactly as written (URL would resolve dot segments and so hide them). */
-function rawPathOf(url: string): string {
-  const afterScheme = url.replace(/^[a-z][a-z0-9+.-]*:\/\/[^/?#]*/i, '');
-  const end = afterScheme.search(/[?#]/);
-  const path = end === -1 ? afterScheme : afterScheme.slice(0, end);
-  return path === '' ? '/' : path;
-}
-
-function describeAccess(config: Config, index: number): string {
-  if (index === -1) return config.defaultRule;
-  const allow = config.rules[index]!.allow;
-  return typeof allow === 'string' ? allow : JSON.stringify(allow);
 }
 
 const isEntry = process.argv[1] !== undefined && import.meta.url === new URL(`file://${process.argv[1]}`).href;
@@ -195,7 +165,9 @@ if (isEntry || process.argv[1]?.endsWith('/oidc-authz')) {
     (error: unknown) => {
       if (error instanceof ConfigError) process.stderr.write(`oidc-authz: ${error.message}\n`);
       else process.stderr.write(`oidc-authz: ${error instanceof Error ? error.message : String(error)}\n`);
-      process.exitCode = 1;
+      // An unknown option or a missing value is a usage error, as `test` promises CI (2, not 1: a failed case).
+      const code = (error as { code?: unknown }).code;
+      process.exitCode = typeof code === 'string' && code.startsWith('ERR_PARSE_ARGS_') ? 2 : 1;
     },
   );
 }

@@ -9,7 +9,7 @@ import { hash } from 'node:crypto';
 import { decodeJwt, decodeProtectedHeader, jwtVerify, type JWTVerifyGetKey } from 'jose';
 import { ExpiringLru } from '../cache.js';
 import { buildIdentity, type Identity, type IdentityFailure, type IdentityMapping } from './identity.js';
-import { KeysUnavailableError, type IssuerKeys } from './jwks.js';
+import { KeysUnavailableError, type KeySource } from './jwks.js';
 import type { Claims } from './claims.js';
 
 export type TokenFailure =
@@ -44,7 +44,7 @@ export interface TrustedIssuer {
   /** …or its `azp` (the client it was issued to) is one of these. */
   readonly authorizedParties: readonly string[];
   readonly algorithms: readonly string[];
-  readonly keys: IssuerKeys;
+  readonly keys: KeySource;
   readonly mapping: IdentityMapping;
 }
 

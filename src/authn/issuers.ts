@@ -7,17 +7,27 @@ import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
 import { BearerVerifier, type TrustedIssuer } from './bearer.js';
 import { compileIssuerMappings } from './identity.js';
-import { IssuerKeys } from './jwks.js';
+import { IssuerKeys, type KeySource } from './jwks.js';
+
+/** Where an issuer's signing keys come from, given its URL and configured jwksUri. */
+export type KeysFor = (issuer: string, jwksUri: string | undefined) => KeySource;
 
 export function createBearerVerifier(config: Config, metrics: Metrics, logger: Logger, now: () => number = Date.now): BearerVerifier | null {
   const settings = { maxAgeMs: config.jwks.maxAge, cooldownMs: config.jwks.cooldown, timeoutMs: config.jwks.timeout };
-  const keysFor = (issuer: string, jwksUri: string | undefined) =>
+  const keysFor: KeysFor = (issuer, jwksUri) =>
     new IssuerKeys(issuer, jwksUri, settings, (result, error) => {
       metrics.jwksFetches.inc({ issuer, result });
       if (result === 'error') logger.warn('jwks fetch failed', { issuer, error });
       else logger.debug('jwks fetched', { issuer });
     }, now);
+  return bearerVerifierFor(config, keysFor, now);
+}
 
+/**
+ * The verifier the service uses for this config (issuers, audiences, algorithms, clock skew, identity
+ * mapping), with keys from `keysFor`: `oidc-authz test` verifies its cases' tokens against a JWKS file.
+ */
+export function bearerVerifierFor(config: Config, keysFor: KeysFor, now: () => number = Date.now): BearerVerifier | null {
   const trusted: TrustedIssuer[] = [];
   const mappings = compileIssuerMappings(config);
   if (config.oidc) {

@@ -28,6 +28,9 @@ interface KeySet {
 
 const MAX_DOCUMENT_BYTES = 512 * 1024;
 
+/** What bearer verification needs of an issuer's keys: IssuerKeys, or a fixed set (policy tests' JWKS file). */
+export type KeySource = Pick<IssuerKeys, 'keys' | 'refetchForUnknownKey'>;
+
 export class IssuerKeys {
   private current: KeySet | null = null;
   private inflight: Promise<KeySet> | null = null;

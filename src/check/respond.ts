@@ -4,7 +4,8 @@
  * allow answers are prepared once, so an allow writes a small flat array and no body.
  */
 import type { ServerResponse } from 'node:http';
-import { REMOVE_HEADERS_HEADER, type UpstreamHeaderPlan } from '../envoy-contract.js';
+import type { Config } from '../config/schema.js';
+import { REMOVE_HEADERS_HEADER, upstreamHeaderPlan, type UpstreamHeaderPlan } from '../envoy-contract.js';
 import { escapeHtml, HTML_HEADERS, htmlPage, linkParagraph } from '../http/html.js';
 import type { Decision } from './decide.js';
 
@@ -30,6 +31,20 @@ const SESSION_MESSAGES: Readonly<Record<string, string>> = {
 const FORBIDDEN_HTML_HEADERS = Object.entries(HTML_HEADERS).flat();
 
 export type Responder = (res: ServerResponse, decision: Decision) => void;
+
+/** The service's responder settings for `config`; `browserLogin`: /oauth2/* is served (config.oidc). */
+export function responderOptionsFor(config: Config, browserLogin: boolean): ResponderOptions {
+  return {
+    userIdHeader: config.identity.userIdHeader,
+    groupsHeader: config.identity.groupsHeader,
+    authRequestHeaders: config.identity.authRequestHeaders,
+    forwardIdToken: config.identity.forwardIdToken,
+    plan: upstreamHeaderPlan(config),
+    retryAfterSeconds: 5,
+    // Relative: the 403 page is served on the origin the browser used.
+    signOutUrl: browserLogin ? '/oauth2/sign_out' : null,
+  };
+}
 
 const JSON_HEADERS = ['content-type', 'application/json', 'cache-control', 'no-store'] as const;
 

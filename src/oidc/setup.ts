@@ -20,7 +20,7 @@ import type { SessionRevoker, SessionStore } from '../session-store/contract.js'
 import { redisStoreFromConfig } from '../session-store/redis-store.js';
 import { cookieNamesOf, secondaryCookieBase } from '../session/cookie-header.js';
 import { originalUrl, type CheckRequest } from '../check/request.js';
-import { createPublicOrigins } from '../http/public-origin.js';
+import { createPublicOrigins, type PublicOrigins } from '../http/public-origin.js';
 import { OidcClient } from './client.js';
 import { createLoginRoutes, SIGNED_OUT_PATH } from './routes.js';
 import { SessionTokenSource } from './session-claims.js';
@@ -155,12 +155,20 @@ export function createBrowserLogin(
     logLimit: deps.logLimit ?? null,
     now,
   }));
-  const loginUrl = (request: CheckRequest): string | null => {
+  const loginUrl = loginUrlOn(origins);
+  const servedOverHttps = (request: CheckRequest): boolean => (origins.of(request.authority, request.scheme) ?? `${request.scheme}:`).startsWith('https:');
+  return { sessions, store, revoker: redisStore, routes, client, loginUrl, servedOverHttps, start: () => redisStore?.start() };
+}
+
+/**
+ * …/oauth2/start?rd=<original URL> on the request's public origin; null when its host is not allowed.
+ * Needs no secret and no IdP, so `oidc-authz test` computes the same login redirect.
+ */
+export function loginUrlOn(origins: PublicOrigins): (request: CheckRequest) => string | null {
+  return (request) => {
     const origin = origins.of(request.authority, request.scheme);
     return origin === null ? null : `${origin}/oauth2/start?rd=${encodeURIComponent(originalUrl(request))}`;
   };
-  const servedOverHttps = (request: CheckRequest): boolean => (origins.of(request.authority, request.scheme) ?? `${request.scheme}:`).startsWith('https:');
-  return { sessions, store, revoker: redisStore, routes, client, loginUrl, servedOverHttps, start: () => redisStore?.start() };
 }
 
 /** The client secret of Kubeflow's example Dex (common/dex/base/secret_params.env): fine to start with, never to keep. */
