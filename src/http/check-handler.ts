@@ -15,7 +15,11 @@ export interface CheckHandlerOptions {
   readonly prefixLength: number;
   readonly trustForwardedProto: boolean;
   readonly fallbackScheme: 'http' | 'https';
-  readonly deps: DecideDeps;
+  /**
+   * What the pipeline reads, from the config in force: called once when a check starts, so a hot reload
+   * (which swaps what it returns) reaches the next check and never one under way.
+   */
+  readonly deps: () => DecideDeps;
   readonly respond: Responder;
   readonly metrics: Metrics;
   readonly logger: Logger;
@@ -65,7 +69,7 @@ export function createCheckHandler(options: CheckHandlerOptions): (req: Incoming
       else res.destroy();
     };
     try {
-      const result = decide(request, deps);
+      const result = decide(request, deps());
       if (result instanceof Promise) result.then(finish).catch(fail);
       else finish(result);
     } catch (error) {
