@@ -53,6 +53,8 @@ export interface ServiceDeps {
   readonly now?: () => number;
   /** The config file's hash (reload/source.ts); default: the hash of the validated config. */
   readonly configHash?: string;
+  /** The cookie secrets already read (hot reload compares with what it read); default: read from session.secretsFile. */
+  readonly secrets?: SealingSecrets | null;
 }
 
 export function createService(config: Config, deps: ServiceDeps): Service {
@@ -64,7 +66,7 @@ export function createService(config: Config, deps: ServiceDeps): Service {
   const loginLog = createLineLimiter({ perKey: perReason, windowMs, now, onSuppressed: logSuppressed(logger, 'login endpoint', { perKey: perReason, windowMs }) });
   metrics.logLineSources.push(denialLog, loginLog);
 
-  const secrets = readCookieSecrets(config);
+  const secrets = deps.secrets !== undefined ? deps.secrets : readCookieSecrets(config);
   const ring = secrets === null ? null : new SecretRing(secrets);
   /**
    * The runtime in force: the one reference a hot reload swaps. Assigned before any request can arrive
