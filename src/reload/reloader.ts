@@ -157,6 +157,8 @@ class FileReloader implements Reloader {
   }
 
   private async reloadOnce(trigger: ReloadTrigger): Promise<ReloadOutcome> {
+    this.startedAt = performance.now();
+    this.readAt = 0;
     try {
       return await this.attempt(trigger);
     } catch (error) {
@@ -165,12 +167,26 @@ class FileReloader implements Reloader {
     }
   }
 
+  /**
+   * When the reload under way started, and when its files had been read: its log line says how long it
+   * took (tookMs, reads included) and how long it held the event loop, when checks wait (buildMs: parse,
+   * validate, build and swap, all synchronous).
+   */
+  private startedAt = 0;
+  private readAt = 0;
+  private timing(): { tookMs: number; buildMs: number } {
+    const now = performance.now();
+    const round = (ms: number) => Math.round(ms * 100) / 100;
+    return { tookMs: round(now - this.startedAt), buildMs: round(this.readAt === 0 ? 0 : now - this.readAt) };
+  }
+
   private async attempt(trigger: ReloadTrigger): Promise<ReloadOutcome> {
     const { service, env } = this.deps;
     const running = service.runtime;
     // The paths are restart-only: the running config's are the ones to read.
     const read = await readTexts(reloadedFiles(this.configFile, running.config));
     if (read.problems.length > 0) return this.failed(trigger, read.problems, null);
+    this.readAt = performance.now();
     const fingerprint = fingerprintOf(read.texts);
     if (fingerprint === this.fingerprint) return this.unchanged(trigger);
 
@@ -231,7 +247,7 @@ class FileReloader implements Reloader {
     metrics.configReloads.inc({ result: 'success' });
     metrics.configLastReloadSuccess.set(now() / 1000);
     metrics.configRestartRequired.set(restartRequired.length > 0 ? 1 : 0);
-    logger.info('config reloaded', { trigger, hash: runtime.configHash, previousHash: running.configHash, changed });
+    logger.info('config reloaded', { trigger, hash: runtime.configHash, previousHash: running.configHash, changed, ...this.timing() });
     if (restartRequired.length > 0) {
       logger.warn('config changes need a restart: they keep their running values until then', { trigger, fields: restartRequired, hash: runtime.configHash });
     }
@@ -253,7 +269,7 @@ class FileReloader implements Reloader {
     this.deps.metrics.configReloads.inc({ result: 'failure' });
     const again = fingerprint !== null && fingerprint === this.refused && trigger === 'watch';
     this.refused = fingerprint;
-    const fields = { trigger, problems, hash, note: 'the running config is kept' };
+    const fields = { trigger, problems, hash, note: 'the running config is kept', ...this.timing() };
     if (again) this.deps.logger.debug('config reload failed', fields);
     else this.deps.logger.error('config reload failed', fields);
     return { result: 'failure', hash, problems, restartRequired: [] };
