@@ -43,9 +43,10 @@ export interface BrowserLogin {
   /**
    * The session authenticator for one config and one list of cookie secrets (hot reload builds one per
    * new identity mapping or secrets): its cookies sealed with those secrets, its identities mapped by that
-   * config; `memory` carries sign-outs and renewals in flight from one to the next.
+   * config, the access tokens of its refreshes verified by `bearer` (that config's); `memory` carries sign-outs
+   * and renewals in flight from one to the next.
    */
-  sessionsFor(config: Config, secrets: SealingSecrets, memory: SessionMemory): SessionAuthenticator;
+  sessionsFor(config: Config, secrets: SealingSecrets, memory: SessionMemory, bearer: BearerVerifier | null): SessionAuthenticator;
   /** Connects the session store (Redis); start-up does not wait for it. */
   start(): void;
 }
@@ -108,17 +109,20 @@ export function createBrowserLogin(
     postLogoutRedirectUri: knownAfterLogout,
   }, logger);
   const bearer = () => current().bearer;
-  const tokenSource = new SessionTokenSource(client, {
+  /** Session tokens with the access token verified by `verifier` (oidc.claimsFrom). */
+  const tokenSourceFor = (verifier: () => BearerVerifier | null) => new SessionTokenSource(client, {
     claimsFrom: oidcConfig.claimsFrom,
     issuer: oidcConfig.issuer,
     clientId: oidcConfig.clientId,
     verifyAccessToken: (token) => {
-      const verifier = bearer();
-      return verifier === null ? Promise.resolve({ kind: 'invalid', reason: 'unknown_issuer' }) : verifier.verifiedClaims(token, oidcConfig.issuer);
+      const verify = verifier();
+      return verify === null ? Promise.resolve({ kind: 'invalid', reason: 'unknown_issuer' }) : verify.verifiedClaims(token, oidcConfig.issuer);
     },
     userInfo: (accessToken, subject) => client.userInfo(accessToken, subject),
     logger,
   }, now);
+  // A login's code exchange uses the config in force; a check's refresh, the config the check started with.
+  const tokenSource = tokenSourceFor(bearer);
   const events = {
     refreshed: (result: RefreshResult['kind'], error: string | undefined, description: string | undefined) => {
       metrics.refreshes.inc({ result, error: refreshErrorLabel(result, error) });
@@ -129,14 +133,14 @@ export function createBrowserLogin(
     issued: (chunks: number) => metrics.sessionsIssued.inc({ chunks: String(chunks) }),
   };
   const issuer = oidcConfig.issuer;
-  const sessionsFor = (runtimeConfig: Config, secrets: SealingSecrets, memory: SessionMemory) => new SessionAuthenticator(
+  const sessionsFor = (runtimeConfig: Config, secrets: SealingSecrets, memory: SessionMemory, runtimeBearer: BearerVerifier | null) => new SessionAuthenticator(
     // Cookie sessions are sealed with this config's secrets (one config per check, secrets included); sessions
     // in Redis share one connection and follow the ring, replaced in the same step as the config.
     redisStore ?? cookieStore(createSealer(secrets)),
     // Sessions are the oidc issuer's people: its mapping without the machine branch (and still refusing
     // ids in any machine's space, its own issuer's included).
     { ...compileIssuerMappings(runtimeConfig).get(issuer)!, machine: null },
-    tokenSource,
+    tokenSourceFor(() => runtimeBearer),
     events,
     config.bearer.cacheMaxEntries,
     now,

@@ -66,9 +66,10 @@ export function buildRuntime(config: Config, secrets: SealingSecrets | null, con
   const { login } = deps;
   let sessions: SessionAuthenticator | null = null;
   if (login !== null && secrets !== null) {
-    const keepSessions = running !== null && running.sessions !== null && running.secrets !== null
+    // Its refreshes verify access tokens with this runtime's bearer verifier: kept only along with it.
+    const keepSessions = keepBearer && running.sessions !== null && running.secrets !== null
       && sameSecrets(running.secrets, secrets) && isDeepStrictEqual(mappingInputs(running.config), mappingInputs(config));
-    sessions = keepSessions ? running.sessions : login.sessionsFor(config, secrets, deps.memory);
+    sessions = keepSessions ? running.sessions : login.sessionsFor(config, secrets, deps.memory, bearerSetup.verifier);
   }
   const authenticator = createAuthenticator(bearerSetup.verifier, sessions, login?.servedOverHttps);
   return {
