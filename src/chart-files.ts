@@ -5,6 +5,7 @@
 import { z } from 'zod';
 import { configSchema } from './config/schema.js';
 import { ALWAYS_UPSTREAM_ON_ALLOW, AUTH_REQUEST_HEADERS, CHECK_REQUEST_HEADERS, DOWNSTREAM_ON_ALLOW, DOWNSTREAM_ON_DENY } from './envoy-contract.js';
+import { RELOADABLE_FIELDS } from './reload/contract.js';
 
 /** The fixed parts of the Istio extension provider; the chart adds service, port, prefix and the configured identity header names. */
 export function chartContract() {
@@ -17,6 +18,14 @@ export function chartContract() {
     statusOnError: '503',
     failOpen: false,
   };
+}
+
+/**
+ * What a hot reload applies (src/reload/contract.ts): the chart leaves these fields out of the checksum
+ * that rolls the pods when reload.enabled, so only a change that needs a restart rolls them.
+ */
+export function chartReloadContract() {
+  return { reloadableFields: [...RELOADABLE_FIELDS] };
 }
 
 /** The chart's values schema: the hand-written base plus the service config schema under `config`. */

@@ -17,6 +17,8 @@ export interface DecisionLogSettings {
 
 export interface DecisionLog {
   record(decision: Decision, request: CheckRequest): void;
+  /** New settings (hot reload): from the next decision on; the counts go on. */
+  configure(settings: DecisionLogSettings): void;
   /** Lines not written, by why ("sampled_out", "rate_limited"); monotonic, read at scrape time. */
   droppedTotals(): ReadonlyMap<string, number>;
 }
@@ -57,18 +59,22 @@ export function decisionLogFields(decision: Decision, request: CheckRequest): Re
 }
 
 export function createDecisionLog(
-  settings: DecisionLogSettings,
+  initial: DecisionLogSettings,
   write: (line: string) => void,
   now: () => number = Date.now,
   random: () => number = Math.random,
-): DecisionLog | null {
-  if (!settings.enabled) return null;
+): DecisionLog {
+  let settings = initial;
   let sampledOut = 0;
   let rateLimited = 0;
   let second = -1;
   let writtenThisSecond = 0;
   return {
+    configure(next) {
+      settings = next;
+    },
     record(decision, request) {
+      if (!settings.enabled) return;
       if (settings.sampleRate < 1 && random() >= settings.sampleRate) {
         sampledOut++;
         return;

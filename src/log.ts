@@ -10,6 +10,8 @@ const SECRET_FIELD = /token|cookie|authorization|secret|password|session/i;
 
 export interface Logger {
   readonly level: LogLevel;
+  /** Hot reload of log.level: every line from now on follows the new level. */
+  setLevel(level: LogLevel): void;
   enabled(level: LogLevel): boolean;
   debug(msg: string, fields?: LogFields): void;
   info(msg: string, fields?: LogFields): void;
@@ -18,7 +20,8 @@ export interface Logger {
 }
 
 export function createLogger(level: LogLevel, write: (line: string) => void = (line) => process.stdout.write(line)): Logger {
-  const threshold = LEVELS[level];
+  let current = level;
+  let threshold = LEVELS[level];
   const emit = (lvl: LogLevel, msg: string, fields?: LogFields) => {
     if (LEVELS[lvl] < threshold) return;
     const record: LogFields = { time: new Date().toISOString(), level: lvl, msg };
@@ -26,7 +29,13 @@ export function createLogger(level: LogLevel, write: (line: string) => void = (l
     write(`${JSON.stringify(record, errorReplacer)}\n`);
   };
   return {
-    level,
+    get level() {
+      return current;
+    },
+    setLevel(next) {
+      current = next;
+      threshold = LEVELS[next];
+    },
     enabled: (lvl) => LEVELS[lvl] >= threshold,
     debug: (msg, fields) => emit('debug', msg, fields),
     info: (msg, fields) => emit('info', msg, fields),

@@ -1,17 +1,17 @@
 /**
  * Process entry for `oidc-authz serve`: config → service → listen → signals.
  * SIGTERM/SIGINT drain in-flight checks (readiness fails first) and exit; a second signal exits at once.
+ * SIGHUP reloads the config and secret files (src/reload/), as a change in their directories does.
  */
-import { loadConfigFile } from './config/load.js';
-import { createService } from './http/server.js';
 import { createLogger } from './log.js';
 import { createMetrics } from './metrics.js';
+import { loadFiles, serviceFromFiles } from './reload/reloader.js';
 
 export async function serve(configFile: string): Promise<void> {
-  const config = loadConfigFile(configFile);
-  const logger = createLogger(config.log.level);
+  const files = loadFiles(configFile);
+  const logger = createLogger(files.config.log.level);
   const metrics = createMetrics();
-  const service = createService(config, { logger, metrics });
+  const { service, reloader } = serviceFromFiles(files, { logger, metrics });
 
   process.on('uncaughtException', (error) => {
     logger.error('uncaught exception', { error });
@@ -29,6 +29,7 @@ export async function serve(configFile: string): Promise<void> {
     }
     stopping = true;
     logger.info('signal received', { signal });
+    reloader.close();
     service.shutdown().then(
       () => process.exit(0),
       (error: unknown) => {
@@ -39,6 +40,11 @@ export async function serve(configFile: string): Promise<void> {
   };
   process.on('SIGTERM', stop);
   process.on('SIGINT', stop);
+  // Node's default for SIGHUP is to exit: a listener makes it a reload (the outcome is logged and counted).
+  process.on('SIGHUP', () => {
+    if (!stopping) void reloader.reload('signal');
+  });
 
   await service.listen();
+  reloader.watch();
 }

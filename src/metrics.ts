@@ -18,6 +18,13 @@ export interface Metrics {
   /** Read when Prometheus scrapes; the service points it at the bearer cache. */
   tokenCacheSize: () => number;
   readonly configInfo: Gauge<'rules' | 'issuers' | 'default_rule'>;
+  /** Hot reloads of the config and secret files (src/reload/), by result: success, failure, unchanged. */
+  readonly configReloads: Counter<'result'>;
+  /** 1 for the active config's hash (one label set at a time). */
+  readonly configHash: Gauge<'hash'>;
+  readonly configLastReloadSuccess: Gauge;
+  /** 1 while the files ask for a change that needs a restart (kept at its running value until then). */
+  readonly configRestartRequired: Gauge;
   readonly loginStarts: Counter;
   readonly callbacks: Counter<'result'>;
   readonly refreshes: Counter<'result' | 'error'>;
@@ -184,6 +191,28 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metri
       name: 'oidc_authz_config_info',
       help: 'Always 1; labels describe the loaded configuration.',
       labelNames: ['rules', 'issuers', 'default_rule'],
+      registers: [registry],
+    }),
+    configReloads: new Counter({
+      name: 'oidc_authz_config_reloads_total',
+      help: 'Reloads of the config and secret files (file change or SIGHUP) by result: success (applied), failure (the running config kept; the log names each problem), unchanged (the files hold what runs).',
+      labelNames: ['result'] as const,
+      registers: [registry],
+    }),
+    configHash: new Gauge({
+      name: 'oidc_authz_config_hash_info',
+      help: 'Always 1, for the active config: hash is the first 12 hex digits of the config file\'s SHA-256 (sha256sum).',
+      labelNames: ['hash'] as const,
+      registers: [registry],
+    }),
+    configLastReloadSuccess: new Gauge({
+      name: 'oidc_authz_config_last_reload_success_timestamp_seconds',
+      help: 'When the active config was loaded (start-up or the last successful reload), in seconds since the epoch.',
+      registers: [registry],
+    }),
+    configRestartRequired: new Gauge({
+      name: 'oidc_authz_config_restart_required',
+      help: '1 while the config or its files change a setting that needs a restart (named in the log; it keeps its running value), 0 otherwise.',
       registers: [registry],
     }),
   };

@@ -1,6 +1,8 @@
 /**
  * Builds the bearer verifier from config: the OIDC issuer (its ID tokens, audience = client id) and
  * every entry of `issuers` (e.g. the Kubernetes service-account issuer for machine-to-machine calls).
+ * A hot reload builds a new verifier (new settings, an empty token cache) but keeps each issuer's keys
+ * when its key source did not change, so a reload never makes every replica fetch every JWKS again.
  */
 import { ASYMMETRIC_ALGORITHMS, type Config } from '../config/schema.js';
 import type { Logger } from '../log.js';
@@ -12,15 +14,36 @@ import { IssuerKeys, type KeySource } from './jwks.js';
 /** Where an issuer's signing keys come from, given its URL and configured jwksUri. */
 export type KeysFor = (issuer: string, jwksUri: string | undefined) => KeySource;
 
+export interface BearerSetup {
+  readonly verifier: BearerVerifier | null;
+  /** Each issuer's keys, by keySourceOf: what the next reload may keep. */
+  readonly keys: ReadonlyMap<string, IssuerKeys>;
+}
+
+/** Where an issuer's keys come from: the same issuer and jwksUri are the same keys (jwks.* settings need a restart). */
+export function keySourceOf(issuer: string, jwksUri: string | undefined): string {
+  return `${issuer} ${jwksUri ?? '(discovery)'}`;
+}
+
 export function createBearerVerifier(config: Config, metrics: Metrics, logger: Logger, now: () => number = Date.now): BearerVerifier | null {
+  return buildBearer(config, metrics, logger, now).verifier;
+}
+
+/** `running`: the keys of the verifier in use (hot reload), kept for issuers whose key source is unchanged. */
+export function buildBearer(config: Config, metrics: Metrics, logger: Logger, now: () => number = Date.now, running: ReadonlyMap<string, IssuerKeys> = new Map()): BearerSetup {
   const settings = { maxAgeMs: config.jwks.maxAge, cooldownMs: config.jwks.cooldown, timeoutMs: config.jwks.timeout };
-  const keysFor: KeysFor = (issuer, jwksUri) =>
-    new IssuerKeys(issuer, jwksUri, settings, (result, error) => {
+  const keys = new Map<string, IssuerKeys>();
+  const keysFor: KeysFor = (issuer, jwksUri) => {
+    const source = keySourceOf(issuer, jwksUri);
+    const issuerKeys = running.get(source) ?? new IssuerKeys(issuer, jwksUri, settings, (result, error) => {
       metrics.jwksFetches.inc({ issuer, result });
       if (result === 'error') logger.warn('jwks fetch failed', { issuer, error });
       else logger.debug('jwks fetched', { issuer });
     }, now);
-  return bearerVerifierFor(config, keysFor, now);
+    keys.set(source, issuerKeys);
+    return issuerKeys;
+  };
+  return { verifier: bearerVerifierFor(config, keysFor, now), keys };
 }
 
 /**

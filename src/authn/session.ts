@@ -9,7 +9,7 @@ import { decodeJwt } from 'jose';
 import { ExpiringLru } from '../cache.js';
 import { sessionClaims, type SessionTokens } from '../oidc/session-claims.js';
 import type { SessionCookie } from '../session/cookies.js';
-import { STORE_UNAVAILABLE, type Renewal, type SessionData, type SessionOwner, type SessionStore } from '../session-store/contract.js';
+import { STORE_UNAVAILABLE, type Renewal, type RenewOutcome, type SessionData, type SessionOwner, type SessionStore } from '../session-store/contract.js';
 import type { Claims } from './claims.js';
 import { buildIdentity, type Identity, type IdentityFailure, type IdentityMapping } from './identity.js';
 
@@ -84,15 +84,29 @@ const FAILURE_CACHE_MS = 60_000;
 /** After a refresh, checks still carrying the old cookie get the new one for this long. */
 const OLD_COOKIE_GRACE_MS = 60_000;
 
-export class SessionAuthenticator {
-  private readonly cache: ExpiringLru<SessionResult>;
-  /** Opens in progress, by cookie hash: concurrent checks with one cookie share one unseal and refresh. */
-  private readonly opening = new Map<string, Promise<SessionResult>>();
+/**
+ * What outlives a hot reload, which builds a new authenticator when the identity mapping or the cookie
+ * secrets change (src/reload/): the sign-outs remembered on this replica, and the renewals in flight — one
+ * per cookie whichever authenticator started it, so an IdP that rotates refresh tokens is never handed one
+ * token twice because a reload came between two checks of the same session. Each authenticator maps the
+ * renewed session with its own mapping; only its cache of opened sessions starts empty.
+ */
+export class SessionMemory {
   /**
    * Lineages signed out on this replica, until the session would have ended anyway. Kept apart from the
    * cache, which floods of other cookies could evict; only a valid session's sign-out adds to it.
    */
-  private readonly signedOut = new Map<string, number>();
+  readonly signedOut = new Map<string, number>();
+  /** Renewals with the IdP in progress, by cookie hash. */
+  readonly renewals = new Map<string, Promise<RenewOutcome>>();
+}
+
+export class SessionAuthenticator {
+  private readonly cache: ExpiringLru<SessionResult>;
+  /** Opens in progress, by cookie hash: concurrent checks with one cookie share one unseal and refresh. */
+  private readonly opening = new Map<string, Promise<SessionResult>>();
+  /** memory.signedOut: shared with the authenticators before and after a reload. */
+  private readonly signedOut: Map<string, number>;
 
   constructor(
     private readonly store: SessionStore,
@@ -103,8 +117,10 @@ export class SessionAuthenticator {
     private readonly now: () => number = Date.now,
     /** session.revalidateAfter: how long a session with a refresh token goes without asking the IdP. */
     private readonly revalidateAfterMs = Number.POSITIVE_INFINITY,
+    private readonly memory = new SessionMemory(),
   ) {
     this.cache = new ExpiringLru(cacheMaxEntries);
+    this.signedOut = memory.signedOut;
   }
 
   get cacheSize(): number {
@@ -193,6 +209,8 @@ export class SessionAuthenticator {
     if (cookie.kind !== 'present') return { session: null, names: cookie.kind === 'none' ? [] : cookie.names, refreshTokens: [] };
     const key = hash('sha256', cookie.value, 'base64url');
     await this.opening.get(key)?.catch(() => undefined);
+    // A renewal another authenticator (before a reload) started for this cookie: its new refresh token too.
+    const renewed = await this.memory.renewals.get(key)?.catch(() => undefined);
     const opened = await this.store.open(cookie.value);
     if (opened === STORE_UNAVAILABLE) {
       // Nothing to read the session (or its refresh token, to end at the IdP) from: it is ended all the
@@ -213,6 +231,7 @@ export class SessionAuthenticator {
     const refreshTokens = new Set<string>(session.refreshToken === null ? [] : [session.refreshToken]);
     const successor = this.cache.get(key, this.now());
     if (successor?.kind === 'identity' && successor.session.refreshToken !== null) refreshTokens.add(successor.session.refreshToken);
+    if (renewed?.kind === 'renewed' && renewed.session.refreshToken !== null) refreshTokens.add(renewed.session.refreshToken);
     // A shared store forgets it now (every replica refuses it within recheckAfterMs; retried when unreachable),
     // and so does this replica's memory. A cookie's cached result stays: the lineage refuses it, unopened.
     if (this.store.kind === 'redis') this.cache.delete(key);
@@ -283,7 +302,9 @@ export class SessionAuthenticator {
     const refresher = this.refresher!;
     /** Why the renewed identity is unusable, when it is. */
     let identityFailure: IdentityFailure | undefined;
-    const outcome = await this.store.renew(value, stale, async (current): Promise<Renewal> => {
+    // Joined when another authenticator (before a reload) is renewing this cookie: its outcome, our mapping.
+    const joined = this.memory.renewals.get(key);
+    const renewal = joined ?? this.store.renew(value, stale, async (current): Promise<Renewal> => {
       const refreshed = await refresher.refresh(current);
       if (refreshed.kind !== 'ok') {
         this.events.refreshed(refreshed.kind, refreshed.error, refreshed.description);
@@ -302,7 +323,9 @@ export class SessionAuthenticator {
         return { kind: 'failed', final: true };
       }
       return { kind: 'renewed', session, owner: ownerOf(built.identity) };
-    }, names, requestSecure);
+    }, names, requestSecure).finally(() => this.memory.renewals.delete(key));
+    if (joined === undefined) this.memory.renewals.set(key, renewal);
+    const outcome = await renewal;
     switch (outcome.kind) {
       case STORE_UNAVAILABLE:
         return STORE_DOWN;
@@ -334,7 +357,8 @@ export class SessionAuthenticator {
       this.cache.set(key, result, this.validUntil(renewed));
       return result;
     }
-    this.events.issued(outcome.chunks ?? 1);
+    // Counted once, by the authenticator that renewed.
+    if (joined === undefined) this.events.issued(outcome.chunks ?? 1);
     this.cache.set(hash('sha256', outcome.sealed, 'base64url'), result, this.validUntil(renewed));
     const withCookies: SessionResult = { ...result, setCookie: outcome.setCookies };
     this.cache.set(key, withCookies, Math.min(this.validUntil(renewed), this.now() + OLD_COOKIE_GRACE_MS));

@@ -90,16 +90,25 @@ export function loadConfigFile(file: string, env: NodeJS.ProcessEnv = process.en
   } catch (error) {
     throw new ConfigError(file, [`(file): cannot read: ${(error as NodeJS.ErrnoException).code ?? String(error)}`]);
   }
-  let raw: unknown;
+  return parseConfigText(text, file, env).config;
+}
+
+/**
+ * The config in a file's text (YAML or JSON), with env overrides applied and validated; `raw` is what the
+ * schema was given (hot reload keeps it to put running values back into a new config).
+ */
+export function parseConfigText(text: string, file: string, env: NodeJS.ProcessEnv = process.env): { config: Config; raw: Record<string, unknown> } {
+  let parsed: unknown;
   try {
-    raw = parseYaml(text, { prettyErrors: true }) ?? {};
+    parsed = parseYaml(text, { prettyErrors: true }) ?? {};
   } catch (error) {
     throw new ConfigError(file, [`(file): not valid YAML/JSON: ${(error as Error).message.split('\n')[0]}`]);
   }
-  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
     throw new ConfigError(file, ['(root): must be a mapping of fields']);
   }
-  return parseConfig(applyEnvOverrides(raw as Record<string, unknown>, env), file);
+  const raw = applyEnvOverrides(parsed as Record<string, unknown>, env);
+  return { config: parseConfig(raw, file), raw };
 }
 
 function deepFreeze<T>(value: T): T {

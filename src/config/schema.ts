@@ -485,6 +485,18 @@ export const configSchema = z
           .prefault({}),
       })
       .prefault({}),
+    /**
+     * Hot reload (README "Reloading config and secrets"): SIGHUP always reloads; with `watch` the directories
+     * of the config file and of session.secretsFile and oidc.clientSecretFile are watched too (Kubernetes
+     * replaces a mounted ConfigMap's or Secret's files by swapping a `..data` symlink), and a burst of changes
+     * is read once, `debounce` after the last.
+     */
+    reload: z
+      .strictObject({
+        watch: z.boolean().default(true),
+        debounce: duration('200ms').refine((ms) => ms >= 10 && ms <= 60_000, 'must be between 10ms and 60s'),
+      })
+      .prefault({}),
   })
   .superRefine((config, ctx) => {
     const names = new Set<string>();

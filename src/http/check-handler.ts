@@ -16,14 +16,18 @@ export interface CheckHandlerOptions {
   readonly prefixLength: number;
   readonly trustForwardedProto: boolean;
   readonly fallbackScheme: 'http' | 'https';
-  readonly deps: DecideDeps;
+  /**
+   * What the pipeline reads, from the config in force: called once when a check starts, so a hot reload
+   * (which swaps what it returns) reaches the next check and never one under way.
+   */
+  readonly deps: () => DecideDeps;
   readonly respond: Responder;
   readonly metrics: Metrics;
   readonly logger: Logger;
   /** Limits the per-denial info line per reason (log.rateLimit), and audit lines per rule. */
   readonly denialLog: LineLimiter;
-  /** log.decisions: a line per decision, sampled and capped; null when off. */
-  readonly decisionLog: DecisionLog | null;
+  /** log.decisions: a line per decision when enabled, sampled and capped. */
+  readonly decisionLog: DecisionLog;
 }
 
 export function createCheckHandler(options: CheckHandlerOptions): (req: IncomingMessage, res: ServerResponse) => void {
@@ -83,7 +87,7 @@ export function createCheckHandler(options: CheckHandlerOptions): (req: Incoming
       respond(res, decision);
       record(decision, startedAt, method, request.rawPath);
       if (decision.audits) recordAudits(decision, decision.audits, method, request.rawPath);
-      decisionLog?.record(decision, request);
+      decisionLog.record(decision, request);
     };
     const fail = (error: unknown) => {
       logger.error('check failed', { error, method });
@@ -92,7 +96,7 @@ export function createCheckHandler(options: CheckHandlerOptions): (req: Incoming
       else res.destroy();
     };
     try {
-      const result = decide(request, deps);
+      const result = decide(request, deps());
       if (result instanceof Promise) result.then(finish).catch(fail);
       else finish(result);
     } catch (error) {

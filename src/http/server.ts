@@ -1,15 +1,15 @@
 /**
  * One node:http server: requests under `checkPathPrefix` go straight to the check handler, everything
  * else to the Express app. Metrics are served by a second, separate server on their own port.
+ * What a check reads lives in one runtime (reload/runtime.ts) that a hot reload replaces whole
+ * (prepare, then activate); sockets, the login's discovery client and routes live as long as the process.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Config } from '../config/schema.js';
-import { createAuthenticator } from '../authn/authenticate.js';
 import type { BearerVerifier } from '../authn/bearer.js';
-import { createBearerVerifier } from '../authn/issuers.js';
-import type { SessionAuthenticator } from '../authn/session.js';
-import { createBrowserLogin } from '../oidc/setup.js';
+import { SessionMemory, type SessionAuthenticator } from '../authn/session.js';
+import { createBrowserLogin, readCookieSecrets } from '../oidc/setup.js';
 import { createResponder } from '../check/respond.js';
 import { upstreamHeaderPlan } from '../envoy-contract.js';
 import { createDecisionLog } from '../decision-log.js';
@@ -17,17 +17,32 @@ import { createLineLimiter, logSuppressed } from '../log-limit.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
 import { lintPolicy, warningLogFields } from '../policy/lint.js';
-import { compilePolicy } from '../policy/rules.js';
-import { cookieNamesOf } from '../session/cookie-header.js';
+import { hashOfText } from '../reload/source.js';
+import { buildRuntime, type Runtime } from '../reload/runtime.js';
+import { SecretRing, type SealingSecrets } from '../session/secrets.js';
 import { createApp, type AppState } from './app.js';
 import { createCheckHandler } from './check-handler.js';
 
 export interface Service {
+  /** The config in force (a hot reload replaces it; restart-only fields keep their start-up values). */
   readonly config: Config;
   readonly bearer: BearerVerifier | null;
   readonly sessions: SessionAuthenticator | null;
+  /** The runtime in force: what the next check reads. */
+  readonly runtime: Runtime;
   readonly appServer: Server;
   readonly metricsServer: Server | null;
+  /**
+   * A runtime for a new config and cookie secrets, built whole beside the one in force, which it does not
+   * touch; throws what building throws (PolicyError). The config's restart-only fields must be the running
+   * ones (reload/contract.ts: keepRunningValues): the long-lived parts were built from those.
+   */
+  prepare(config: Config, secrets: SealingSecrets | null, configHash: string): Runtime;
+  /**
+   * Puts a prepared runtime in force in one step: the next check reads it, checks under way finish with the
+   * one they started with; the cookie-secret ring is replaced in the same step.
+   */
+  activate(runtime: Runtime): void;
   listen(): Promise<{ port: number; metricsPort: number | null }>;
   /** Stops accepting, waits for in-flight requests (at most shutdownTimeout), closes everything. */
   shutdown(): Promise<void>;
@@ -39,24 +54,38 @@ export interface ServiceDeps {
   readonly now?: () => number;
   /** Where decision-log lines go (log.decisions); stdout by default, beside the other log lines. */
   readonly writeLine?: (line: string) => void;
+  /** The config file's hash (reload/source.ts); default: the hash of the validated config. */
+  readonly configHash?: string;
+  /** The cookie secrets already read (hot reload compares with what it read); default: read from session.secretsFile. */
+  readonly secrets?: SealingSecrets | null;
 }
 
 export function createService(config: Config, deps: ServiceDeps): Service {
   const { logger, metrics } = deps;
-  const policy = compilePolicy(config);
-  // Valid but weaker than it reads (policy/lint.ts): said once, at start-up, in the log operators watch.
-  for (const warning of lintPolicy(config, policy)) logger.warn('policy warning', warningLogFields(warning));
   const now = deps.now ?? Date.now;
-  const bearer = createBearerVerifier(config, metrics, logger, now);
   const { perReason, window: windowMs } = config.log.rateLimit;
   const denialLog = createLineLimiter({ perKey: perReason, windowMs, now, onSuppressed: logSuppressed(logger, 'check denied', { perKey: perReason, windowMs }) });
   // The login endpoints' lines that any client can cause (a foreign Host, a made-up IdP error, a bogus code).
   const loginLog = createLineLimiter({ perKey: perReason, windowMs, now, onSuppressed: logSuppressed(logger, 'login endpoint', { perKey: perReason, windowMs }) });
   metrics.logLineSources.push(denialLog, loginLog);
   const decisionLog = createDecisionLog(config.log.decisions, deps.writeLine ?? ((line) => void process.stdout.write(line)), now);
-  if (decisionLog !== null) metrics.decisionLogSources.push(decisionLog);
-  const login = createBrowserLogin(config, { metrics, logger, bearer, now, logLimit: loginLog });
-  const authenticator = createAuthenticator(bearer, login?.sessions ?? null, login?.servedOverHttps);
+  metrics.decisionLogSources.push(decisionLog);
+
+  const secrets = deps.secrets !== undefined ? deps.secrets : readCookieSecrets(config);
+  const ring = secrets === null ? null : new SecretRing(secrets);
+  /**
+   * The runtime in force: the one reference a hot reload swaps. Assigned before any request can arrive
+   * (the login's getters below read it only when a request comes).
+   */
+  let active: Runtime;
+  const login = ring === null ? null : createBrowserLogin(config, { metrics, logger, now, logLimit: loginLog, secrets: ring, current: () => active });
+  const runtimeDeps = { metrics, logger, now, login, memory: new SessionMemory() };
+  active = buildRuntime(config, secrets, deps.configHash ?? hashOfText(JSON.stringify(config)), null, runtimeDeps);
+  // Valid but weaker than it reads (policy/lint.ts): said at start-up and after each reload that changes the rules.
+  const lint = (runtime: Runtime) => {
+    for (const warning of lintPolicy(runtime.config, runtime.policy)) logger.warn('policy warning', warningLogFields(warning));
+  };
+  lint(active);
   const plan = upstreamHeaderPlan(config);
   const state: AppState = {
     ready: true,
@@ -70,8 +99,18 @@ export function createService(config: Config, deps: ServiceDeps): Service {
     },
   };
 
-  metrics.configInfo.set({ rules: String(config.rules.length), issuers: String(config.issuers.length + (config.oidc ? 1 : 0)), default_rule: config.defaultRule }, 1);
-  metrics.tokenCacheSize = () => bearer?.cacheSize ?? 0;
+  const describe = (runtime: Runtime) => {
+    const { rules, issuers, oidc, defaultRule } = runtime.config;
+    metrics.configInfo.reset();
+    metrics.configInfo.set({ rules: String(rules.length), issuers: String(issuers.length + (oidc ? 1 : 0)), default_rule: defaultRule }, 1);
+    // One label set: the active config's hash only.
+    metrics.configHash.reset();
+    metrics.configHash.set({ hash: runtime.configHash }, 1);
+  };
+  describe(active);
+  metrics.configLastReloadSuccess.set(now() / 1000);
+  metrics.tokenCacheSize = () => active.bearer?.cacheSize ?? 0;
+  metrics.sessionCacheSize = () => active.sessions?.cacheSize ?? 0;
 
   // Sums up a flood once it stops too, not only at the next denial of its reason.
   let flushTimer: NodeJS.Timeout | undefined;
@@ -81,7 +120,7 @@ export function createService(config: Config, deps: ServiceDeps): Service {
     prefixLength: config.checkPathPrefix.length,
     trustForwardedProto: config.trustForwardedProto,
     fallbackScheme: config.publicUrl?.startsWith('https:') ? 'https' : 'http',
-    deps: { policy, authenticator, loginUrl: login ? login.loginUrl : null, cookieNames: cookieNamesOf(config.session) },
+    deps: () => active.decide,
     respond: createResponder({
       userIdHeader: config.identity.userIdHeader,
       groupsHeader: config.identity.groupsHeader,
@@ -147,11 +186,32 @@ export function createService(config: Config, deps: ServiceDeps): Service {
     });
 
   return {
-    config,
-    bearer,
-    sessions: login?.sessions ?? null,
+    get config() {
+      return active.config;
+    },
+    get bearer() {
+      return active.bearer;
+    },
+    get sessions() {
+      return active.sessions;
+    },
+    get runtime() {
+      return active;
+    },
     appServer,
     metricsServer,
+    prepare: (next, nextSecrets, configHash) => buildRuntime(next, nextSecrets, configHash, active, runtimeDeps),
+    activate(runtime) {
+      const previous = active;
+      // One step (no await in between): the ring and the runtime change together, so a check that starts
+      // now reads both new, and one under way keeps the runtime (and, with cookie sessions, the secrets) it began with.
+      if (ring !== null && runtime.secrets !== null) ring.replace(runtime.secrets);
+      active = runtime;
+      logger.setLevel(runtime.config.log.level);
+      decisionLog.configure(runtime.config.log.decisions);
+      describe(runtime);
+      if (runtime.policy !== previous.policy) lint(runtime);
+    },
     async listen() {
       login?.client.start();
       login?.start();
@@ -161,7 +221,7 @@ export function createService(config: Config, deps: ServiceDeps): Service {
       }, windowMs).unref();
       const port = await listenOn(appServer, config.listen.port, config.listen.host);
       const metricsPort = metricsServer ? await listenOn(metricsServer, config.listen.metricsPort, config.listen.metricsHost ?? config.listen.host) : null;
-      logger.info('listening', { host: config.listen.host, port, metricsPort, checkPathPrefix: config.checkPathPrefix, rules: config.rules.length });
+      logger.info('listening', { host: config.listen.host, port, metricsPort, checkPathPrefix: config.checkPathPrefix, rules: active.config.rules.length, configHash: active.configHash });
       return { port, metricsPort };
     },
     async shutdown() {

@@ -55,7 +55,8 @@ export interface BackchannelDeps {
   readonly issuer: string;
   readonly clientId: string;
   readonly clockSkewMs: number;
-  readonly bearer: BearerVerifier | null;
+  /** The bearer verifier of the config in force (hot reload swaps it); read once per request. */
+  readonly bearer: () => BearerVerifier | null;
   /** null with cookie sessions. */
   readonly revoker: SessionRevoker | null;
   readonly metrics: Metrics;
@@ -89,11 +90,12 @@ export function createBackchannelRoute(deps: BackchannelDeps): Router {
     }
     const token = (req.body as Record<string, unknown> | undefined)?.logout_token;
     if (typeof token !== 'string' || token.length === 0) return refuse(res, 'logout_token is missing (a form-encoded POST with logout_token=<JWT>)');
-    if (deps.bearer === null) return refuse(res, 'no keys for the issuer');
+    const bearer = deps.bearer();
+    if (bearer === null) return refuse(res, 'no keys for the issuer');
     // The issuer named first: Keycloak's iss follows the host name it was reached by, a common mismatch.
     const named = issuerNamedIn(token);
     if (named !== null && named !== deps.issuer) return refuse(res, `iss "${named.replace(/[^\x20-\x7e]/g, '?').slice(0, 256)}" is not oidc.issuer "${deps.issuer}"`);
-    const verified = await deps.bearer.verifiedLogoutClaims(token, deps.issuer);
+    const verified = await bearer.verifiedLogoutClaims(token, deps.issuer);
     if (verified.kind === 'unavailable') return answer(res, 'keys_unavailable', 503, { error: 'temporarily_unavailable', error_description: 'the issuer\'s keys cannot be fetched' });
     if (verified.kind === 'invalid') return refuse(res, `the logout token is not valid (${verified.reason})`);
     const checked = logoutTargetOf(verified.claims, deps.clientId, deps.now(), deps.clockSkewMs);

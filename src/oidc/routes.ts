@@ -28,8 +28,12 @@ export interface LoginRoutesDeps {
   readonly tokenSource: SessionTokenSource;
   readonly transactions: TransactionCookies;
   readonly handover: EndSessionHandover;
-  readonly sessions: SessionAuthenticator;
-  readonly bearer: BearerVerifier | null;
+  /**
+   * The session authenticator and bearer verifier of the config in force (hot reload swaps them): each
+   * request reads them once, so it sees one config from start to end.
+   */
+  readonly sessions: () => SessionAuthenticator;
+  readonly bearer: () => BearerVerifier | null;
   /** The public origin of a request (publicUrl, or its own Host when allowed). */
   readonly origins: PublicOrigins;
   readonly redirectAllowList: readonly string[];
@@ -108,7 +112,7 @@ interface Site {
 }
 
 export function createLoginRoutes(deps: LoginRoutesDeps): Router {
-  const { client, transactions, handover, sessions, metrics, logger, urls } = deps;
+  const { client, transactions, handover, metrics, logger, urls } = deps;
   /** Whether a line any client can cause may be written now (fixed keys: they are metric labels). */
   const mayLog = (key: 'login_foreign_host' | 'login_idp_error' | 'login_rejected' | 'login_idp_unusable') => deps.logLimit === null || deps.logLimit.take(key);
   const router = Router();
@@ -135,7 +139,7 @@ export function createLoginRoutes(deps: LoginRoutesDeps): Router {
     if (site === null) return;
     const returnTo = safeReturnUrl(req.query.rd, site.redirects);
     // Said before the IdP, not after the user has signed in there for nothing.
-    if (!sessions.canKeepSessions()) {
+    if (!deps.sessions().canKeepSessions()) {
       res.set('retry-after', '5');
       return sendErrorPage(res, 503, 'Sign-in is unavailable', 'This service cannot store sessions right now. Please try again in a moment.', site.startUrl(returnTo));
     }
@@ -158,6 +162,7 @@ export function createLoginRoutes(deps: LoginRoutesDeps): Router {
   router.get(CALLBACK_PATH, async (req, res) => {
     const site = siteOf(req, res);
     if (site === null) return;
+    const sessions = deps.sessions();
     const finish = (result: CallbackResult) => metrics.callbacks.inc({ result });
     const state = typeof req.query.state === 'string' ? req.query.state : '';
     const tx = state ? await transactions.find(req.headers.cookie, state) : null;
@@ -267,6 +272,7 @@ export function createLoginRoutes(deps: LoginRoutesDeps): Router {
   const signOut = async (req: Request, res: Response, answer: 'redirect' | 'json') => {
     const site = siteOf(req, res);
     if (site === null) return;
+    const sessions = deps.sessions();
     const { session, names, refreshTokens } = await sessions.signOut(req.headers.cookie);
     for (const cookie of sessions.clear(names, site.secure)) res.append('set-cookie', cookie);
     const afterLogout = site.absolute(urls.afterLogoutUrl ?? SIGNED_OUT_PATH);
@@ -316,11 +322,12 @@ export function createLoginRoutes(deps: LoginRoutesDeps): Router {
     res.set(NO_STORE);
     let identity: Identity | null = null;
     const token = bearerTokenOf(req.headers.authorization);
-    if (token && deps.bearer) {
-      const result = await deps.bearer.verify(token);
+    const bearer = deps.bearer();
+    if (token && bearer) {
+      const result = await bearer.verify(token);
       if (result.kind === 'identity') identity = result.identity;
     } else if (token === null) {
-      const result = await sessions.authenticate(req.headers.cookie, (headers) => deps.origins.ofHeaders(headers)?.startsWith('https:') ?? true, req.headers);
+      const result = await deps.sessions().authenticate(req.headers.cookie, (headers) => deps.origins.ofHeaders(headers)?.startsWith('https:') ?? true, req.headers);
       if (result.kind === 'identity') {
         identity = result.identity;
         for (const cookie of result.setCookie ?? []) res.append('set-cookie', cookie);

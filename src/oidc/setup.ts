@@ -1,20 +1,20 @@
 /**
- * Browser login, assembled from config: cookie secrets and the client secret are read from their
- * files here (a missing or weak file stops start-up naming the config field), then the session
- * authenticator, the OIDC client and the /oauth2 routes are wired together.
+ * Browser login, assembled from config: the client secret is read from its file here and the cookie
+ * secrets by readCookieSecrets (a missing or weak file stops start-up naming the config field), then the
+ * OIDC client and the /oauth2 routes are wired to the session authenticator of the config in force.
  */
 import { readFileSync } from 'node:fs';
 import type { Router } from 'express';
 import type { BearerVerifier } from '../authn/bearer.js';
 import { compileIssuerMappings } from '../authn/identity.js';
-import { SessionAuthenticator } from '../authn/session.js';
+import { SessionAuthenticator, type RefreshResult, type SessionMemory } from '../authn/session.js';
 import { ConfigError } from '../config/load.js';
 import type { Config } from '../config/schema.js';
 import type { Logger } from '../log.js';
 import type { LineLimiter } from '../log-limit.js';
 import type { Metrics } from '../metrics.js';
-import { createSealer } from '../session/seal.js';
-import { readSecretsFile, SecretsError } from '../session/secrets.js';
+import { createSealer, type Sealer } from '../session/seal.js';
+import { readSecretsFile, SecretsError, secretsFromLines, type SealingSecrets, type SecretRing } from '../session/secrets.js';
 import { CookieSessionStore } from '../session/store.js';
 import type { SessionRevoker, SessionStore } from '../session-store/contract.js';
 import { redisStoreFromConfig } from '../session-store/redis-store.js';
@@ -29,7 +29,6 @@ import { EndSessionHandover } from './end-session.js';
 import { createBackchannelRoute } from './backchannel.js';
 
 export interface BrowserLogin {
-  readonly sessions: SessionAuthenticator;
   /** Where sessions live (session.store); its problem() is part of readiness. */
   readonly store: SessionStore;
   /** Ends sessions by user, subject or IdP session: only a shared store (Redis) can. */
@@ -41,24 +40,37 @@ export interface BrowserLogin {
   loginUrl(request: CheckRequest): string | null;
   /** The browser reaches us over https for this request (its public origin's scheme; publicUrl wins). */
   servedOverHttps(request: CheckRequest): boolean;
+  /**
+   * The session authenticator for one config and one list of cookie secrets (hot reload builds one per
+   * new identity mapping or secrets): its cookies sealed with those secrets, its identities mapped by that
+   * config, the access tokens of its refreshes verified by `bearer` (that config's); `memory` carries sign-outs
+   * and renewals in flight from one to the next.
+   */
+  sessionsFor(config: Config, secrets: SealingSecrets, memory: SessionMemory, bearer: BearerVerifier | null): SessionAuthenticator;
   /** Connects the session store (Redis); start-up does not wait for it. */
   start(): void;
 }
 
+/** What the login reads from the config in force (hot reload swaps it); each request reads it once. */
+export interface LoginRuntime {
+  readonly bearer: BearerVerifier | null;
+  readonly sessions: SessionAuthenticator | null;
+}
+
+/**
+ * The browser login's parts that live as long as the process (the discovery client, the routes, the
+ * Redis connection): built from the start-up config. `secrets` is the ring of cookie secrets that hot
+ * reload replaces (transaction and sign-out cookies, sessions in Redis); `current` gives the session
+ * authenticator and bearer verifier of the config in force.
+ */
 export function createBrowserLogin(
   config: Config,
-  deps: { metrics: Metrics; logger: Logger; bearer: BearerVerifier | null; now: () => number; logLimit?: LineLimiter },
+  deps: { metrics: Metrics; logger: Logger; now: () => number; logLimit?: LineLimiter; secrets: SecretRing; current: () => LoginRuntime },
 ): BrowserLogin | null {
   const oidcConfig = config.oidc;
   if (!oidcConfig || !config.session.secretsFile) return null;
-  const { metrics, logger, now } = deps;
+  const { metrics, logger, now, current } = deps;
 
-  let secrets;
-  try {
-    secrets = readSecretsFile(config.session.secretsFile);
-  } catch (error) {
-    throw new ConfigError('config', [`session.secretsFile: ${(error as SecretsError).message}${SECRETS_HINT}`]);
-  }
   let clientSecret: string | undefined;
   if (oidcConfig.clientSecretFile) {
     try {
@@ -74,10 +86,12 @@ export function createBrowserLogin(
 
   const origins = createPublicOrigins(config);
   const attributes = { secure: config.session.secure, domain: config.session.domain };
-  const sealer = createSealer(secrets);
+  // On the ring: a rotation reaches login transactions, sign-out hand-overs and Redis sessions at once.
+  const sealer = createSealer(deps.secrets);
   const names = cookieNamesOf(config.session);
-  const redisStore = config.session.store === 'redis' ? redisStoreFromConfig(config, sealer, secrets, { metrics, logger }, now) : null;
-  const store: SessionStore = redisStore ?? new CookieSessionStore(sealer, { names, attributes, maxAgeMs: config.session.maxAge }, now);
+  const redisStore = config.session.store === 'redis' ? redisStoreFromConfig(config, sealer, deps.secrets, { metrics, logger }, now) : null;
+  const cookieStore = (sessionSealer: Sealer) => new CookieSessionStore(sessionSealer, { names, attributes, maxAgeMs: config.session.maxAge }, now);
+  const store: SessionStore = redisStore ?? cookieStore(sealer);
   metrics.sessionStoreUp = () => store.reachable();
   const relative = (value: string | undefined) => value !== undefined && value.startsWith('/');
   // A post-logout URI known at start-up is checked against the IdP then (a path waits for a request's origin).
@@ -94,35 +108,50 @@ export function createBrowserLogin(
     extraAuthParams: oidcConfig.prompt ? { prompt: oidcConfig.prompt } : {},
     postLogoutRedirectUri: knownAfterLogout,
   }, logger);
-  const bearer = deps.bearer;
-  const tokenSource = new SessionTokenSource(client, {
+  const bearer = () => current().bearer;
+  /** Session tokens with the access token verified by `verifier` (oidc.claimsFrom). */
+  const tokenSourceFor = (verifier: () => BearerVerifier | null) => new SessionTokenSource(client, {
     claimsFrom: oidcConfig.claimsFrom,
     issuer: oidcConfig.issuer,
     clientId: oidcConfig.clientId,
-    verifyAccessToken: (token) => (bearer === null ? Promise.resolve({ kind: 'invalid', reason: 'unknown_issuer' }) : bearer.verifiedClaims(token, oidcConfig.issuer)),
+    verifyAccessToken: (token) => {
+      const verify = verifier();
+      return verify === null ? Promise.resolve({ kind: 'invalid', reason: 'unknown_issuer' }) : verify.verifiedClaims(token, oidcConfig.issuer);
+    },
     userInfo: (accessToken, subject) => client.userInfo(accessToken, subject),
     logger,
   }, now);
-  const sessions = new SessionAuthenticator(
-    store,
+  // A login's code exchange uses the config in force; a check's refresh, the config the check started with.
+  const tokenSource = tokenSourceFor(bearer);
+  const events = {
+    refreshed: (result: RefreshResult['kind'], error: string | undefined, description: string | undefined) => {
+      metrics.refreshes.inc({ result, error: refreshErrorLabel(result, error) });
+      // The IdP's own words (never a token) are what tells an operator why sessions end.
+      if (result === 'rejected') logger.info('session refresh rejected by the IdP', { error, description });
+      else if (result === 'unavailable') logger.warn('session refresh failed: IdP unavailable', { error, description });
+    },
+    issued: (chunks: number) => metrics.sessionsIssued.inc({ chunks: String(chunks) }),
+  };
+  const issuer = oidcConfig.issuer;
+  const sessionsFor = (runtimeConfig: Config, secrets: SealingSecrets, memory: SessionMemory, runtimeBearer: BearerVerifier | null) => new SessionAuthenticator(
+    // Cookie sessions are sealed with this config's secrets (one config per check, secrets included); sessions
+    // in Redis share one connection and follow the ring, replaced in the same step as the config.
+    redisStore ?? cookieStore(createSealer(secrets)),
     // Sessions are the oidc issuer's people: its mapping without the machine branch (and still refusing
     // ids in any machine's space, its own issuer's included).
-    { ...compileIssuerMappings(config).get(oidcConfig.issuer)!, machine: null },
-    tokenSource,
-    {
-      refreshed: (result, error, description) => {
-        metrics.refreshes.inc({ result, error: refreshErrorLabel(result, error) });
-        // The IdP's own words (never a token) are what tells an operator why sessions end.
-        if (result === 'rejected') logger.info('session refresh rejected by the IdP', { error, description });
-        else if (result === 'unavailable') logger.warn('session refresh failed: IdP unavailable', { error, description });
-      },
-      issued: (chunks) => metrics.sessionsIssued.inc({ chunks: String(chunks) }),
-    },
+    { ...compileIssuerMappings(runtimeConfig).get(issuer)!, machine: null },
+    tokenSourceFor(() => runtimeBearer),
+    events,
     config.bearer.cacheMaxEntries,
     now,
     config.session.revalidateAfter,
+    memory,
   );
-  metrics.sessionCacheSize = () => sessions.cacheSize;
+  const sessions = () => {
+    const authenticator = current().sessions;
+    if (authenticator === null) throw new Error('browser login without a session authenticator');
+    return authenticator;
+  };
   const transactions = new TransactionCookies(sealer, secondaryCookieBase(names), attributes, Math.ceil(oidcConfig.loginTimeout / 1000));
   const routes = createLoginRoutes({
     client,
@@ -130,7 +159,7 @@ export function createBrowserLogin(
     transactions,
     handover: new EndSessionHandover(sealer, secondaryCookieBase(names), attributes),
     sessions,
-    bearer: deps.bearer,
+    bearer,
     origins,
     redirectAllowList: config.redirectAllowList,
     urls: {
@@ -148,7 +177,7 @@ export function createBrowserLogin(
     issuer: oidcConfig.issuer,
     clientId: oidcConfig.clientId,
     clockSkewMs: config.bearer.clockSkew,
-    bearer: deps.bearer,
+    bearer,
     revoker: redisStore,
     metrics,
     logger,
@@ -157,7 +186,7 @@ export function createBrowserLogin(
   }));
   const loginUrl = loginUrlOn(origins);
   const servedOverHttps = (request: CheckRequest): boolean => (origins.of(request.authority, request.scheme) ?? `${request.scheme}:`).startsWith('https:');
-  return { sessions, store, revoker: redisStore, routes, client, loginUrl, servedOverHttps, start: () => redisStore?.start() };
+  return { store, revoker: redisStore, routes, client, loginUrl, servedOverHttps, sessionsFor, start: () => redisStore?.start() };
 }
 
 /**
@@ -169,6 +198,27 @@ export function loginUrlOn(origins: PublicOrigins): (request: CheckRequest) => s
     const origin = origins.of(request.authority, request.scheme);
     return origin === null ? null : `${origin}/oauth2/start?rd=${encodeURIComponent(originalUrl(request))}`;
   };
+}
+
+/** The cookie secrets in the text of session.secretsFile; a ConfigError naming the field (never a secret) otherwise. */
+export function cookieSecretsFrom(text: string): SealingSecrets {
+  try {
+    return secretsFromLines(text.split('\n'));
+  } catch (error) {
+    if (error instanceof SecretsError) throw new ConfigError('config', [`session.secretsFile: ${error.message}${SECRETS_HINT}`]);
+    throw error;
+  }
+}
+
+/** The cookie secrets of session.secretsFile (null without browser login); a ConfigError naming the field otherwise. */
+export function readCookieSecrets(config: Config): SealingSecrets | null {
+  if (!config.oidc || !config.session.secretsFile) return null;
+  try {
+    return readSecretsFile(config.session.secretsFile);
+  } catch (error) {
+    if (error instanceof SecretsError) throw new ConfigError('config', [`session.secretsFile: ${error.message}${SECRETS_HINT}`]);
+    throw error;
+  }
 }
 
 /** The client secret of Kubeflow's example Dex (common/dex/base/secret_params.env): fine to start with, never to keep. */

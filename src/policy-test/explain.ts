@@ -7,8 +7,8 @@ import { authorize } from '../check/decide.js';
 import { normalizeHost, normalizePath } from '../check/normalize.js';
 import type { Config } from '../config/schema.js';
 import { formatWarning, lintPolicy, type PolicyWarning } from '../policy/lint.js';
-import { compilePolicy } from '../policy/rules.js';
-import { compileTemplate, pathSegments } from '../policy/template.js';
+import { compilePolicy, type CompiledRule } from '../policy/rules.js';
+import { compileTemplate, pathSegments, type PathParams } from '../policy/template.js';
 import { identityFromClaims, type ClaimsCaller } from './caller.js';
 import type { TokenCheck } from './token.js';
 
@@ -36,38 +36,26 @@ export function explain(config: Config, method: string, url: string, caller: Exp
   lines.push(`normalized: ${path.path}`);
   const policy = compilePolicy(config);
   const segments = pathSegments(path.path);
-  const { rule, params } = policy.match(method, host.host, segments);
+  const { rule, params, audits } = policy.match(method, host.host, segments);
   lines.push(`rule:      ${rule.index === -1 ? `(no rule matched) → defaultRule: ${config.defaultRule}` : `#${rule.index} ${rule.name}`}`);
+  const hostPattern = rule.hosts?.find((pattern) => pattern.match(host.host) !== null);
+  if (hostPattern !== undefined && hostPattern.paramNames.length > 0) lines.push(`host:      "${hostPattern.source}" captured ${JSON.stringify(hostPattern.match(host.host))}`);
   if (Object.keys(params).length > 0) lines.push(`params:    ${JSON.stringify(params)}`);
   lines.push(`access:    ${describeAccess(config, rule.index)}`);
+  if (rule.corsPreflight !== null) lines.push(`cors:      preflights (OPTIONS with Origin and Access-Control-Request-Method) pass without credentials${rule.corsPreflight.origins === null ? '' : ` from ${[...rule.corsPreflight.origins].join(', ')}`}`);
   // Said whatever the rule: the token was checked before the question of whether the rule needs it.
   if (caller.kind === 'token') lines.push(caller.check.ok ? `token:     verified (${caller.check.facts})` : `token:     rejected: ${caller.check.auth.reason}: ${caller.check.detail}`);
 
-  const browserLogin = config.oidc ? ', or 302 to log in for a browser\'s page load' : '';
-  if (rule.access.kind === 'anonymous') {
-    lines.push('decision:  200 allow (anonymous; client identity headers removed)');
-  } else if (rule.access.kind === 'deny') {
-    lines.push(`decision:  403 forbidden (${rule.index === -1 ? 'default_deny' : 'rule_deny'})`);
-  } else if (caller.kind === 'unspecified') {
-    lines.push(`decision:  without credentials 401 unauthorized (no_credentials)${browserLogin}; pass --claims or --token to evaluate an identity`);
-  } else if (caller.kind === 'anonymous') {
-    lines.push(`decision:  401 unauthorized (no_credentials)${browserLogin}`);
-  } else {
-    const built = caller.kind === 'claims' ? identityFromClaims(config, caller) : caller.check;
-    if (built === null) {
-      lines.push('decision:  no sessions without oidc in the config');
-    } else if (!built.ok) {
-      const reason = 'auth' in built ? built.auth : { kind: 'invalid', reason: built.reason };
-      lines.push(reason.kind === 'unavailable' ? `decision:  503 unavailable (${reason.reason})` : `decision:  401 unauthorized (${reason.reason})`);
-    } else {
-      const { identity } = built;
-      lines.push(`identity:  ${config.identity.userIdHeader}=${identity.userId} ${config.identity.groupsHeader}=${identity.groupsHeaderValue}${identity.machine ? ' (a machine: machineIdentity)' : ''}`);
-      const decision = authorize(rule, params, { kind: 'identity', identity }, null);
-      lines.push(decision.kind === 'allow'
-        ? `decision:  200 allow (${decision.reason})`
-        : `decision:  403 forbidden (${decision.reason}${decision.kind === 'forbidden' && decision.unmet ? `: ${decision.unmet} not met` : ''})`);
-    }
+  const built = caller.kind === 'claims' ? identityFromClaims(config, caller) : caller.kind === 'token' ? caller.check : undefined;
+  if (built !== undefined && built !== null && built.ok) {
+    const { identity } = built;
+    lines.push(`identity:  ${config.identity.userIdHeader}=${identity.userId} ${config.identity.groupsHeader}=${identity.groupsHeaderValue}${identity.machine ? ' (a machine: machineIdentity)' : ''}${identity.audienceUnchecked ? ' (audience checked by the rules)' : ''}`);
   }
+  // Audit-mode rules passed on the way: what each would have answered (it did not; the rule above did).
+  for (const audit of audits ?? []) {
+    lines.push(`audit:     #${audit.rule.index} ${audit.rule.name} (mode: audit, passed over) would answer ${answerOf(config, audit.rule, audit.params, caller, built)}`);
+  }
+  lines.push(`decision:  ${answerOf(config, rule, params, caller, built)}`);
   const warnings = lintPolicy(config, policy);
   const concerning = warnings.filter((warning) => concernsRequest(warning, rule.index, method, segments));
   let text = `${lines.join('\n')}\n`;
@@ -77,6 +65,24 @@ export function explain(config: Config, method: string, url: string, caller: Exp
     text += `note:      ${others} other policy warning${others === 1 ? '' : 's'} in this config (oidc-authz check-config lists every warning)\n`;
   }
   return text;
+}
+
+/** What `rule` answers this caller, as "STATUS kind (reason…)". */
+function answerOf(config: Config, rule: CompiledRule, params: PathParams, caller: ExplainCaller, built: ReturnType<typeof identityFromClaims> | TokenCheck | undefined): string {
+  const browserLogin = config.oidc ? ', or 302 to log in for a browser\'s page load' : '';
+  if (rule.access.kind === 'anonymous') return '200 allow (anonymous; client identity headers removed)';
+  if (rule.access.kind === 'deny') return `403 forbidden (${rule.index === -1 ? 'default_deny' : 'rule_deny'})`;
+  if (caller.kind === 'unspecified') return `without credentials 401 unauthorized (no_credentials)${browserLogin}; pass --claims or --token to evaluate an identity`;
+  if (caller.kind === 'anonymous') return `401 unauthorized (no_credentials)${browserLogin}`;
+  if (built === undefined || built === null) return 'no sessions without oidc in the config';
+  if (!built.ok) {
+    const reason = 'auth' in built ? built.auth : { kind: 'invalid', reason: built.reason };
+    return reason.kind === 'unavailable' ? `503 unavailable (${reason.reason})` : `401 unauthorized (${reason.reason})`;
+  }
+  const decision = authorize(rule, params, { kind: 'identity', identity: built.identity }, null);
+  return decision.kind === 'allow'
+    ? `200 allow (${decision.reason})`
+    : `403 forbidden (${decision.reason}${decision.kind === 'forbidden' && decision.unmet ? `: ${decision.unmet} not met` : ''})`;
 }
 
 /**

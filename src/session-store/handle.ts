@@ -6,7 +6,7 @@
  * The Redis key is a hash of the random part: a copy of Redis (or its keys) yields no usable cookie.
  */
 import { createHmac, hash, randomBytes, timingSafeEqual } from 'node:crypto';
-import type { SealingSecrets } from '../session/secrets.js';
+import { secretSource, type SealingSecrets, type SecretSource } from '../session/secrets.js';
 
 const VERSION = 'r1';
 const HANDLE_SHAPE = /^r1\.(\d{1,12})\.([A-Za-z0-9_-]{43})\.([A-Za-z0-9_-]{22})$/;
@@ -20,16 +20,43 @@ export interface SessionHandles {
   readonly indexKeys: readonly Buffer[];
 }
 
-export function createSessionHandles(secrets: SealingSecrets): SessionHandles {
+interface HandleKeys {
+  readonly macKeys: ReadonlyMap<string, Buffer>;
+  readonly newestId: string;
+  readonly newestMacKey: Buffer;
+  readonly indexKeys: readonly Buffer[];
+}
+
+function keysOf(secrets: SealingSecrets): HandleKeys {
   const derive = (secret: string, purpose: string) => createHmac('sha256', secret).update(`oidc-authz ${purpose}`).digest();
   const macKeys = new Map(Object.entries(secrets.unseal).map(([id, secret]) => [id, derive(secret, 'session handle')]));
   const [newestId, newestSecret] = Object.entries(secrets.seal)[0]!;
   const newestMacKey = macKeys.get(newestId) ?? derive(newestSecret, 'session handle');
   const indexKeys = [derive(newestSecret, 'session index'), ...Object.entries(secrets.unseal).filter(([id]) => id !== newestId).map(([, secret]) => derive(secret, 'session index'))];
+  return { macKeys, newestId, newestMacKey, indexKeys };
+}
+
+/**
+ * `secrets`: a fixed set, or a ring (hot reload): keys are derived again once per new secret list, so a
+ * rotation signs new handles with the new first secret and opens old ones while their secret is listed.
+ */
+export function createSessionHandles(secrets: SealingSecrets | SecretSource): SessionHandles {
+  const source = secretSource(secrets);
+  let derivedFrom = source.current;
+  let derived = keysOf(derivedFrom);
+  const keys = (): HandleKeys => {
+    const current = source.current;
+    if (current !== derivedFrom) {
+      derived = keysOf(current);
+      derivedFrom = current;
+    }
+    return derived;
+  };
   const mac = (key: Buffer, body: string) => createHmac('sha256', key).update(body).digest().subarray(0, 16);
 
   return {
     create() {
+      const { newestId, newestMacKey } = keys();
       const random = randomBytes(32).toString('base64url');
       const body = `${VERSION}.${newestId}.${random}`;
       return { value: `${body}.${mac(newestMacKey, body).toString('base64url')}`, id: idFor(random) };
@@ -38,7 +65,7 @@ export function createSessionHandles(secrets: SealingSecrets): SessionHandles {
       const match = HANDLE_SHAPE.exec(value);
       if (match === null) return null;
       const [, secretId, random, signature] = match as unknown as [string, string, string, string];
-      const key = macKeys.get(secretId);
+      const key = keys().macKeys.get(secretId);
       if (key === undefined) return null;
       // Compared as text: base64url's last character carries spare bits, so decoding would let one handle
       // have several spellings (each its own cache entry).
@@ -46,7 +73,9 @@ export function createSessionHandles(secrets: SealingSecrets): SessionHandles {
       const given = Buffer.from(signature);
       return given.length === expected.length && timingSafeEqual(given, expected) ? idFor(random) : null;
     },
-    indexKeys,
+    get indexKeys() {
+      return keys().indexKeys;
+    },
   };
 }
 

@@ -18,7 +18,7 @@ import {
 } from './contract.js';
 import type { Config } from '../config/schema.js';
 import { cookieNamesOf } from '../session/cookie-header.js';
-import type { SealingSecrets } from '../session/secrets.js';
+import type { SealingSecrets, SecretSource } from '../session/secrets.js';
 import { createSessionHandles, type SessionHandles } from './handle.js';
 import { connectRedis, type RedisClient } from './redis-connection.js';
 
@@ -36,7 +36,7 @@ export interface RedisStoreOptions {
 }
 
 /** The store session.redis describes (not connected yet: start()). Throws ConfigError for unreadable files. */
-export function redisStoreFromConfig(config: Config, sealer: Sealer, secrets: SealingSecrets, deps: { readonly metrics: Metrics; readonly logger: Logger }, now: () => number = Date.now): RedisSessionStore {
+export function redisStoreFromConfig(config: Config, sealer: Sealer, secrets: SealingSecrets | SecretSource, deps: { readonly metrics: Metrics; readonly logger: Logger }, now: () => number = Date.now): RedisSessionStore {
   const redis = config.session.redis!;
   return new RedisSessionStore(connectRedis(redis), sealer, createSessionHandles(secrets), {
     names: cookieNamesOf(config.session),
@@ -54,6 +54,11 @@ export function redisStoreFromConfig(config: Config, sealer: Sealer, secrets: Se
 interface StoredRecord {
   readonly session: SessionData;
   readonly indexes: readonly string[];
+}
+
+/** A record as read, with the version it was stored under (its `<version>.` prefix). */
+interface ReadRecord extends StoredRecord {
+  readonly version: string;
 }
 
 /** Larger sessions are refused at login (a page saying so) rather than stored and never opened. */
@@ -244,7 +249,9 @@ export class RedisSessionStore implements SessionStore, SessionRevoker {
       if (current === null) return { kind: 'gone' };
       if (renewedSince(current.session, stale)) return { kind: 'current', session: current.session };
       const renewal = await renew(current.session);
-      const version = this.versionOf(current.session);
+      // The version as stored, not as computed now: a cookie secret rotated since the write (a reload or a
+      // restart with a new first secret) would compute another one and take the record for someone else's.
+      const version = current.version;
       if (renewal.kind === 'rejected' || (renewal.kind === 'failed' && renewal.final)) {
         // Only the session that was refused: one renewed meanwhile elsewhere (with the token the IdP rotated to) stays.
         const deleted = await this.ifVersion(DELETE_IF_VERSION, id, version, []).catch(() => null);
@@ -449,9 +456,9 @@ export class RedisSessionStore implements SessionStore, SessionRevoker {
   }
 
   /** The record, null when absent or unreadable; STORE_UNAVAILABLE on a Redis failure (or throws, `throwOnError`). */
-  private async readRecord(id: string, op: Op, throwOnError: true): Promise<StoredRecord | null>;
-  private async readRecord(id: string, op: Op, throwOnError?: false): Promise<StoredRecord | null | StoreUnavailable>;
-  private async readRecord(id: string, op: Op, throwOnError = false): Promise<StoredRecord | null | StoreUnavailable> {
+  private async readRecord(id: string, op: Op, throwOnError: true): Promise<ReadRecord | null>;
+  private async readRecord(id: string, op: Op, throwOnError?: false): Promise<ReadRecord | null | StoreUnavailable>;
+  private async readRecord(id: string, op: Op, throwOnError = false): Promise<ReadRecord | null | StoreUnavailable> {
     let raw: string | null;
     try {
       raw = await this.redis.get(this.recordKey(id));
@@ -467,7 +474,7 @@ export class RedisSessionStore implements SessionStore, SessionRevoker {
     if (data === null || data.i !== id || typeof data.d !== 'object' || data.d === null) return null;
     const session = sessionDataFrom(data.d as Record<string, unknown>);
     const indexes = Array.isArray(data.x) ? data.x.filter((x): x is string => typeof x === 'string' && x.startsWith(this.options.keyPrefix)) : [];
-    return session === null ? null : { session, indexes };
+    return session === null ? null : { session, indexes, version: raw.slice(0, dot) };
   }
 
   private count(op: Op, result: 'ok' | 'error'): void {

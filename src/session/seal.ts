@@ -3,7 +3,7 @@
  * authenticated before it is decrypted or parsed, and carries its own expiry.
  */
 import { sealData, unsealData } from 'iron-session';
-import type { SealingSecrets } from './secrets.js';
+import { secretSource, type SealingSecrets, type SecretSource } from './secrets.js';
 
 export interface Sealer {
   seal(data: Record<string, unknown>, ttlSeconds: number): Promise<string>;
@@ -18,14 +18,19 @@ export interface Sealer {
  */
 const SEAL_SHAPE = /^Fe26\.2\*[A-Za-z0-9_*-]+~2$/;
 
-export function createSealer(secrets: SealingSecrets): Sealer {
+/**
+ * `secrets`: a fixed set, or a ring (hot reload) read at each seal and unseal, so a rotation reaches every
+ * sealer at once: the login's transaction cookies, the sign-out hand-over and sessions in Redis.
+ */
+export function createSealer(secrets: SealingSecrets | SecretSource): Sealer {
+  const source = secretSource(secrets);
   return {
-    seal: (data, ttlSeconds) => sealData(data, { password: secrets.seal, ttl: ttlSeconds }),
+    seal: (data, ttlSeconds) => sealData(data, { password: source.current.seal, ttl: ttlSeconds }),
     // 64 KiB: more than any cookie header can carry; a session kept in Redis may be larger.
     async unseal(sealed, ttlSeconds, maxLength = 64 * 1024) {
       if (sealed.length > maxLength || !SEAL_SHAPE.test(sealed)) return null;
       try {
-        const data = await unsealData<Record<string, unknown>>(sealed, { password: secrets.unseal, ttl: ttlSeconds });
+        const data = await unsealData<Record<string, unknown>>(sealed, { password: source.current.unseal, ttl: ttlSeconds });
         return typeof data === 'object' && data !== null && Object.keys(data).length > 0 ? data : null;
       } catch {
         return null;

@@ -50,3 +50,36 @@ export function readSecretsFile(file: string): SealingSecrets {
 function idOf(secret: string): string {
   return String(parseInt(createHash('sha256').update(secret).digest('hex').slice(0, 8), 16) + 1);
 }
+
+/** Where sealing reads its secrets: a fixed set, or a ring that hot reload replaces. */
+export interface SecretSource {
+  readonly current: SealingSecrets;
+}
+
+/**
+ * The cookie secrets now (hot reload, src/reload/): one reference replaced whole, so a seal or an unseal
+ * uses one consistent list (seal with its first secret, unseal with any), the list before a replace or the
+ * one after. A secrets file with a bad line never reaches replace(): it keeps the running list.
+ */
+export class SecretRing implements SecretSource {
+  constructor(private secrets: SealingSecrets) {}
+
+  get current(): SealingSecrets {
+    return this.secrets;
+  }
+
+  replace(next: SealingSecrets): void {
+    this.secrets = next;
+  }
+}
+
+/** Secrets themselves or their source, as a source. */
+export function secretSource(secrets: SealingSecrets | SecretSource): SecretSource {
+  return 'current' in secrets ? secrets : { current: secrets };
+}
+
+/** Same secrets in the same order (a reload with an unchanged secrets file keeps sealing as it was). */
+export function sameSecrets(a: SealingSecrets, b: SealingSecrets): boolean {
+  const ids = (s: SealingSecrets) => `${Object.keys(s.seal).join(',')}|${Object.keys(s.unseal).join(',')}`;
+  return ids(a) === ids(b) && Object.entries(a.unseal).every(([id, secret]) => b.unseal[id] === secret);
+}

@@ -5,11 +5,12 @@
  * Kubernetes, Istio and Prometheus-operator schemas, and prove the chart cannot drift from the code.
  */
 import { spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseAllDocuments, parse as parseYaml } from 'yaml';
-import { chartContract, chartValuesSchema } from '../../src/chart-files.js';
+import { chartContract, chartReloadContract, chartValuesSchema } from '../../src/chart-files.js';
 import { parseConfig } from '../../src/config/load.js';
 import { AUTHZ_ROUTES } from '../../src/envoy-config.js';
 import { extAuthzProvider, upstreamHeaderPlan } from '../../src/envoy-contract.js';
@@ -118,7 +119,7 @@ describe.each([['default values', [] as string[]], ...CI_VALUES.map((file) => [f
     expect(provider.envoyExtAuthzHttp.headersToUpstreamOnAllow).toEqual(upstreamHeaderPlan(config).upstreamOnAllow);
   });
 
-  test('hardened pods: non-root, read-only root, no capabilities, seccomp, probes, config checksums', () => {
+  test('hardened pods: non-root, read-only root, no capabilities, seccomp, probes, the restart-only config checksum', () => {
     const deployment = find(objects(), 'Deployment') as unknown as {
       spec: { template: { metadata: { annotations: Record<string, string> }; spec: { securityContext: Record<string, unknown>; containers: Array<Record<string, any>> } } };
     };
@@ -128,7 +129,7 @@ describe.each([['default values', [] as string[]], ...CI_VALUES.map((file) => [f
     expect(container.securityContext).toMatchObject({ readOnlyRootFilesystem: true, allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'] } });
     expect(container.livenessProbe.httpGet.path).toBe('/healthz');
     expect(container.readinessProbe.httpGet.path).toBe('/readyz');
-    expect(deployment.spec.template.metadata.annotations['checksum/config']).toMatch(/^[0-9a-f]{64}$/);
+    expect(deployment.spec.template.metadata.annotations['checksum/config-restart']).toMatch(/^[0-9a-f]{64}$/);
   });
 });
 
@@ -235,16 +236,75 @@ describe('Istio wiring', () => {
     expect(off.volumes.map((v) => v.name)).not.toContain('cluster-ca');
   });
 
-  test('changing the config rolls the pods (checksum annotation changes)', () => {
-    const checksum = (args: string[]) =>
-      (find(helmTemplate(args), 'Deployment') as unknown as { spec: { template: { metadata: { annotations: Record<string, string> } } } }).spec.template.metadata.annotations['checksum/config'];
-    expect(checksum(['--set', 'config.defaultRule=authenticated'])).not.toBe(checksum(['--set', 'config.defaultRule=deny']));
+});
+
+describe('hot reload (reload.enabled): which changes roll the pods', () => {
+  type Pod = { metadata: { annotations: Record<string, string> }; spec: { containers: Array<Record<string, any>>; volumes: Array<Record<string, any>> } };
+  const login = ['--set', 'config.publicUrl=https://k.example.com', '--set', 'config.oidc.issuer=https://idp.example.com', '--set', 'config.oidc.clientId=c', '--set', 'secrets.clientSecret=client-secret-1'];
+  const podOf = (args: string[]) => (find(helmTemplate([...login, ...args]), 'Deployment') as unknown as { spec: { template: Pod } }).spec.template;
+  const annotations = (args: string[] = []) => podOf(args).metadata.annotations;
+
+  test('the config is mounted as a directory (kubelet updates it; a subPath it never would) and the service watches it', () => {
+    const pod = podOf([]);
+    const container = pod.spec.containers[0]!;
+    expect(container.args).toEqual(['serve', '--config', '/etc/oidc-authz/config/config.yaml']);
+    expect(container.volumeMounts).toContainEqual({ name: 'config', mountPath: '/etc/oidc-authz/config', readOnly: true });
+    for (const mount of container.volumeMounts as Array<Record<string, unknown>>) expect(mount.subPath).toBeUndefined();
+    expect(renderedConfig(helmTemplate(login)).reload).toEqual({ watch: true, debounce: 200 });
+  });
+
+  test('on (the default): no checksum of the whole ConfigMap or Secret; what a reload applies rolls nothing', () => {
+    const base = annotations();
+    expect(Object.keys(base).sort()).toEqual(['checksum/client-secret', 'checksum/config-restart']);
+    for (const change of [
+      ['--set', 'config.defaultRule=authenticated'],
+      ['--set', 'config.rules[0].name=all', '--set', 'config.rules[0].paths[0]=/**', '--set', 'config.rules[0].allow=anonymous'],
+      ['--set', 'config.identity.userIdClaim=preferred_username', '--set', 'config.identity.groupsClaim=roles', '--set', 'config.identity.userIdPrefix=p:'],
+      ['--set', 'config.issuers[0].issuer=https://k8s.example.com', '--set', 'config.issuers[0].audiences[0]=gw', '--set', 'config.issuers[0].userIdPrefix=sa:'],
+      ['--set', 'config.oidc.audiences[0]=other', '--set', 'config.log.level=debug'],
+      ['--set', 'secrets.cookieSecrets[0]=a-new-first-cookie-secret-0123456789', '--set', 'secrets.cookieSecrets[1]=the-old-cookie-secret-0123456789abcd'],
+    ]) expect(annotations(change)).toEqual(base);
+  });
+
+  test.each<[string, string[], string]>([
+    ['a port', ['--set', 'service.port=8081'], 'checksum/config-restart'],
+    ['the oidc issuer', ['--set', 'config.oidc.issuer=https://idp2.example.com'], 'checksum/config-restart'],
+    ['an identity header name (Envoy\'s contract)', ['--set', 'config.identity.userIdHeader=x-user'], 'checksum/config-restart'],
+    ['the session cookie name', ['--set', 'config.session.cookieName=other'], 'checksum/config-restart'],
+    ['the client secret (read at start-up only)', ['--set', 'secrets.clientSecret=client-secret-2'], 'checksum/client-secret'],
+  ])('on: %s needs a restart, so it rolls the pods', (_what, change, annotation) => {
+    const before = annotations();
+    const after = annotations(change);
+    expect(after[annotation]).not.toBe(before[annotation]);
+    expect(Object.keys(after).sort()).toEqual(Object.keys(before).sort());
+  });
+
+  test('on: the client secret\'s checksum is a slow salted hash, not its SHA-256', () => {
+    expect(annotations()['checksum/client-secret']).not.toBe(createHash('sha256').update('client-secret-1').digest('hex'));
+    expect(annotations(['--set', 'secrets.existingSecret=mine'])['checksum/client-secret']).toBeUndefined();
+  });
+
+  test('off: any change to the ConfigMap or the Secret rolls the pods, and the service does not watch', () => {
+    const off = ['--set', 'reload.enabled=false'];
+    const base = annotations(off);
+    expect(Object.keys(base).sort()).toEqual(['checksum/config', 'checksum/secret']);
+    expect(annotations([...off, '--set', 'config.defaultRule=authenticated'])['checksum/config']).not.toBe(base['checksum/config']);
+    expect(annotations([...off, '--set', 'secrets.cookieSecrets[0]=a-new-first-cookie-secret-0123456789'])['checksum/secret']).not.toBe(base['checksum/secret']);
+    expect(renderedConfig(helmTemplate([...login, ...off])).reload.watch).toBe(false);
+    // The config's own setting wins over the chart's choice.
+    expect(renderedConfig(helmTemplate([...login, '--set', 'config.reload.watch=false'])).reload.watch).toBe(false);
   });
 });
 
 describe('no drift between code, chart and manifests', () => {
   test('files/envoy-contract.json is what src/envoy-contract.ts says', () => {
     expect(JSON.parse(readFileSync(join(CHART, 'files/envoy-contract.json'), 'utf8'))).toEqual(chartContract());
+  });
+
+  test('files/reload-contract.json is what src/reload/contract.ts says (fields at most two deep: the chart\'s checksum follows those)', () => {
+    const contract = JSON.parse(readFileSync(join(CHART, 'files/reload-contract.json'), 'utf8')) as { reloadableFields: string[] };
+    expect(contract).toEqual(chartReloadContract());
+    for (const field of contract.reloadableFields) expect(field.split('.').length).toBeLessThanOrEqual(2);
   });
 
   test('values.schema.json holds the service config schema of src/config/schema.ts', () => {

@@ -7,7 +7,7 @@ import { createMetrics } from '../../src/metrics.js';
 import { silentLogger } from '../../src/log.js';
 import { parseConfig } from '../../src/config/load.js';
 import { createSealer } from '../../src/session/seal.js';
-import { secretsFromLines } from '../../src/session/secrets.js';
+import { SecretRing, secretsFromLines } from '../../src/session/secrets.js';
 import type { Renewal, SessionData, SessionOwner } from '../../src/session-store/contract.js';
 import { SessionTooLargeError } from '../../src/session-store/contract.js';
 import { redisStoreFromConfig, type RedisSessionStore } from '../../src/session-store/redis-store.js';
@@ -21,13 +21,13 @@ let redis: RunningRedis;
 let replicaA: RedisSessionStore;
 let replicaB: RedisSessionStore;
 
-function replica(): RedisSessionStore {
+function replica(ring?: SecretRing): RedisSessionStore {
   const config = parseConfig({
     publicUrl: 'https://kubeflow.example.com',
     oidc: { issuer: OWNER.issuer, clientId: 'kubeflow' },
     session: { secretsFile: tempFile(SECRET), store: 'redis', redis: { url: redis.url, refreshLease: '1s' } },
   });
-  const secrets = secretsFromLines([SECRET]);
+  const secrets = ring ?? secretsFromLines([SECRET]);
   const store = redisStoreFromConfig(config, createSealer(secrets), secrets, { metrics: createMetrics({ defaultMetrics: false }), logger: silentLogger });
   store.start();
   return store;
@@ -128,4 +128,26 @@ describe('renewal races between replicas', () => {
 
 test('a session too large to keep is refused at login, not stored to be refused at every check', async () => {
   await expect(replicaA.issue(session('rt-9', 'x'.repeat(1_100_000)), [], true, OWNER)).rejects.toBeInstanceOf(SessionTooLargeError);
+});
+
+test('cookie secrets rotated (a reload with a new first secret): a session stored before renews, and its handle still opens', async () => {
+  const NEW = 'redis-store-rotated-secret-abcdefghijklmnopqrstuvwx';
+  const ring = new SecretRing(secretsFromLines([SECRET]));
+  const store = replica(ring);
+  try {
+    await pollUntil(async () => store.problem() === null, (ready) => ready);
+    const issued = await store.issue(session('rt-10'), [], true, OWNER);
+    const stale = (await store.open(issued.sealed)) as SessionData;
+    ring.replace(secretsFromLines([NEW, SECRET]));
+    // The record's version was written under the old first secret: the renewal replaces it all the same.
+    expect(await store.renew(issued.sealed, stale, async () => ({ kind: 'renewed', session: session('rt-11'), owner: OWNER }))).toMatchObject({ kind: 'renewed' });
+    expect(await store.open(issued.sealed)).toMatchObject({ refreshToken: 'rt-11' });
+    // New handles are signed with the new first secret; once the old one is dropped, the old handle is refused.
+    const fresh = await store.issue(session('rt-12'), [], true, OWNER);
+    ring.replace(secretsFromLines([NEW]));
+    expect(await store.open(fresh.sealed)).toMatchObject({ refreshToken: 'rt-12' });
+    expect(await store.open(issued.sealed)).toBeNull();
+  } finally {
+    await store.close();
+  }
 });

@@ -28,7 +28,7 @@ describe('decision log lines', () => {
 
   test('never carry the query, a token or a cookie', () => {
     const lines: string[] = [];
-    createDecisionLog({ enabled: true, sampleRate: 1, maxPerSecond: 10 }, (line) => lines.push(line))!.record(allow, request);
+    createDecisionLog({ enabled: true, sampleRate: 1, maxPerSecond: 10 }, (line) => lines.push(line)).record(allow, request);
     expect(lines).toHaveLength(1);
     for (const secret of ['SECRET-CODE', 'token=abc', 'eyJhbGciOiJSUzI1NiJ9', 'sealed-session', '?']) expect(lines[0]).not.toContain(secret);
     expect(JSON.parse(lines[0]!)).toMatchObject({ msg: 'decision', decision: 'allow', traceId: TRACE });
@@ -44,15 +44,21 @@ describe('decision log lines', () => {
     expect(traceIdOf(header)).toBe(expected);
   });
 
-  test('is off unless enabled', () => {
-    expect(createDecisionLog({ enabled: false, sampleRate: 1, maxPerSecond: 10 }, () => undefined)).toBeNull();
+  test('is off unless enabled, and follows new settings (hot reload)', () => {
+    const lines: string[] = [];
+    const log = createDecisionLog({ enabled: false, sampleRate: 1, maxPerSecond: 10 }, (line) => lines.push(line));
+    log.record(allow, request);
+    expect(lines).toHaveLength(0);
+    log.configure({ enabled: true, sampleRate: 1, maxPerSecond: 10 });
+    log.record(allow, request);
+    expect(lines).toHaveLength(1);
   });
 
   test('samples, caps per second, and counts what it leaves out', () => {
     const lines: string[] = [];
     let now = 1_000_000;
     const randoms = [0.1, 0.9, 0.2, 0.3, 0.4];
-    const log = createDecisionLog({ enabled: true, sampleRate: 0.5, maxPerSecond: 2 }, (line) => lines.push(line), () => now, () => randoms.shift() ?? 0)!;
+    const log = createDecisionLog({ enabled: true, sampleRate: 0.5, maxPerSecond: 2 }, (line) => lines.push(line), () => now, () => randoms.shift() ?? 0);
     for (let i = 0; i < 5; i++) log.record(allow, request);
     // 0.9 is sampled out; of the four left, two fit in this second.
     expect({ written: lines.length, dropped: Object.fromEntries(log.droppedTotals()) }).toEqual({ written: 2, dropped: { sampled_out: 1, rate_limited: 2 } });

@@ -280,14 +280,15 @@ describe('audit mode: evaluated, recorded, then the next rule decides', () => {
 });
 
 describe('CORS preflights: only on rules that say so, and only real preflights', () => {
-  const h = harness({
+  const input: ConfigInput = {
     issuers: [bearerIssuer({ audiences: ['api'] })],
     rules: [
       { name: 'stac-write', paths: ['/stac/**'], methods: ['POST', 'PUT'], allow: { groups: ['editors'] }, cors: { preflight: 'allow', origins: ['https://browser.example.org'] } },
       { name: 'stac-read', paths: ['/stac/**'], methods: ['GET'], allow: 'authenticated', cors: { preflight: 'allow' } },
       { name: 'api', paths: ['/api/**'], allow: 'authenticated' },
     ],
-  });
+  };
+  const h = harness(input);
   const preflight = (method: string, origin = 'https://browser.example.org') => ({ origin, 'access-control-request-method': method });
 
   test.each([
@@ -305,7 +306,7 @@ describe('CORS preflights: only on rules that say so, and only real preflights',
   });
 
   test('a preflight pass carries no identity, even with a valid token', () => {
-    const withToken = harness(h.config as unknown as ConfigInput, { t: { aud: 'api', groups: ['editors'] } });
+    const withToken = harness(input, { t: { aud: 'api', groups: ['editors'] } });
     const decision = withToken.check('OPTIONS', 'https://eo.example.org/stac/items', 't', preflight('PUT'));
     expect(decision.kind === 'allow' ? { reason: decision.reason, identity: decision.identity } : decision.kind).toEqual({ reason: 'cors_preflight', identity: null });
   });

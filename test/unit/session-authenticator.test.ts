@@ -7,7 +7,7 @@
  */
 import { parseConfig } from '../../src/config/load.js';
 import { compileIdentityMapping } from '../../src/authn/identity.js';
-import { SessionAuthenticator, type RefreshResult, type TokenRefresher } from '../../src/authn/session.js';
+import { SessionAuthenticator, SessionMemory, type RefreshResult, type TokenRefresher } from '../../src/authn/session.js';
 import { createSealer } from '../../src/session/seal.js';
 import { secretsFromLines } from '../../src/session/secrets.js';
 import { CookieSessionStore, type SessionData } from '../../src/session/store.js';
@@ -145,5 +145,52 @@ describe('sign-out on this replica', () => {
     expect(await sessions.authenticate(cookie)).toMatchObject({ reason: 'session_revoked' });
     now += 7 * 24 * 60 * MINUTE;
     expect(await sessions.authenticate(cookie)).toMatchObject({ reason: 'session_expired' });
+  });
+});
+
+describe('a hot reload between two checks of one session (a new authenticator sharing SessionMemory)', () => {
+  /** The authenticator a reload builds for a new identity mapping: same store and refresher, shared memory. */
+  function reloaded(setup: ReturnType<typeof setUp>, memory: SessionMemory, userIdPrefix: string) {
+    const mapping = compileIdentityMapping(parseConfig({ identity: { userIdPrefix } }).identity);
+    return new SessionAuthenticator(setup.store, mapping, setup.refresher, { refreshed: () => undefined, issued: () => undefined }, 1000, clock, REVALIDATE_AFTER, memory);
+  }
+
+  test('(refresher held open) a refresh in flight before the reload is joined after it: the IdP is asked once, the answer is mapped by the new config', async () => {
+    const setup = setUp();
+    const memory = new SessionMemory();
+    const before = reloaded(setup, memory, 'old:');
+    const issued = await before.issue({ idToken: idToken('alice', now + 60 * MINUTE), addedClaims: {}, refreshToken: 'rt-alice-0', createdAt: now, expiresAt: now + 60 * MINUTE });
+    if ('failure' in issued) throw new Error(issued.failure);
+    const cookie = cookieHeaderOf(issued.setCookies);
+    now += REVALIDATE_AFTER + 1_000;
+    setup.refresher.hold = true;
+    const first = before.authenticate(cookie);
+    await setup.refresher.started;
+
+    const after = reloaded(setup, memory, 'new:');
+    const second = after.authenticate(cookie);
+    setup.refresher.held.shift()!();
+    const [a, b] = await Promise.all([first, second]);
+    expect(setup.refresher.calls).toBe(1);
+    expect(a).toMatchObject({ kind: 'identity', identity: { userId: 'old:alice@example.com' } });
+    expect(b).toMatchObject({ kind: 'identity', identity: { userId: 'new:alice@example.com' } });
+    // Both answers carry the one new cookie, which the new authenticator opens without asking the IdP.
+    const renewedCookie = cookieHeaderOf(a.kind === 'identity' ? a.setCookie ?? [] : []);
+    expect(cookieHeaderOf(b.kind === 'identity' ? b.setCookie ?? [] : [])).toBe(renewedCookie);
+    expect(await after.authenticate(renewedCookie)).toMatchObject({ kind: 'identity', identity: { userId: 'new:alice@example.com' } });
+    expect(setup.refresher.calls).toBe(1);
+  });
+
+  test('a sign-out before the reload is still refused after it', async () => {
+    const setup = setUp();
+    const memory = new SessionMemory();
+    const before = reloaded(setup, memory, '');
+    const issued = await before.issue({ idToken: idToken('bob', now + 60 * MINUTE), addedClaims: {}, refreshToken: 'rt-bob-0', createdAt: now, expiresAt: now + 60 * MINUTE });
+    if ('failure' in issued) throw new Error(issued.failure);
+    const cookie = cookieHeaderOf(issued.setCookies);
+    await before.signOut(cookie);
+    expect(await reloaded(setup, memory, 'x:').authenticate(cookie)).toMatchObject({ kind: 'invalid', reason: 'session_revoked' });
+    // Without the shared memory (a restart) the cookie would open again: the memory is what carries it.
+    expect((await reloaded(setup, new SessionMemory(), 'x:').authenticate(cookie)).kind).toBe('identity');
   });
 });

@@ -144,6 +144,12 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- $_ := include "oidc-authz.sessionConfig" (dict "session" $session "root" .) -}}
 {{- end -}}
 {{- $_ := set $config "session" $session -}}
+{{- /* Hot reload follows the chart's choice (reload.enabled) unless the config says otherwise. */ -}}
+{{- $reload := default (dict) $config.reload -}}
+{{- if not (hasKey $reload "watch") -}}
+{{- $_ := set $reload "watch" .Values.reload.enabled -}}
+{{- end -}}
+{{- $_ := set $config "reload" $reload -}}
 {{- if $config.oidc -}}
 {{- $oidc := $config.oidc -}}
 {{- if .Values.secrets.publicClient -}}
@@ -153,6 +159,31 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- end -}}
 {{- end -}}
 {{- toYaml $config -}}
+{{- end -}}
+
+{{/*
+The service's config without the fields a hot reload applies (files/reload-contract.json, generated from
+src/reload/contract.ts): its checksum changes only with a change that needs a restart.
+*/}}
+{{- define "oidc-authz.restartOnlyConfig" -}}
+{{- $config := include "oidc-authz.config" . | fromYaml -}}
+{{- $contract := .Files.Get "files/reload-contract.json" | fromJson -}}
+{{- range $contract.reloadableFields -}}
+{{- $path := splitList "." . -}}
+{{- if eq (len $path) 1 -}}
+{{- $_ := unset $config (index $path 0) -}}
+{{- else if eq (len $path) 2 -}}
+{{- $parent := index $config (index $path 0) -}}
+{{- if kindIs "map" $parent -}}
+{{- $_ := unset $parent (index $path 1) -}}
+{{- /* Written or not, an object left empty is the same config (log: { level: debug } vs no log). */ -}}
+{{- if eq (len $parent) 0 }}{{ $_ := unset $config (index $path 0) }}{{ end -}}
+{{- end -}}
+{{- else -}}
+{{- fail (printf "files/reload-contract.json: %s is deeper than the chart's restart-only checksum follows" .) -}}
+{{- end -}}
+{{- end -}}
+{{- toJson $config -}}
 {{- end -}}
 
 {{/* The Istio extension provider, from files/envoy-contract.json (generated from src/envoy-contract.ts). */}}

@@ -1,0 +1,85 @@
+/**
+ * The runtime: everything a check reads, built whole from one validated config and one list of cookie
+ * secrets, and never changed afterwards. The service holds the runtime in force in one reference and a hot
+ * reload replaces it in one assignment (http/server.ts), so a check — which reads the reference once, when
+ * it starts — sees one config from its first step to its answer.
+ *
+ * Building a runtime is where a new config can still fail (the policy compiler, the identity mappings);
+ * nothing of the running one is touched until it is complete. Parts whose inputs did not change are taken
+ * over from the running runtime instead of built again, so a reload of the rules alone keeps the verified
+ * tokens and opened sessions cached, and a new bearer verifier keeps the JWKS of unchanged issuers.
+ */
+import { isDeepStrictEqual } from 'node:util';
+import { createAuthenticator } from '../authn/authenticate.js';
+import type { BearerVerifier } from '../authn/bearer.js';
+import { buildBearer } from '../authn/issuers.js';
+import type { IssuerKeys } from '../authn/jwks.js';
+import type { SessionAuthenticator, SessionMemory } from '../authn/session.js';
+import type { DecideDeps } from '../check/decide.js';
+import type { Config } from '../config/schema.js';
+import type { Logger } from '../log.js';
+import type { Metrics } from '../metrics.js';
+import type { BrowserLogin } from '../oidc/setup.js';
+import { compilePolicy, type Policy } from '../policy/rules.js';
+import { cookieNamesOf } from '../session/cookie-header.js';
+import { sameSecrets, type SealingSecrets } from '../session/secrets.js';
+
+export interface Runtime {
+  readonly config: Config;
+  /** HASH_LENGTH hex digits of the config file's SHA-256 (reload/contract.ts). */
+  readonly configHash: string;
+  readonly policy: Policy;
+  readonly bearer: BearerVerifier | null;
+  /** The bearer verifier's key sources (authn/issuers.ts), for the next runtime to keep. */
+  readonly issuerKeys: ReadonlyMap<string, IssuerKeys>;
+  /** The cookie secrets (null without browser login). */
+  readonly secrets: SealingSecrets | null;
+  readonly sessions: SessionAuthenticator | null;
+  /** What the check pipeline reads (check/decide.ts). */
+  readonly decide: DecideDeps;
+}
+
+export interface RuntimeDeps {
+  readonly metrics: Metrics;
+  readonly logger: Logger;
+  readonly now: () => number;
+  /** The browser login's long-lived parts (null without oidc). */
+  readonly login: BrowserLogin | null;
+  readonly memory: SessionMemory;
+}
+
+/** What the bearer verifier is built from (the whole oidc block: its restart-only fields never differ here). */
+const bearerInputs = (config: Config) => [config.oidc, config.issuers, config.identity, config.bearer, config.jwks];
+/** What the session authenticator's identity mapping is built from (user-id spaces span every issuer). */
+const mappingInputs = (config: Config) => [config.oidc, config.issuers, config.identity];
+
+/**
+ * A runtime for `config`; `running` is the runtime in force (null at start-up), whose unchanged parts are
+ * taken over. Throws what the builders throw (PolicyError for rules the schema let through).
+ */
+export function buildRuntime(config: Config, secrets: SealingSecrets | null, configHash: string, running: Runtime | null, deps: RuntimeDeps): Runtime {
+  const policy = running !== null && isDeepStrictEqual([running.config.rules, running.config.defaultRule], [config.rules, config.defaultRule])
+    ? running.policy
+    : compilePolicy(config);
+  const keepBearer = running !== null && isDeepStrictEqual(bearerInputs(running.config), bearerInputs(config));
+  const bearerSetup = keepBearer ? { verifier: running.bearer, keys: running.issuerKeys } : buildBearer(config, deps.metrics, deps.logger, deps.now, running?.issuerKeys);
+  const { login } = deps;
+  let sessions: SessionAuthenticator | null = null;
+  if (login !== null && secrets !== null) {
+    // Its refreshes verify access tokens with this runtime's bearer verifier: kept only along with it.
+    const keepSessions = keepBearer && running.sessions !== null && running.secrets !== null
+      && sameSecrets(running.secrets, secrets) && isDeepStrictEqual(mappingInputs(running.config), mappingInputs(config));
+    sessions = keepSessions ? running.sessions : login.sessionsFor(config, secrets, deps.memory, bearerSetup.verifier);
+  }
+  const authenticator = createAuthenticator(bearerSetup.verifier, sessions, login?.servedOverHttps);
+  return {
+    config,
+    configHash,
+    policy,
+    bearer: bearerSetup.verifier,
+    issuerKeys: bearerSetup.keys,
+    secrets,
+    sessions,
+    decide: { policy, authenticator, loginUrl: login ? login.loginUrl : null, cookieNames: cookieNamesOf(config.session) },
+  };
+}
