@@ -19,7 +19,7 @@ const ROOT = process.cwd();
 const HELM = process.env.HELM ?? join(ROOT, '.tools/bin/helm');
 const KUSTOMIZE = process.env.KUSTOMIZE ?? join(ROOT, '.tools/bin/kustomize');
 const CHART = join(ROOT, 'charts/oidc-authz');
-const CI_VALUES = ['bearer-only-values.yaml', 'kubeflow-dex-values.yaml', 'workspaces-values.yaml', 'redis-sentinel-values.yaml', 'redis-demo-values.yaml'];
+const CI_VALUES = ['bearer-only-values.yaml', 'kubeflow-dex-values.yaml', 'workspaces-values.yaml', 'eoepca-values.yaml', 'redis-sentinel-values.yaml', 'redis-demo-values.yaml'];
 
 type K8sObject = { apiVersion: string; kind: string; metadata: { name: string; namespace?: string; annotations?: Record<string, string> }; spec?: Record<string, unknown>; data?: Record<string, string> };
 
@@ -131,6 +131,17 @@ describe.each([['default values', [] as string[]], ...CI_VALUES.map((file) => [f
     expect(container.readinessProbe.httpGet.path).toBe('/readyz');
     expect(deployment.spec.template.metadata.annotations['checksum/config-restart']).toMatch(/^[0-9a-f]{64}$/);
   });
+});
+
+test('ci/eoepca-values.yaml installs examples/eoepca/config.yaml, whose cases `make test` runs (the secret files are the chart\'s)', () => {
+  const example = parseYaml(readFileSync(join(ROOT, 'examples/eoepca/config.yaml'), 'utf8')) as Record<string, any>;
+  const rules = parseConfig(example).rules;
+  delete example.oidc.clientSecretFile;
+  delete example.session.secretsFile;
+  const values = parseYaml(readFileSync(join(CHART, 'ci', 'eoepca-values.yaml'), 'utf8')) as { config: unknown };
+  expect(values.config).toEqual(example);
+  const rendered = renderedConfig(helmTemplate(['--set', 'fullnameOverride=oidc-authz', '-f', join(CHART, 'ci', 'eoepca-values.yaml')]));
+  expect(rendered.rules).toEqual(rules);
 });
 
 describe('Istio wiring', () => {
