@@ -53,7 +53,8 @@ export interface Metrics {
 export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metrics {
   const registry = new Registry();
   if (options.defaultMetrics !== false) collectDefaultMetrics({ register: registry, prefix: 'oidc_authz_' });
-  // What logLinesSuppressed has been told so far, per reason: each scrape adds what the sources counted since.
+  // What logLinesSuppressed and decisionLogDropped have been told so far, per label value: each scrape adds
+  // what their sources counted since.
   const suppressedReported = new Map<string, number>();
   const droppedReported = new Map<string, number>();
   const metrics: Metrics = {
@@ -68,15 +69,7 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metri
       labelNames: ['reason'],
       registers: [registry],
       collect() {
-        const totals = new Map<string, number>();
-        for (const source of metrics.logLineSources) {
-          for (const [reason, total] of source.suppressedTotals()) totals.set(reason, (totals.get(reason) ?? 0) + total);
-        }
-        for (const [reason, total] of totals) {
-          const added = total - (suppressedReported.get(reason) ?? 0);
-          if (added > 0) this.inc({ reason }, added);
-          suppressedReported.set(reason, total);
-        }
+        addSince(this, 'reason', metrics.logLineSources.map((source) => source.suppressedTotals()), suppressedReported);
       },
     }),
     loginStarts: new Counter({
@@ -155,15 +148,7 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metri
       labelNames: ['why'],
       registers: [registry],
       collect() {
-        const totals = new Map<string, number>();
-        for (const source of metrics.decisionLogSources) {
-          for (const [why, total] of source.droppedTotals()) totals.set(why, (totals.get(why) ?? 0) + total);
-        }
-        for (const [why, total] of totals) {
-          const added = total - (droppedReported.get(why) ?? 0);
-          if (added > 0) this.inc({ why }, added);
-          droppedReported.set(why, total);
-        }
+        addSince(this, 'why', metrics.decisionLogSources.map((source) => source.droppedTotals()), droppedReported);
       },
     }),
     checkDuration: new Histogram({
@@ -217,4 +202,18 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metri
     }),
   };
   return metrics;
+}
+
+/**
+ * Adds to `counter` what monotonic per-label totals kept outside prom-client (so the hot path never touches
+ * it) grew by since the last scrape; `reported` remembers the totals told so far.
+ */
+function addSince<L extends string>(counter: Counter<L>, label: L, sources: ReadonlyArray<ReadonlyMap<string, number>>, reported: Map<string, number>): void {
+  const totals = new Map<string, number>();
+  for (const source of sources) for (const [value, total] of source) totals.set(value, (totals.get(value) ?? 0) + total);
+  for (const [value, total] of totals) {
+    const added = total - (reported.get(value) ?? 0);
+    if (added > 0) counter.inc({ [label]: value } as Partial<Record<L, string>>, added);
+    reported.set(value, total);
+  }
 }

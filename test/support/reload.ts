@@ -9,20 +9,13 @@ import { mkdirSync, mkdtempSync, readlinkSync, renameSync, rmSync, symlinkSync, 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createLogger } from '../../src/log.js';
-import { createMetrics, type Metrics } from '../../src/metrics.js';
+import { createMetrics } from '../../src/metrics.js';
 import type { Reloader } from '../../src/reload/contract.js';
 import { loadFiles, serviceFromFiles } from '../../src/reload/reloader.js';
-import type { Service } from '../../src/http/server.js';
+import type { RunningService } from './service.js';
 
-export interface ReloadableService {
-  readonly url: string;
-  readonly metricsUrl: string;
-  readonly service: Service;
+export interface ReloadableService extends RunningService {
   readonly reloader: Reloader;
-  readonly metrics: Metrics;
-  /** Every log line the service wrote, parsed. */
-  readonly logs: Array<Record<string, unknown>>;
-  close(): Promise<void>;
 }
 
 /** As `oidc-authz serve --config FILE` starts (with its own logger and metrics), watching unless the config says not to. */

@@ -11,6 +11,7 @@ import { ConfigError, parseConfig } from '../../src/config/load.js';
 import type { Config, ConfigInput } from '../../src/config/schema.js';
 import { compilePolicy, type Policy } from '../../src/policy/rules.js';
 import { pathSegments } from '../../src/policy/template.js';
+import { explain } from '../../src/policy-test/explain.js';
 import { cookieNamesOf } from '../../src/session/cookie-header.js';
 
 const ISSUER = 'https://keycloak.example.org/realms/eoepca';
@@ -321,5 +322,40 @@ describe('what the policy writes in the config stays the same for existing rules
     const policy = compilePolicy(parseConfig({ rules: [{ name: 'c', paths: ['/collections/{ws}.{c}'], methods: ['GET'], allow: 'authenticated' }] }));
     const head = policy.match('HEAD', 'h', pathSegments('/collections/a.b/'));
     expect({ rule: head.rule.name, params: { ...head.params } }).toEqual({ rule: 'c', params: { ws: 'a', c: 'b' } });
+  });
+});
+
+describe('explain names the host captures and the audit-mode rules a request passed', () => {
+  const config = parseConfig({
+    issuers: [bearerIssuer({ audienceCheckedBy: 'rules' })],
+    rules: [
+      { name: 'writes-audit', paths: ['/**'], methods: ['PUT'], allow: { authorizedParties: ['portal'] }, mode: 'audit' },
+      { name: 'ui', hosts: ['editor-{ws}-default.example.org', '{ws}-default.example.org'], paths: ['/files/{file}'], allow: { audiences: ['{ws}'] }, cors: { preflight: 'allow' } },
+    ],
+  });
+  const claims = { iss: ISSUER, sub: 'alice', aud: ['ws-alice'], azp: 'cli' };
+
+  test('a host capture, the params, the audited rule\'s would-be answer, then the decision', () => {
+    const text = explain(config, 'PUT', 'https://editor-ws-alice-default.example.org/files/a.txt', { kind: 'claims', claims, session: false });
+    expect(text).toBe([
+      'request:   PUT editor-ws-alice-default.example.org/files/a.txt',
+      'normalized: /files/a.txt',
+      'rule:      #1 ui',
+      'host:      "editor-{ws}-default.example.org" captured {"ws":"ws-alice"}',
+      'params:    {"ws":"ws-alice","file":"a.txt"}',
+      'access:    {"audiences":["{ws}"]}',
+      'cors:      preflights (OPTIONS with Origin and Access-Control-Request-Method) pass without credentials',
+      'identity:  kubeflow-userid=alice kubeflow-groups= (audience checked by the rules)',
+      'audit:     #0 writes-audit (mode: audit, passed over) would answer 403 forbidden (requirement_not_met: authorizedParties not met)',
+      'decision:  200 allow (bearer)',
+      '',
+    ].join('\n'));
+  });
+
+  test('another workspace\'s host: the capture shows why', () => {
+    const text = explain(config, 'GET', 'https://ws-bob-default.example.org/files/a.txt', { kind: 'claims', claims, session: false });
+    expect(text).toContain('host:      "{ws}-default.example.org" captured {"ws":"ws-bob"}');
+    expect(text).toContain('decision:  403 forbidden (requirement_not_met: audiences not met)');
+    expect(text).not.toContain('audit:');
   });
 });
