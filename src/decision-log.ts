@@ -37,7 +37,8 @@ export function traceIdOf(traceparent: string | string[] | undefined): string | 
   return id === undefined || /^0+$/.test(id) ? undefined : id;
 }
 
-const clip = (text: string) => (text.length > MAX_FIELD ? `${text.slice(0, MAX_FIELD)}…` : text);
+/** A request field as logged: at most MAX_FIELD characters (a path can be 60 KiB). */
+export const clip = (text: string) => (text.length > MAX_FIELD ? `${text.slice(0, MAX_FIELD)}…` : text);
 
 /** The line's fields: what was decided, by which rule, for whom, on which request (path without query). */
 export function decisionLogFields(decision: Decision, request: CheckRequest): Record<string, unknown> {

@@ -131,8 +131,18 @@ function decideWithAudits(
     return { ...decided, ...(setCookie === undefined ? {} : { setCookie }), audits: outcomes };
   };
   if (!needsCredentials(rule) && !audits.some((audit) => needsCredentials(audit.rule))) return finish(null);
-  const auth = authenticate();
-  return auth instanceof Promise ? auth.then(finish) : finish(auth);
+  if (needsCredentials(rule)) {
+    const auth = authenticate();
+    return auth instanceof Promise ? auth.then(finish) : finish(auth);
+  }
+  // Credentials read for the audit only must not turn the deciding rule's answer into an error.
+  const withoutAudits = (): Decision => decideWithoutCredentials(rule, context)!;
+  try {
+    const auth = authenticate();
+    return auth instanceof Promise ? auth.then(finish, withoutAudits) : finish(auth);
+  } catch {
+    return withoutAudits();
+  }
 }
 
 /** A CORS preflight: OPTIONS with Origin and Access-Control-Request-Method (an HTTP method token). */

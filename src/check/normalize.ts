@@ -112,25 +112,18 @@ function checkDecoded(path: string): NormalizedPath {
   if (DOT_SEGMENT.test(path)) return { ok: false, reason: 'dot_segment' };
   if (NON_ASCII.test(path)) {
     if (C1_CONTROL.test(path)) return { ok: false, reason: 'control_character' };
-    // Upstreams that apply Unicode compatibility folding (NFKC) read U+FF0F as "/" and U+FF0E as ".".
-    const folded = path.normalize('NFKC');
-    if (
-      countOf(folded, '/') !== countOf(path, '/') ||
-      folded.includes('\\') ||
-      folded.includes(';') ||
-      folded.includes('%') ||
-      DOT_SEGMENT.test(folded)
-    ) {
-      return { ok: false, reason: 'ambiguous_unicode' };
-    }
+    // Upstreams that apply Unicode compatibility folding (NFKC) read U+FF0F as "/" and U+FF0E as ".". Any
+    // character that folds into ASCII punctuation is refused: punctuation is what splits paths, dot segments
+    // and the captures inside a segment ("ws-alice．crops" must not escape `{ws}.{collection}`).
+    if (countPunctuation(path.normalize('NFKC')) !== countPunctuation(path)) return { ok: false, reason: 'ambiguous_unicode' };
   }
   return { ok: true, path };
 }
 
-function countOf(text: string, char: string): number {
-  let count = 0;
-  for (let i = text.indexOf(char); i !== -1; i = text.indexOf(char, i + 1)) count++;
-  return count;
+const ASCII_PUNCTUATION = /[!-/:-@[-`{-~]/g;
+
+function countPunctuation(text: string): number {
+  return text.match(ASCII_PUNCTUATION)?.length ?? 0;
 }
 
 export type NormalizedHost = { ok: true; host: string } | { ok: false; reason: 'bad_host' };

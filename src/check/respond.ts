@@ -53,6 +53,9 @@ export function createResponder(options: ResponderOptions): Responder {
   const anonymousAllow = [REMOVE_HEADERS_HEADER, plan.removeOnAnonymousAllow, 'content-length', '0'];
   // The Cookie header held only our cookies: the upstream gets none (an empty value would be sent as one).
   const anonymousAllowWithoutCookie = [REMOVE_HEADERS_HEADER, `${plan.removeOnAnonymousAllow},cookie`, 'content-length', '0'];
+  // A CORS preflight carries no credentials when a browser sends it: anything that looks like one came from
+  // another client and is not passed on unchecked.
+  const preflightAllow = [REMOVE_HEADERS_HEADER, `${plan.removeOnAnonymousAllow},authorization,cookie`, 'content-length', '0'];
   const removeOnAuthenticatedAllowWithCookie = `${plan.removeOnAuthenticatedAllow},cookie`;
   const wwwAuthenticate = 'Bearer realm="oidc-authz"';
 
@@ -60,6 +63,11 @@ export function createResponder(options: ResponderOptions): Responder {
     switch (decision.kind) {
       case 'allow': {
         const { identity, upstreamCookie } = decision;
+        if (decision.reason === 'cors_preflight') {
+          res.writeHead(200, preflightAllow);
+          res.end();
+          return;
+        }
         if (identity === null) {
           const headers = upstreamCookie === null ? anonymousAllow : upstreamCookie === '' ? anonymousAllowWithoutCookie : [...anonymousAllow, 'cookie', upstreamCookie];
           // A session read only for an audit-mode rule may have been refreshed: its new cookie goes back.

@@ -5,7 +5,7 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { decide, type AuditOutcome, type DecideDeps, type Decision } from '../check/decide.js';
-import type { DecisionLog } from '../decision-log.js';
+import { clip, type DecisionLog } from '../decision-log.js';
 import { checkRequestFrom, schemeOf } from '../check/request.js';
 import { sendJson, type Responder } from '../check/respond.js';
 import type { LineLimiter } from '../log-limit.js';
@@ -47,7 +47,7 @@ export function createCheckHandler(options: CheckHandlerOptions): (req: Incoming
         decision: decision.kind,
         decidedBy: decision.rule?.name ?? 'none',
         method,
-        path: path.length > 256 ? `${path.slice(0, 256)}…` : path,
+        path: clip(path),
         user: decision.kind === 'allow' || decision.kind === 'forbidden' ? decision.identity?.userId : undefined,
       };
       if (differs) logger.info('audit rule would decide otherwise', fields);
@@ -69,7 +69,7 @@ export function createCheckHandler(options: CheckHandlerOptions): (req: Incoming
         reason: decision.reason,
         rule,
         method,
-        path: path.length > 256 ? `${path.slice(0, 256)}…` : path,
+        path: clip(path),
         user: decision.kind === 'allow' || decision.kind === 'forbidden' ? decision.identity?.userId : undefined,
         requirement: decision.kind === 'forbidden' ? decision.unmet ?? undefined : undefined,
         issuer: decision.kind === 'unauthorized' ? decision.issuer : undefined,

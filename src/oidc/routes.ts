@@ -325,7 +325,8 @@ export function createLoginRoutes(deps: LoginRoutesDeps): Router {
     const bearer = deps.bearer();
     if (token && bearer) {
       const result = await bearer.verify(token);
-      if (result.kind === 'identity') identity = result.identity;
+      // A token whose audience only rules check is not known to be for us: no rule decides here.
+      if (result.kind === 'identity' && !result.identity.audienceUnchecked) identity = result.identity;
     } else if (token === null) {
       const result = await deps.sessions().authenticate(req.headers.cookie, (headers) => deps.origins.ofHeaders(headers)?.startsWith('https:') ?? true, req.headers);
       if (result.kind === 'identity') {

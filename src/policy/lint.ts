@@ -27,7 +27,7 @@
  */
 import type { Config, Rule } from '../config/schema.js';
 import { compilePolicy, DEFAULT_RULE_NAME, type CompiledRule, type Policy } from './rules.js';
-import { matchPieces, type PathTemplate, type TemplateSegment } from './template.js';
+import { compileHostPattern, matchPieces, type PathTemplate, type TemplateSegment } from './template.js';
 
 /** The part of a template the overlap tests read. */
 export type TemplateShape = Pick<PathTemplate, 'segments' | 'rest'>;
@@ -163,12 +163,14 @@ export function lintPolicy(config: Pick<Config, 'rules' | 'defaultRule'>, policy
     const hosts = config.rules[index]?.hosts;
     return hosts === undefined || hosts.includes('*');
   };
+  // Audit-mode rules never decide: they neither open nor close anything.
+  const deciding = policy.rules.filter((rule) => !rule.audit);
   const forEveryHost: Candidate[] = [
-    ...policy.rules.filter((rule) => everyHost(rule.index)).map((rule) => ({ rule, order: rule.index, templates: rule.templates })),
+    ...deciding.filter((rule) => everyHost(rule.index)).map((rule) => ({ rule, order: rule.index, templates: rule.templates })),
     { rule: policy.defaultRule, order: policy.rules.length, templates: [{ ...EVERYTHING, source: '/**' }] },
   ];
   const warnings: PolicyWarning[] = [];
-  for (const anonymous of policy.rules) {
+  for (const anonymous of deciding) {
     if (anonymous.access.kind !== 'anonymous' || everyHost(anonymous.index)) continue;
     for (const stricter of forEveryHost) {
       if (stricter.order <= anonymous.index || stricter.rule.access.kind === 'anonymous') continue;
@@ -217,8 +219,9 @@ function hostScopedAnonymous(config: Pick<Config, 'rules' | 'defaultRule'>, anon
   const access = describeAccess(config, stricter);
   const hostList = hosts.join(', ');
   const demands = stricter.access.kind === 'deny' ? 'denies' : `requires ${access} for`;
-  // A glob's sub-domains are the client's to pick too: name one that it matches.
-  const sampleHost = hosts[0]!.replace(/^\*\./, 'anything.');
+  // A glob's sub-domains and a pattern's captures are the client's to pick too: name a host that matches.
+  const first = hosts[0]!;
+  const sampleHost = first.startsWith('*.') ? first.replace(/^\*\./, 'anything.') : compileHostPattern(first).sample;
   return {
     kind: 'host_scoped_anonymous',
     anonymous: { name: anonymous.name, index: anonymous.index, hosts },

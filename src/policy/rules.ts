@@ -168,6 +168,10 @@ function compileRule(rule: Rule, index: number): CompiledRule {
     }
   });
 
+  if (rule.cors !== undefined && (rule.allow === 'deny' || rule.mode === 'audit')) {
+    throw new PolicyError(`${at}.cors`, rule.allow === 'deny' ? 'a rule that denies has no preflights to let through' : 'an audit-mode rule never decides, so it cannot let preflights through');
+  }
+
   let access: Access;
   if (rule.allow === 'anonymous' || rule.allow === 'authenticated' || rule.allow === 'deny') {
     access = { kind: rule.allow };

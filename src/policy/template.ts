@@ -8,10 +8,10 @@
  *
  * A segment or label may mix literal text and captures: `{ws}.{collection}`, `{ws}-default`,
  * `editor-{ws}-default`. One rule decides every split, with no backtracking:
- *   - a capture is never empty;
- *   - a capture followed by literal text ends at the FIRST occurrence of that text after its first
- *     character, so it never contains the text that follows it ("ws-alice.crops.v2" against
- *     `{ws}.{collection}` gives ws "ws-alice", collection "crops.v2");
+ *   - a capture followed by literal text ends at the FIRST occurrence of that text, so it never contains
+ *     the text that follows it ("ws-alice.crops.v2" against `{ws}.{collection}` gives ws "ws-alice",
+ *     collection "crops.v2");
+ *   - a capture is never empty (".crops" has no workspace: no match);
  *   - a capture at the end takes the rest;
  *   - the split must then account for the whole segment, or the segment does not match
  *     (`{ws}-default` does not match "a-default-default": ws would be "a").
@@ -118,9 +118,10 @@ export function matchPieces(pieces: readonly SegmentPiece[], text: string, param
       continue;
     }
     const next = pieces[i + 1] as { literal: string } | undefined;
-    // Not empty: the search for the following text starts one character in.
-    const end = next === undefined ? text.length : text.indexOf(next.literal, at + 1);
-    if (end === -1 || end <= at) return false;
+    // The first occurrence from the capture's start: the capture never contains the text after it, and
+    // one that would be empty (the text comes at once) means no match.
+    const end = next === undefined ? text.length : text.indexOf(next.literal, at);
+    if (end <= at) return false;
     params[piece.capture] = text.slice(at, end);
     at = end;
   }
@@ -180,9 +181,10 @@ export function compileTemplate(source: string): PathTemplate {
     match(segments) {
       if (rest ? segments.length < count : segments.length !== count) return null;
       if (!hasParams) {
+        // Only literals and "*" here: a mixed segment always captures.
         for (let i = 0; i < count; i++) {
           const matcher = matchers[i]!;
-          if (matcher.kind === 'literal' ? matcher.value !== segments[i] : matcher.kind === 'mixed' && !matchPieces(matcher.pieces, segments[i]!, {})) return null;
+          if (matcher.kind === 'literal' && matcher.value !== segments[i]) return null;
         }
         return NO_PARAMS;
       }

@@ -63,6 +63,8 @@ describe('CORS preflight through Envoy', () => {
     const answer = await send('OPTIONS', '/stac/collections/x/items', [
       ['origin', ORIGIN], ['access-control-request-method', 'PUT'], ['access-control-request-headers', 'authorization'],
       ['kubeflow-userid', 'admin@example.com'], ['kubeflow_groups', 'admins'],
+      // A browser sends no credentials on a preflight: these come from another client and go no further.
+      ['authorization', 'Bearer not-checked'], ['cookie', 'app_session=unchecked'],
     ]);
     expect(answer.status).toBe(200);
     expect(stack.echo.received.length).toBe(before + 1);
@@ -70,6 +72,7 @@ describe('CORS preflight through Envoy', () => {
     expect({ method: seen.method, path: seen.path }).toEqual({ method: 'OPTIONS', path: '/stac/collections/x/items' });
     expect(Object.keys(seen.headers).filter((name) => /kubeflow/i.test(name))).toEqual([]);
     expect(seen.headers.origin).toBe(ORIGIN);
+    expect({ authorization: seen.headers.authorization, cookie: seen.headers.cookie }).toEqual({ authorization: undefined, cookie: undefined });
   });
 
   test.each([
@@ -108,6 +111,12 @@ describe('host captures and per-rule audiences through Envoy', () => {
     const answer = await send('GET', '/', [['host', host], ['authorization', `Bearer ${signed}`]]);
     expect(answer.status).toBe(403);
   });
+});
+
+test('userinfo does not vouch for a token whose audience only the rules check', async () => {
+  const signed = await token({ aud: 'some-other-app', azp: 'some-other-app' });
+  const answer = await send('GET', '/oauth2/userinfo', [['authorization', `Bearer ${signed}`]]);
+  expect(answer.status).toBe(401);
 });
 
 describe('audit mode and the decision log through Envoy', () => {

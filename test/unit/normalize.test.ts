@@ -82,6 +82,9 @@ describe('normalizePath refuses every spelling an upstream could read another wa
     { what: '"%ef%bc%bc" (fullwidth reverse solidus, folds to "\\")', input: '/a%ef%bc%bcb', expected: refused('ambiguous_unicode') },
     { what: '"%ef%bc%9b" (fullwidth semicolon, folds to ";")', input: '/a%ef%bc%9bx=1', expected: refused('ambiguous_unicode') },
     { what: '"%ef%bc%85" (fullwidth percent, folds to "%")', input: '/a%ef%bc%852f', expected: refused('ambiguous_unicode') },
+    { what: 'a fullwidth full stop inside a segment (would escape a {ws}.{collection} split)', input: '/stac/collections/ws-alice%ef%bc%8ecrops', expected: refused('ambiguous_unicode') },
+    { what: 'a fullwidth hyphen-minus inside a segment (would escape {ws}-default)', input: '/ui/ws%ef%bc%8ddefault', expected: refused('ambiguous_unicode') },
+    { what: 'a small full stop (U+FE52, folds to ".")', input: '/c/a%ef%b9%92b', expected: refused('ambiguous_unicode') },
     // Shape and size.
     { what: 'a path without a leading slash', input: 'admin', expected: refused('no_leading_slash') },
     { what: 'a relative dot path', input: '../admin', expected: refused('no_leading_slash') },
@@ -110,6 +113,7 @@ describe('normalizePath accepts ordinary paths and returns the form rules match'
     { what: 'an encoded dot inside a name decoded', input: '/file%2ejson', expected: accepted('/file.json') },
     { what: 'valid UTF-8 decoded', input: '/caf%c3%a9', expected: accepted('/café') },
     { what: 'upper-case UTF-8 escapes decoded', input: '/caf%C3%A9', expected: accepted('/café') },
+    { what: 'a fullwidth letter (it folds to a letter, not to punctuation)', input: '/ws-%ef%bd%81', expected: accepted('/ws-ａ') },
     { what: 'a four-byte UTF-8 character decoded', input: '/%f0%9f%98%80', expected: accepted('/\u{1f600}') },
     { what: 'a "..." segment (not a dot segment)', input: '/...', expected: accepted('/...') },
     { what: 'an encoded "..." segment', input: '/%2e%2e%2e', expected: accepted('/...') },

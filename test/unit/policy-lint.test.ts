@@ -245,6 +245,22 @@ describe('lintPolicy: what must not warn', () => {
     })).toEqual([]);
   });
 
+  test('an audit-mode rule decides nothing: it neither hides a warning nor makes one', () => {
+    expect(pairs({
+      rules: [
+        { name: 'docs-login-audit', paths: ['/docs/**'], allow: 'authenticated', mode: 'audit' },
+        anonymousDocs,
+        { name: 'everything-else', paths: ['/**'], allow: 'authenticated' },
+      ],
+    }).length).toBeGreaterThan(0);
+    expect(lint({ rules: [{ name: 'docs-audit', hosts: [DOCS_HOST], paths: ['/**'], allow: 'anonymous', mode: 'audit' }, { name: 'all', paths: ['/**'], allow: 'authenticated' }] })).toEqual([]);
+  });
+
+  test('a host pattern with captures is named by a host it matches', () => {
+    const [warning] = lint({ rules: [{ name: 'ws-public', hosts: ['{ws}-default.example.org'], paths: ['/**'], allow: 'anonymous' }, { name: 'all', paths: ['/**'], allow: 'authenticated' }] });
+    expect(warning!.why).toContain('Host: x-default.example.org');
+  });
+
   test('no host-scoped anonymous rule, no warning', () => {
     expect(lint({ rules: [{ name: 'static', paths: ['/static/**'], allow: 'anonymous' }, { name: 'kf', hosts: ['kf.example.com'], paths: ['/**'], allow: 'authenticated' }] })).toEqual([]);
   });

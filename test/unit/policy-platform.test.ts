@@ -136,6 +136,16 @@ describe('compilePolicy refuses what could mean two things, naming the field', (
       expected: 'rules.0.allow: uses {ws} but neither host "static.example.org" nor path "/**" captures it',
     },
     {
+      what: 'cors on a rule that denies',
+      rules: [{ name: 'r', paths: ['/**'], allow: 'deny', cors: { preflight: 'allow' } }],
+      expected: 'rules.0.cors: a rule that denies has no preflights to let through',
+    },
+    {
+      what: 'cors on an audit-mode rule',
+      rules: [{ name: 'r', paths: ['/**'], allow: 'authenticated', mode: 'audit', cors: { preflight: 'allow' } }],
+      expected: 'rules.0.cors: an audit-mode rule never decides, so it cannot let preflights through',
+    },
+    {
       what: 'two captures side by side in a host',
       rules: [{ name: 'r', hosts: ['{a}{b}.example.org'], paths: ['/**'], allow: 'authenticated' }],
       expected: 'rules.0.hosts.0: "{a}{b}.example.org": label "{a}{b}": {a}{b} is ambiguous, two captures need literal text between them',

@@ -141,7 +141,9 @@ describe('a segment mixing text and captures: one capture ends at the first occu
     { what: 'no dot: no match (a public collection is another rule)', template: '/stac/collections/{ws}.{collection}', path: '/stac/collections/sentinel-2', expected: null },
     { what: 'a leading dot leaves the first capture empty: no match', template: '/c/{ws}.{collection}', path: '/c/.crops', expected: null },
     { what: 'a trailing dot leaves the last capture empty: no match', template: '/c/{ws}.{collection}', path: '/c/ws-alice.', expected: null },
-    { what: 'a capture never starts with its own delimiter ("..x": ws is ".", collection "x")', template: '/c/{ws}.{collection}', path: '/c/..x', expected: { ws: '.', collection: 'x' } },
+    { what: 'a capture never contains the text after it, even at its start ("..x": ws would be empty)', template: '/c/{ws}.{collection}', path: '/c/..x', expected: null },
+    { what: 'the last capture may hold the text that separates ("a..b": collection ".b")', template: '/c/{ws}.{collection}', path: '/c/a..b', expected: { ws: 'a', collection: '.b' } },
+    { what: 'a suffix right at the start leaves the capture empty: no match', template: '/ui/{ws}-default', path: '/ui/-default-default', expected: null },
     { what: 'deeper paths after a mixed segment with "**"', template: '/stac/collections/{ws}.{collection}/**', path: '/stac/collections/ws-a.b/items/1', expected: { ws: 'ws-a', collection: 'b' } },
     // Literal prefix and suffix.
     { what: 'a suffix', template: '/ui/{ws}-default', path: '/ui/ws-alice-default', expected: { ws: 'ws-alice' } },
