@@ -31,12 +31,19 @@ export function keySourceOf(issuer: string, jwksUri: string | undefined): string
   return `${issuer} ${jwksUri ?? '(discovery)'}`;
 }
 
+/**
+ * A verifier with live JWKS but without introspection (`oidc-authz explain --token`): explaining a token
+ * needs no client secret and never asks the IdP about it.
+ */
 export function createBearerVerifier(config: Config, metrics: Metrics, logger: Logger, now: () => number = Date.now): BearerVerifier | null {
-  return buildBearer(config, metrics, logger, now).verifier;
+  return buildBearer(config, metrics, logger, now, new Map(), false).verifier;
 }
 
-/** `running`: the keys of the verifier in use (hot reload), kept for issuers whose key source is unchanged. */
-export function buildBearer(config: Config, metrics: Metrics, logger: Logger, now: () => number = Date.now, running: ReadonlyMap<string, IssuerKeys> = new Map()): BearerSetup {
+/**
+ * `running`: the keys of the verifier in use (hot reload), kept for issuers whose key source is unchanged.
+ * `introspect`: issuers' introspection settings are applied (their client secret files read).
+ */
+export function buildBearer(config: Config, metrics: Metrics, logger: Logger, now: () => number = Date.now, running: ReadonlyMap<string, IssuerKeys> = new Map(), introspect = true): BearerSetup {
   const settings = { maxAgeMs: config.jwks.maxAge, cooldownMs: config.jwks.cooldown, timeoutMs: config.jwks.timeout };
   const keys = new Map<string, IssuerKeys>();
   const keysFor: KeysFor = (issuer, jwksUri) => {
@@ -64,7 +71,7 @@ export function buildBearer(config: Config, metrics: Metrics, logger: Logger, no
     metrics.introspections.inc({ issuer, result });
     if (result === 'error') logger.warn('introspection failed', { issuer, error });
   }, now);
-  return { verifier: bearerVerifierFor(config, keysFor, now, introspectorFor), keys };
+  return { verifier: bearerVerifierFor(config, keysFor, now, introspect ? introspectorFor : undefined), keys };
 }
 
 /**
