@@ -127,6 +127,8 @@ export class BearerVerifier {
     try {
       unverified = decodeJwt(token) as Claims;
     } catch {
+      // Three dot-separated base64url parts that are no JWT: an opaque token may happen to look like one.
+      if (this.opaque !== undefined) return this.introspectOpaque(token, key, this.opaque);
       return this.remember(key, { kind: 'invalid', reason: 'malformed_token' });
     }
     const issuer = typeof unverified.iss === 'string' ? this.byIssuer.get(unverified.iss) : undefined;

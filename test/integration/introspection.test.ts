@@ -8,6 +8,7 @@ import request from 'supertest';
 import type { ConfigInput } from '../../src/config/schema.js';
 import { metricValue } from '../support/gateway-client.js';
 import { startOpaqueTokenServer, type OpaqueTokenServer } from '../support/introspection-server.js';
+import { createSigningKey, startIssuer, type TestIssuer } from '../support/issuer.js';
 import { startService, tempFile, TestClock, type RunningService } from '../support/service.js';
 
 const AUDIENCE = 'kubeflow';
@@ -18,10 +19,22 @@ const rules: NonNullable<ConfigInput['rules']> = [
 
 let idp: OpaqueTokenServer;
 let svc: RunningService;
+/** A JWT issuer whose tokens the same authorization server introspects (jwt: always). */
+let jwtIssuer: TestIssuer;
+let jwtSvc: RunningService;
 const clock = new TestClock();
 
 beforeAll(async () => {
   idp = await startOpaqueTokenServer();
+  jwtIssuer = await startIssuer([await createSigningKey('ES256', 'ec-1')], '/jwt');
+  jwtSvc = await startService({
+    issuers: [{
+      issuer: jwtIssuer.issuer,
+      audiences: [AUDIENCE],
+      introspection: { endpoint: idp.introspectionEndpoint, clientId: idp.clientId, clientSecretFile: tempFile(idp.clientSecret), opaqueTokens: false, jwt: 'always', cacheFor: '30s' },
+    }],
+    rules,
+  }, { now: clock.now });
   svc = await startService({
     issuers: [{
       issuer: idp.issuer,
@@ -34,11 +47,11 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  await svc?.close();
-  await idp?.stop();
+  await Promise.all([svc?.close(), jwtSvc?.close()]);
+  await Promise.all([idp?.stop(), jwtIssuer?.stop()]);
 });
 
-const check = (path: string, token: string) => request(svc.url).get(`/authz${path}`).set('host', 'kubeflow.example.com').set('authorization', `Bearer ${token}`);
+const check = (path: string, token: string, service = svc) => request(service.url).get(`/authz${path}`).set('host', 'kubeflow.example.com').set('authorization', `Bearer ${token}`);
 const person = (extra: Record<string, unknown> = {}) => ({ sub: 'u-1', aud: AUDIENCE, email: 'alice@example.com', email_verified: true, groups: ['ws-a'], ...extra });
 const introspections = (result: string) => metricValue(svc, `oidc_authz_introspections_total{issuer="${idp.issuer}",result="${result}"}`);
 
@@ -56,6 +69,22 @@ test('active opaque token → 200 with the identity mapped from the answer; the 
   await check('/pipelines/', token).expect(200);
   expect(idp.introspections).toBe(before + 1);
   expect(await introspections('active')).toBeGreaterThanOrEqual(1);
+});
+
+test('concurrent checks of one new token make one introspection request (single-flight)', async () => {
+  const token = idp.issue(person());
+  const before = idp.introspections;
+  const answers = await Promise.all(Array.from({ length: 10 }, () => check('/pipelines/', token)));
+  expect(answers.map((res) => res.status)).toEqual(Array(10).fill(200));
+  expect(idp.introspections).toBe(before + 1);
+});
+
+test('an opaque token that happens to look like a JWT (three base64url parts) is introspected too', async () => {
+  const token = 'opaque1.opaque2.opaque3';
+  idp.register(token, person({ email: 'bob@example.com', groups: [] }));
+  const res = await check('/pipelines/', token);
+  expect(res.status).toBe(200);
+  expect(res.headers['kubeflow-userid']).toBe('bob@example.com');
 });
 
 test('inactive (unknown) token → 401 token_inactive, remembered for inactiveCacheFor, then asked again', async () => {
@@ -115,4 +144,45 @@ test('IdP down → 503 introspection_unavailable, not cached; a flood within una
   const res = await check('/pipelines/', token);
   expect(res.status).toBe(200);
   expect(res.headers['kubeflow-userid']).toBe('alice@example.com');
+});
+
+describe('jwt: always (a JWT issuer whose tokens are introspected too)', () => {
+  const jwt = (claims: Record<string, unknown> = {}) => jwtIssuer.sign(person(claims));
+
+  test('a verified JWT the IdP says is active → 200 with the JWT\'s claims; revoked → 401 token_inactive after cacheFor', async () => {
+    const token = await jwt({ email: 'carol@example.com' });
+    idp.register(token, { iss: jwtIssuer.issuer, sub: 'u-1', aud: AUDIENCE });
+    const res = await check('/workspaces/ws-a/x', token, jwtSvc);
+    expect(res.status).toBe(200);
+    expect(res.headers['kubeflow-userid']).toBe('carol@example.com');
+    expect(idp.lastForm?.get('token')).toBe(token);
+    idp.revoke(token);
+    await check('/pipelines/', token, jwtSvc).expect(200);
+    clock.advance(31_000);
+    const revoked = await check('/pipelines/', token, jwtSvc);
+    expect(revoked.status).toBe(401);
+    expect(revoked.body.reason).toBe('token_inactive');
+  });
+
+  test('a valid JWT the IdP does not know → 401 token_inactive', async () => {
+    const res = await check('/pipelines/', await jwt(), jwtSvc);
+    expect(res.status).toBe(401);
+    expect(res.body.reason).toBe('token_inactive');
+  });
+
+  test('a JWT that fails its own checks is refused without asking the IdP', async () => {
+    const before = idp.introspections;
+    const res = await check('/pipelines/', await jwt({ aud: 'other-app' }), jwtSvc);
+    expect(res.status).toBe(401);
+    expect(res.body.reason).toBe('wrong_audience');
+    expect(idp.introspections).toBe(before);
+  });
+
+  test('an opaque token goes nowhere when no issuer takes them (opaqueTokens: false) → 401 malformed_token', async () => {
+    const before = idp.introspections;
+    const res = await check('/pipelines/', idp.issue(person()), jwtSvc);
+    expect(res.status).toBe(401);
+    expect(res.body.reason).toBe('malformed_token');
+    expect(idp.introspections).toBe(before);
+  });
 });

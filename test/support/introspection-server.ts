@@ -16,6 +16,11 @@ export interface OpaqueTokenServer {
   readonly clientSecret: string;
   /** Issues an opaque token with these claims (the answer's fields besides active), valid for `ttlMs`. */
   issue(claims: Record<string, unknown>, ttlMs?: number): string;
+  /**
+   * Makes the server vouch for a token it did not mint (a JWT of another issuer, as an IdP that issues JWTs
+   * and introspects them does): its answer carries these claims (give `iss` to override the server's).
+   */
+  register(token: string, claims: Record<string, unknown>, ttlMs?: number): void;
   /** Issues a refresh token (introspected with token_type "refresh_token"). */
   issueRefreshToken(claims: Record<string, unknown>): string;
   revoke(token: string): void;
@@ -113,6 +118,9 @@ export async function startOpaqueTokenServer(): Promise<OpaqueTokenServer> {
     clientId,
     clientSecret,
     issue: (claims, ttlMs = 3_600_000) => mint(claims, ttlMs),
+    register(token, claims, ttlMs = 3_600_000) {
+      tokens.set(token, { claims, expiresAt: Date.now() + ttlMs, revoked: false });
+    },
     issueRefreshToken: (claims) => mint({ ...claims, token_type: 'refresh_token' }, 3_600_000),
     revoke(token) {
       const issued = tokens.get(token);
