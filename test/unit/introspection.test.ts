@@ -2,7 +2,13 @@
  * RFC 7662 introspection: the response validation (a pure function) table by table, and the config rules
  * for which issuer takes opaque tokens.
  */
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { buildBearer, createBearerVerifier } from '../../src/authn/issuers.js';
 import { ConfigError, parseConfig } from '../../src/config/load.js';
+import { silentLogger } from '../../src/log.js';
+import { createMetrics } from '../../src/metrics.js';
 import { takesOpaqueTokens } from '../../src/config/schema.js';
 import { validateIntrospection, IntrospectionUnavailableError, type IntrospectionExpectations } from '../../src/authn/introspection.js';
 
@@ -104,5 +110,25 @@ describe('introspection config', () => {
   test('under oidc too', () => {
     const config = parseConfig({ publicUrl: 'https://kf.example.com', session: { secretsFile: '/s' }, oidc: { issuer: 'https://idp.example.com', clientId: 'kubeflow', introspection: intro({ jwt: 'always' }) } });
     expect(takesOpaqueTokens(config, config.oidc!.introspection!)).toBe(true);
+  });
+});
+
+describe('the introspection client secret file', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'oidc-authz-introspection-'));
+  const configWith = (clientSecretFile: string) => parseConfig({ issuers: [{ issuer: 'https://idp.example.com', audiences: ['kubeflow'], introspection: { clientId: 'authz', clientSecretFile } }] });
+  const build = (file: string) => buildBearer(configWith(file), createMetrics({ defaultMetrics: false }), silentLogger);
+
+  test('its first line is read when the verifier is built; a missing or empty file stops it, naming the file only', () => {
+    const good = join(dir, 'good');
+    writeFileSync(good, 's3cret-value\nignored second line\n');
+    expect(build(good).verifier).not.toBeNull();
+    expect(() => build(join(dir, 'missing'))).toThrow(`introspection.clientSecretFile ${join(dir, 'missing')} cannot be read: ENOENT`);
+    const empty = join(dir, 'empty');
+    writeFileSync(empty, '\n');
+    expect(() => build(empty)).toThrow(`introspection.clientSecretFile ${empty} is empty`);
+  });
+
+  test('explain --token (createBearerVerifier) does not introspect, so it needs no secret file', () => {
+    expect(createBearerVerifier(configWith(join(dir, 'missing')), createMetrics({ defaultMetrics: false }), silentLogger)).not.toBeNull();
   });
 });
