@@ -14,6 +14,8 @@ export interface Metrics {
   /** The decision log's sources of dropped lines; read at scrape time. */
   readonly decisionLogSources: Array<{ droppedTotals(): ReadonlyMap<string, number> }>;
   readonly jwksFetches: Counter<'issuer' | 'result'>;
+  /** RFC 7662 introspection requests by issuer and result (active, inactive, error); cache hits are not counted. */
+  readonly introspections: Counter<'issuer' | 'result'>;
   readonly tokenCacheEntries: Gauge;
   /** Read when Prometheus scrapes; the service points it at the bearer cache. */
   tokenCacheSize: () => number;
@@ -161,6 +163,12 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metri
     jwksFetches: new Counter({
       name: 'oidc_authz_jwks_fetches_total',
       help: 'JWKS (and discovery) fetches by issuer and result (ok, error).',
+      labelNames: ['issuer', 'result'],
+      registers: [registry],
+    }),
+    introspections: new Counter({
+      name: 'oidc_authz_introspections_total',
+      help: 'Token introspection requests (RFC 7662) by issuer and result (active, inactive, error).',
       labelNames: ['issuer', 'result'],
       registers: [registry],
     }),

@@ -1,12 +1,13 @@
 /**
- * The authenticator chain: `Authorization: Bearer <JWT>` first, then the session cookie. A request
+ * The authenticator chain: `Authorization: Bearer <JWT or opaque token>` first (an opaque one is introspected
+ * by the issuer configured for it, bearer.ts), then the session cookie. A request
  * that carries a Bearer token is judged by that token alone (API clients should hear why their token
  * fails, not be logged in by a stray cookie); other Authorization schemes (Basic, an app's own token)
  * are not ours and fall through to the cookie.
  */
 import type { CheckRequest } from '../check/request.js';
 import type { SessionCookie } from '../session/cookies.js';
-import type { BearerVerifier, TokenFailure } from './bearer.js';
+import type { BearerUnavailable, BearerVerifier, TokenFailure } from './bearer.js';
 import type { Identity } from './identity.js';
 import type { SessionAuthenticator, SessionFailure, SessionUnavailable } from './session.js';
 
@@ -14,7 +15,7 @@ export type AuthResult =
   | { readonly kind: 'identity'; readonly identity: Identity; readonly setCookie?: readonly string[] }
   | { readonly kind: 'none' }
   | { readonly kind: 'invalid'; readonly reason: TokenFailure | SessionFailure; readonly credential?: 'cookie'; readonly setCookie?: readonly string[]; readonly issuer?: string }
-  | { readonly kind: 'unavailable'; readonly reason: 'jwks_unavailable' | SessionUnavailable };
+  | { readonly kind: 'unavailable'; readonly reason: BearerUnavailable | SessionUnavailable };
 
 export interface Authenticator {
   /** `sessionCookie`: the session in the request's Cookie header (read once per check, by decide). */

@@ -4,11 +4,17 @@
  * issuer's allow-list (never the token's own choice); keys come from the issuer's JWKS only
  * (`jku`, `x5u` and embedded `jwk` headers are refused). Results are cached by the token's SHA-256:
  * verified identities until `exp` (at most one JWKS max-age), definite failures for a minute.
+ *
+ * Opaque tokens (not a JWT) go to the one issuer whose RFC 7662 introspection takes them
+ * (introspection.ts); an issuer with introspection `jwt: always` has its verified JWTs introspected too.
+ * Those answers share the cache: active ones until min(exp, introspection.cacheFor), inactive ones for
+ * introspection.inactiveCacheFor; an unreachable IdP (503) is never cached here.
  */
 import { hash } from 'node:crypto';
 import { decodeJwt, decodeProtectedHeader, jwtVerify, type JWTVerifyGetKey } from 'jose';
 import { ExpiringLru } from '../cache.js';
 import { buildIdentity, type Identity, type IdentityFailure, type IdentityMapping } from './identity.js';
+import type { IntrospectionExpectations, Introspector } from './introspection.js';
 import { KeysUnavailableError, type KeySource } from './jwks.js';
 import type { Claims } from './claims.js';
 
@@ -25,12 +31,17 @@ export type TokenFailure =
   | 'wrong_audience'
   | 'missing_claim'
   | 'invalid_token'
+  /** The issuer's introspection answered `active: false` (revoked, expired, unknown to it). */
+  | 'token_inactive'
   | IdentityFailure;
+
+/** A dependency of bearer verification is down: the issuer's keys, or its introspection endpoint. */
+export type BearerUnavailable = 'jwks_unavailable' | 'introspection_unavailable';
 
 export type BearerResult =
   | { readonly kind: 'identity'; readonly identity: Identity }
   | { readonly kind: 'invalid'; readonly reason: TokenFailure; readonly issuer?: string }
-  | { readonly kind: 'unavailable'; readonly reason: 'jwks_unavailable' };
+  | { readonly kind: 'unavailable'; readonly reason: BearerUnavailable };
 
 export type VerifiedClaims =
   | { readonly kind: 'ok'; readonly claims: Claims }
@@ -46,6 +57,8 @@ export interface TrustedIssuer {
   readonly algorithms: readonly string[];
   readonly keys: KeySource;
   readonly mapping: IdentityMapping;
+  /** RFC 7662 introspection of this issuer's tokens (opaque ones and/or its JWTs), when configured. */
+  readonly introspection?: Introspector | undefined;
 }
 
 export interface BearerOptions {
@@ -61,6 +74,7 @@ export interface BearerOptions {
 const LOGOUT_TOKEN_CLAIMS = ['iat', 'jti'] as const;
 const JWT_SHAPE = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$/;
 const FAILURE_CACHE_MS = 60_000;
+const INTROSPECTION_UNAVAILABLE: BearerResult = { kind: 'unavailable', reason: 'introspection_unavailable' };
 /** An unknown issuer is named in the answer and the log (an operator's first clue), within reason. */
 const MAX_NAMED_ISSUER = 256;
 
@@ -78,6 +92,8 @@ const CACHEABLE_FAILURES = new Set<TokenFailure>([
 export class BearerVerifier {
   private readonly byIssuer: Map<string, TrustedIssuer>;
   private readonly cache: ExpiringLru<BearerResult>;
+  /** The issuer that takes opaque (non-JWT) tokens, if any (config allows at most one). */
+  private readonly opaque: TrustedIssuer | undefined;
 
   constructor(
     issuers: readonly TrustedIssuer[],
@@ -85,6 +101,7 @@ export class BearerVerifier {
     private readonly now: () => number = Date.now,
   ) {
     this.byIssuer = new Map(issuers.map((i) => [i.issuer, i]));
+    this.opaque = issuers.find((i) => i.introspection?.settings.opaqueTokens === true);
     this.cache = new ExpiringLru(options.cacheMaxEntries);
   }
 
@@ -98,7 +115,10 @@ export class BearerVerifier {
     const key = hash('sha256', token, 'base64url');
     const cached = this.cache.get(key, this.now());
     if (cached !== undefined) return cached;
-    if (!JWT_SHAPE.test(token)) return this.remember(key, { kind: 'invalid', reason: 'malformed_token' });
+    if (!JWT_SHAPE.test(token)) {
+      if (this.opaque !== undefined) return this.introspectOpaque(token, key, this.opaque);
+      return this.remember(key, { kind: 'invalid', reason: 'malformed_token' });
+    }
     return this.verifyUncached(token, key);
   }
 
@@ -107,6 +127,8 @@ export class BearerVerifier {
     try {
       unverified = decodeJwt(token) as Claims;
     } catch {
+      // Three dot-separated base64url parts that are no JWT: an opaque token may happen to look like one.
+      if (this.opaque !== undefined) return this.introspectOpaque(token, key, this.opaque);
       return this.remember(key, { kind: 'invalid', reason: 'malformed_token' });
     }
     const issuer = typeof unverified.iss === 'string' ? this.byIssuer.get(unverified.iss) : undefined;
@@ -124,7 +146,43 @@ export class BearerVerifier {
     if (!built.ok) return this.remember(key, { kind: 'invalid', reason: built.reason });
     const result: BearerResult = { kind: 'identity', identity: built.identity };
     const expiresAt = Math.min((claims.exp as number) * 1000, this.now() + this.options.maxCacheMs);
+    const introspector = issuer.introspection;
+    if (introspector?.settings.jwt === 'always') {
+      // The signature says who issued it; only the issuer can say it was not revoked since. The JWT's own
+      // audience was checked above, so the answer's is not checked again; its claims are the JWT's.
+      const outcome = await introspector.introspect(token, key, this.expectations(issuer, false));
+      if (outcome.kind === 'unavailable') return INTROSPECTION_UNAVAILABLE;
+      if (outcome.kind === 'inactive') return this.rememberFor(key, { kind: 'invalid', reason: outcome.reason }, introspector.settings.inactiveCacheForMs);
+      this.cache.set(key, result, Math.min(expiresAt, this.now() + introspector.settings.cacheForMs));
+      return result;
+    }
     this.cache.set(key, result, expiresAt);
+    return result;
+  }
+
+  /** An opaque token: the issuer's introspection answer is the verification, its claims the identity's. */
+  private async introspectOpaque(token: string, key: string, issuer: TrustedIssuer): Promise<BearerResult> {
+    const introspector = issuer.introspection!;
+    const outcome = await introspector.introspect(token, key, this.expectations(issuer, !issuer.mapping.audienceCheckedByRules));
+    if (outcome.kind === 'unavailable') return INTROSPECTION_UNAVAILABLE;
+    const inactiveFor = introspector.settings.inactiveCacheForMs;
+    if (outcome.kind === 'inactive') return this.rememberFor(key, { kind: 'invalid', reason: outcome.reason }, inactiveFor);
+    const built = buildIdentity(outcome.claims, issuer.mapping, 'bearer');
+    if (!built.ok) return this.rememberFor(key, { kind: 'invalid', reason: built.reason }, inactiveFor);
+    const result: BearerResult = { kind: 'identity', identity: built.identity };
+    // Never past the token's exp (when the answer has one), nor longer than cacheFor: a revocation at the
+    // IdP is seen within cacheFor.
+    const until = Math.min(outcome.expiresAt ?? Infinity, this.now() + introspector.settings.cacheForMs);
+    this.cache.set(key, result, until);
+    return result;
+  }
+
+  private expectations(issuer: TrustedIssuer, checkAudience: boolean): IntrospectionExpectations {
+    return { issuer: issuer.issuer, audiences: issuer.audiences, authorizedParties: issuer.authorizedParties, checkAudience, clockSkewMs: this.options.clockSkewMs };
+  }
+
+  private rememberFor(key: string, result: BearerResult, ms: number): BearerResult {
+    this.cache.set(key, result, this.now() + ms);
     return result;
   }
 

@@ -51,7 +51,7 @@ type DecisionBody =
       readonly navigation: boolean;
     } & WithCookies)
   | { readonly kind: 'bad_request'; readonly rule: null; readonly reason: BadRequestReason | 'host_not_allowed' | 'too_many_cookies' }
-  | { readonly kind: 'unavailable'; readonly rule: CompiledRule; readonly reason: 'jwks_unavailable' | SessionUnavailable };
+  | { readonly kind: 'unavailable'; readonly rule: CompiledRule; readonly reason: 'jwks_unavailable' | 'introspection_unavailable' | SessionUnavailable };
 
 export interface DecideDeps {
   readonly policy: Policy;

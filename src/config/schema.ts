@@ -232,6 +232,36 @@ const issuerIdentityFields = {
  */
 const audienceCheckedBy = z.enum(['issuer', 'rules']).default('issuer');
 
+/**
+ * RFC 7662 token introspection for one issuer (authn/introspection.ts). Opaque (non-JWT) bearer tokens carry
+ * no issuer, so one issuer at most takes them (opaqueTokens); with `jwt: always` this issuer's verified JWTs
+ * are introspected as well, so a token revoked at the IdP (Keycloak: the user's session ended) stops working
+ * within cacheFor instead of at its exp.
+ */
+const introspectionSchema = z.strictObject({
+  /** The introspection endpoint; by default discovery's `introspection_endpoint`. */
+  endpoint: httpUrl.optional(),
+  /** The client that authenticates to the endpoint (client_secret_basic). */
+  clientId: z.string().min(1),
+  /** Its secret, first line of the file; read at start-up and when a reload rebuilds the bearer verifier. */
+  clientSecretFile: z.string().min(1),
+  /**
+   * Whether non-JWT bearer tokens go to this issuer. Default: true when this is the only issuer with
+   * introspection; with several, each must say, and at most one may say true.
+   */
+  opaqueTokens: z.boolean().optional(),
+  /** "always": this issuer's JWTs, once verified, are introspected too (and refused when inactive). */
+  jwt: z.enum(['never', 'always']).default('never'),
+  /** An active answer is trusted this long (never past the token's exp): how late a revocation is seen. */
+  cacheFor: duration('60s').refine((ms) => ms <= 3_600_000, 'must be at most 1h (it is how long a revoked token still works)'),
+  /** An inactive answer is remembered this long, so a flood of junk tokens costs one request per token per window. */
+  inactiveCacheFor: duration('10s').refine((ms) => ms <= 300_000, 'must be at most 5m'),
+  /** After a failed request (IdP down), every token of this issuer is answered 503 for this long without asking. */
+  unavailableFor: duration('1s').refine((ms) => ms <= 30_000, 'must be at most 30s'),
+  timeout: duration('5s').refine((ms) => ms >= 100 && ms <= 60_000, 'must be between 100ms and 60s'),
+}).refine((entry) => entry.opaqueTokens !== false || entry.jwt === 'always', { path: ['opaqueTokens'], message: 'false with jwt: never would introspect nothing: set jwt: always, or remove introspection' });
+export type IntrospectionConfig = z.infer<typeof introspectionSchema>;
+
 const issuerSchema = z.strictObject({
   issuer: httpUrl,
   /** The token's `aud` must contain one of these, or its `azp` be one of authorizedParties. */
@@ -246,6 +276,7 @@ const issuerSchema = z.strictObject({
   groupsClaim: z.string().min(1).optional(),
   ...issuerIdentityFields,
   machineIdentity: machineIdentitySchema.optional(),
+  introspection: introspectionSchema.optional(),
 }).superRefine((entry, ctx) => {
   const listed = entry.audiences.length + entry.authorizedParties.length > 0;
   if (entry.audienceCheckedBy === 'issuer' && !listed) {
@@ -335,6 +366,8 @@ export const configSchema = z
         ...issuerIdentityFields,
         jwksUri: httpUrl.optional(),
         algorithms,
+        /** RFC 7662 introspection of bearer tokens of this issuer (see issuers[].introspection). */
+        introspection: introspectionSchema.optional(),
         /** Where sign-out lands (passed to the IdP as post_logout_redirect_uri); default <public origin>/oauth2/signed_out. */
         afterLogoutUrl: urlOrPath.optional(),
         /**
@@ -558,6 +591,22 @@ export const configSchema = z
         if (settings.audienceCheckedBy === 'rules') ctx.addIssue({ code: 'custom', path: [...path, 'audienceCheckedBy'], message: '"rules", but no rule requires audiences or authorizedParties: every bearer token of this issuer would be refused' });
       }
     }
+    // Opaque tokens name no issuer: with several introspecting issuers, each says whether it takes them.
+    const introspecting = [
+      ...(config.oidc?.introspection ? [{ path: ['oidc', 'introspection'], settings: config.oidc.introspection }] : []),
+      ...config.issuers.flatMap((entry, index) => (entry.introspection ? [{ path: ['issuers', index, 'introspection'], settings: entry.introspection }] : [])),
+    ];
+    if (introspecting.length > 1) {
+      let taker: string | null = null;
+      for (const { path, settings } of introspecting) {
+        if (settings.opaqueTokens === undefined) {
+          ctx.addIssue({ code: 'custom', path: [...path, 'opaqueTokens'], message: 'is required when several issuers have introspection (true on at most one: opaque tokens name no issuer)' });
+        } else if (settings.opaqueTokens) {
+          if (taker !== null) ctx.addIssue({ code: 'custom', path: [...path, 'opaqueTokens'], message: `true on ${taker} already: opaque tokens name no issuer, so at most one issuer takes them` });
+          taker ??= path.join('.');
+        }
+      }
+    }
     if (config.identity.userIdHeader === config.identity.groupsHeader) {
       ctx.addIssue({ code: 'custom', path: ['identity', 'groupsHeader'], message: 'must differ from identity.userIdHeader' });
     }
@@ -572,3 +621,10 @@ export type IssuerConfig = z.infer<typeof issuerSchema>;
 export type IdentityConfig = Config['identity'];
 export type MachineIdentityConfig = z.infer<typeof machineIdentitySchema>;
 export type RedisConfig = z.infer<typeof redisSchema>;
+
+/** Whether the issuer whose introspection settings these are takes opaque tokens (opaqueTokens, or the only one). */
+export function takesOpaqueTokens(config: Pick<Config, 'oidc' | 'issuers'>, settings: IntrospectionConfig): boolean {
+  if (settings.opaqueTokens !== undefined) return settings.opaqueTokens;
+  const count = (config.oidc?.introspection ? 1 : 0) + config.issuers.filter((entry) => entry.introspection).length;
+  return count === 1;
+}

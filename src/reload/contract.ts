@@ -44,6 +44,8 @@ export const RELOADABLE_FIELDS = [
   'oidc.emailVerifiedWhenAbsent',
   'oidc.jwksUri',
   'oidc.algorithms',
+  // RFC 7662 introspection of its bearer tokens (the secret file is read again when the verifier is rebuilt).
+  'oidc.introspection',
   // The identity mapping (not the header names: those are Envoy's contract).
   'identity.userIdClaim',
   'identity.userIdPrefix',

@@ -73,7 +73,7 @@ describe('restartRequiredChanges', () => {
   });
 
   test('every reloadable field is a field of the config', () => {
-    const config = parseConfig({ ...base, oidc: { ...base.oidc, userIdPrefix: 'p', userIdMustStartWith: 'x', userIdSpace: 's', jwksUri: 'https://idp.example.com/jwks', algorithms: ['RS256'], machineIdentity: {} } });
+    const config = parseConfig({ ...base, oidc: { ...base.oidc, userIdPrefix: 'p', userIdMustStartWith: 'x', userIdSpace: 's', jwksUri: 'https://idp.example.com/jwks', algorithms: ['RS256'], machineIdentity: {}, introspection: { clientId: 'authz', clientSecretFile: '/secrets/introspection' } } });
     for (const field of RELOADABLE_FIELDS) {
       const [head, tail] = field.split('.') as [keyof typeof config, string | undefined];
       expect(head in config).toBe(true);
