@@ -1,0 +1,154 @@
+/**
+ * `oidc-authz login | token | logout`, as functions of their settings and an injected IO (streams, env,
+ * clock, sleep): src/cli.ts parses flags and calls these. Tokens reach stdout only from `token`, and then
+ * exactly one token and a newline, so `$(oidc-authz token)` is the token; everything else goes to stderr.
+ */
+import {
+  DEFAULT_SCOPES, EXIT, UserCliError, type ClientSettings, type StoredTokens, type TokenKind,
+} from './contract.js';
+import {
+  discover, OAuthError, pollForTokens, refreshTokens, revokeToken, startDeviceAuthorization, type Sleep, type TokenAnswer,
+} from './device-flow.js';
+import { accessTokenExpiresAt, decide, jwtExpiresAt } from './expiry.js';
+import { getProfile, putProfile, tokenFilePath } from './token-store.js';
+
+export interface UserCliIo {
+  readonly stdout: (text: string) => void;
+  readonly stderr: (text: string) => void;
+  readonly env: NodeJS.ProcessEnv;
+  readonly now: () => number;
+  readonly sleep: Sleep;
+}
+
+/** The scopes to ask for: the explicit ones, or our defaults minus those the IdP does not list. */
+export function scopesFor(explicit: readonly string[] | undefined, supported: readonly string[] | undefined): string[] {
+  if (explicit !== undefined) return explicit.includes('openid') ? [...explicit] : ['openid', ...explicit];
+  return DEFAULT_SCOPES.filter((scope) => scope === 'openid' || supported === undefined || supported.includes(scope));
+}
+
+/** Who the tokens are for, for the "logged in as" line (never the token itself). */
+function whoOf(tokens: { id_token?: string | undefined; access_token: string }): string {
+  const token = tokens.id_token ?? tokens.access_token;
+  try {
+    const claims = JSON.parse(Buffer.from(token.split('.')[1] ?? '', 'base64url').toString('utf8')) as Record<string, unknown>;
+    const name = claims.email ?? claims.preferred_username ?? claims.sub;
+    return typeof name === 'string' ? name : 'an unnamed user';
+  } catch {
+    return 'a user (opaque token)';
+  }
+}
+
+function stored(issuer: string, clientId: string, scope: string, answer: TokenAnswer, now: number, previous?: StoredTokens): StoredTokens {
+  return {
+    issuer,
+    clientId,
+    scope: answer.scope ?? scope,
+    // A refresh answer may leave out the ID token or the refresh token (RFC 6749 §6): keep the ones we had.
+    idToken: answer.id_token ?? previous?.idToken,
+    accessToken: answer.access_token,
+    accessTokenExpiresAt: accessTokenExpiresAt(answer.access_token, answer.expires_in, now),
+    refreshToken: answer.refresh_token ?? previous?.refreshToken,
+    obtainedAt: now,
+  };
+}
+
+const inSeconds = (ms: number) => `${Math.round(ms / 1000)} s`;
+
+/** RFC 8628 end to end: prints where to go and the code, polls, stores the tokens. */
+export async function login(settings: ClientSettings, io: UserCliIo): Promise<number> {
+  const idp = await discover(settings.issuer);
+  const scope = scopesFor(settings.scopes, idp.scopesSupported).join(' ');
+  const started = io.now();
+  const authorization = await startDeviceAuthorization(idp, settings.clientId, scope, settings.audience);
+  const lines = ['To sign in, open this URL in a browser (on any device):', ''];
+  if (authorization.verificationUriComplete !== undefined) {
+    lines.push(`  ${authorization.verificationUriComplete}`, '', `and check that it shows the code ${authorization.userCode}`, `(or open ${authorization.verificationUri} and enter the code).`);
+  } else {
+    lines.push(`  ${authorization.verificationUri}`, '', `and enter the code ${authorization.userCode}`);
+  }
+  lines.push('', `Waiting for approval (the code expires in ${authorization.expiresInS} s)…`, '');
+  io.stderr(lines.join('\n'));
+  const { tokens, report } = await pollForTokens(idp, settings.clientId, authorization, io);
+  const now = io.now();
+  const path = tokenFilePath(io.env);
+  putProfile(path, settings.profile, stored(idp.issuer, settings.clientId, scope, tokens, now));
+  const refresh = tokens.refresh_token === undefined ? '; no refresh token (add offline_access to --scope to stay logged in)' : '';
+  io.stderr(`Logged in as ${whoOf(tokens)} at ${idp.issuer} (client ${settings.clientId}, profile ${settings.profile}) after ${inSeconds(now - started)} and ${report.polls} poll${report.polls === 1 ? '' : 's'}${report.slowDowns ? ` (${report.slowDowns} slow_down)` : ''}; tokens in ${path}${refresh}\n`);
+  return EXIT.ok;
+}
+
+export interface TokenOptions {
+  readonly profile: string;
+  readonly kind: TokenKind;
+  readonly minValidMs: number;
+}
+
+/** Prints one valid token on stdout, refreshing (and storing the rotated tokens) when it would expire soon. */
+export async function printToken(options: TokenOptions, io: UserCliIo): Promise<number> {
+  const path = tokenFilePath(io.env);
+  let entry = getProfile(path, options.profile);
+  if (entry === undefined) throw new UserCliError(`not logged in (profile ${options.profile}, ${path}): run oidc-authz login`, EXIT.loginRequired);
+  let decision = decide(entry, options.kind, io.now(), options.minValidMs);
+  if (decision.action === 'refresh') {
+    const idp = await discover(entry.issuer);
+    let answer: TokenAnswer;
+    try {
+      answer = await refreshTokens(idp, entry.clientId, entry.refreshToken!);
+    } catch (error) {
+      if (!(error instanceof OAuthError)) throw error;
+      // Another `oidc-authz token` may have rotated the refresh token a moment ago (Dex then refuses the old
+      // one): its stored result is as good as ours.
+      const now = getProfile(path, options.profile);
+      const retry = now === undefined || now.refreshToken === entry.refreshToken ? undefined : decide(now, options.kind, io.now(), options.minValidMs);
+      if (retry?.action === 'use') {
+        io.stdout(`${retry.token}\n`);
+        return EXIT.ok;
+      }
+      if (error.error === 'invalid_grant') {
+        throw new UserCliError(`the IdP refused the stored refresh token (invalid_grant${error.description ? `: ${error.description}` : ''}): run oidc-authz login again`, EXIT.loginRequired);
+      }
+      throw new UserCliError(`the IdP refused the refresh: ${error.message}`, EXIT.failure);
+    }
+    entry = stored(entry.issuer, entry.clientId, entry.scope, answer, io.now(), entry);
+    putProfile(path, options.profile, entry);
+    decision = decide({ ...entry, refreshToken: undefined }, options.kind, io.now(), options.minValidMs);
+    if (decision.action !== 'use') {
+      const until = options.kind === 'id' ? (entry.idToken ? jwtExpiresAt(entry.idToken) : undefined) : entry.accessTokenExpiresAt;
+      const left = until === undefined ? (options.kind === 'id' ? 'the refresh answer has no ID token (use --access-token)' : 'no access token') : `the refreshed token is valid for ${inSeconds(until - io.now())} only`;
+      throw new UserCliError(`cannot give a token valid for ${inSeconds(options.minValidMs)}: ${left}; lower --min-valid or run oidc-authz login again`, EXIT.failure);
+    }
+  }
+  if (decision.action === 'login') throw new UserCliError(`${decision.why}: run oidc-authz login again`, EXIT.loginRequired);
+  io.stdout(`${decision.token}\n`);
+  return EXIT.ok;
+}
+
+/** Forgets the profile's tokens here, then revokes the refresh token at the IdP where it can. */
+export async function logout(profile: string, io: UserCliIo): Promise<number> {
+  const path = tokenFilePath(io.env);
+  const entry = getProfile(path, profile);
+  if (entry === undefined) {
+    io.stderr(`not logged in (profile ${profile}): nothing to do\n`);
+    return EXIT.ok;
+  }
+  // Local first: whatever the IdP says, this machine no longer holds the tokens.
+  putProfile(path, profile, undefined);
+  if (entry.refreshToken === undefined) {
+    io.stderr(`Logged out (profile ${profile}); there was no refresh token to revoke\n`);
+    return EXIT.ok;
+  }
+  let endpoint: string | undefined;
+  try {
+    endpoint = (await discover(entry.issuer)).revocationEndpoint;
+  } catch (error) {
+    io.stderr(`Logged out (profile ${profile}); could not revoke the refresh token: ${(error as Error).message}\n`);
+    return EXIT.ok;
+  }
+  if (endpoint === undefined) {
+    io.stderr(`Logged out (profile ${profile}); ${entry.issuer} has no revocation endpoint, so the refresh token stays valid at the IdP until it expires\n`);
+    return EXIT.ok;
+  }
+  const revoked = await revokeToken(endpoint, entry.clientId, entry.refreshToken, 'refresh_token');
+  io.stderr(revoked ? `Logged out (profile ${profile}); the refresh token is revoked at the IdP\n` : `Logged out (profile ${profile}); the IdP did not confirm the revocation of the refresh token\n`);
+  return EXIT.ok;
+}
