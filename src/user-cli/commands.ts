@@ -9,7 +9,7 @@ import {
 import {
   discover, OAuthError, pollForTokens, refreshTokens, revokeToken, startDeviceAuthorization, type Sleep, type TokenAnswer,
 } from './device-flow.js';
-import { accessTokenExpiresAt, decide, jwtExpiresAt } from './expiry.js';
+import { accessTokenExpiresAt, decide, expiresAt } from './expiry.js';
 import { getProfile, putProfile, tokenFilePath } from './token-store.js';
 
 export interface UserCliIo {
@@ -104,18 +104,27 @@ export async function printToken(options: TokenOptions, io: UserCliIo): Promise<
         io.stdout(`${retry.token}\n`);
         return EXIT.ok;
       }
-      if (error.error === 'invalid_grant') {
-        throw new UserCliError(`the IdP refused the stored refresh token (invalid_grant${error.description ? `: ${error.description}` : ''}): run oidc-authz login again`, EXIT.loginRequired);
+      // invalid_grant is RFC 6749's word for a spent, revoked or expired refresh token; Dex says invalid_request
+      // ("… already been claimed by another client"). Any 4xx refusal: this token will not work again.
+      if (error.error === 'invalid_grant' || (error.status >= 400 && error.status < 500)) {
+        throw new UserCliError(`the IdP refused the stored refresh token (${error.message}): run oidc-authz login again`, EXIT.loginRequired);
       }
-      throw new UserCliError(`the IdP refused the refresh: ${error.message}`, EXIT.failure);
+      throw new UserCliError(`the IdP could not refresh the token (${error.message}, HTTP ${error.status}): try again later`, EXIT.failure);
     }
     entry = stored(entry.issuer, entry.clientId, entry.scope, answer, io.now(), entry);
     putProfile(path, options.profile, entry);
     decision = decide({ ...entry, refreshToken: undefined }, options.kind, io.now(), options.minValidMs);
     if (decision.action !== 'use') {
-      const until = options.kind === 'id' ? (entry.idToken ? jwtExpiresAt(entry.idToken) : undefined) : entry.accessTokenExpiresAt;
-      const left = until === undefined ? (options.kind === 'id' ? 'the refresh answer has no ID token (use --access-token)' : 'no access token') : `the refreshed token is valid for ${inSeconds(until - io.now())} only`;
-      throw new UserCliError(`cannot give a token valid for ${inSeconds(options.minValidMs)}: ${left}; lower --min-valid or run oidc-authz login again`, EXIT.failure);
+      // The IdP's lifetime is shorter than --min-valid: the fresh token is the best there is, so print it
+      // and say so (failing would fail on every call until the IdP's settings change).
+      const token = options.kind === 'id' ? entry.idToken : entry.accessToken;
+      const until = expiresAt(entry, options.kind);
+      if (token === undefined || until === undefined || until <= io.now()) {
+        const why = options.kind === 'id' && entry.idToken === undefined ? 'the refresh answer has no ID token (use --access-token)' : 'the refreshed token is already expired (is this machine\'s clock right?)';
+        throw new UserCliError(`${why}: run oidc-authz login again`, EXIT.failure);
+      }
+      io.stderr(`oidc-authz token: refreshed, but the IdP's token is valid for ${inSeconds(until - io.now())}, less than --min-valid ${inSeconds(options.minValidMs)}\n`);
+      decision = { action: 'use', token };
     }
   }
   if (decision.action === 'login') throw new UserCliError(`${decision.why}: run oidc-authz login again`, EXIT.loginRequired);
