@@ -9,8 +9,8 @@ import {
 import {
   discover, OAuthError, pollForTokens, refreshTokens, revokeToken, startDeviceAuthorization, type Sleep, type TokenAnswer,
 } from './device-flow.js';
-import { accessTokenExpiresAt, decide, expiresAt } from './expiry.js';
-import { getProfile, putProfile, tokenFilePath } from './token-store.js';
+import { accessTokenExpiresAt, decide, expiresAt, type TokenDecision } from './expiry.js';
+import { getProfile, putProfile, tokenFilePath, withTokenFileLock } from './token-store.js';
 
 export interface UserCliIo {
   readonly stdout: (text: string) => void;
@@ -71,7 +71,7 @@ export async function login(settings: ClientSettings, io: UserCliIo): Promise<nu
   const { tokens, report } = await pollForTokens(idp, settings.clientId, authorization, io);
   const now = io.now();
   const path = tokenFilePath(io.env);
-  putProfile(path, settings.profile, stored(idp.issuer, settings.clientId, scope, tokens, now));
+  await withTokenFileLock(path, async () => putProfile(path, settings.profile, stored(idp.issuer, settings.clientId, scope, tokens, now)));
   const refresh = tokens.refresh_token === undefined ? '; no refresh token (add offline_access to --scope to stay logged in)' : '';
   io.stderr(`Logged in as ${whoOf(tokens)} at ${idp.issuer} (client ${settings.clientId}, profile ${settings.profile}) after ${inSeconds(now - started)} and ${report.polls} poll${report.polls === 1 ? '' : 's'}${report.slowDowns ? ` (${report.slowDowns} slow_down)` : ''}; tokens in ${path}${refresh}\n`);
   return EXIT.ok;
@@ -86,50 +86,52 @@ export interface TokenOptions {
 /** Prints one valid token on stdout, refreshing (and storing the rotated tokens) when it would expire soon. */
 export async function printToken(options: TokenOptions, io: UserCliIo): Promise<number> {
   const path = tokenFilePath(io.env);
-  let entry = getProfile(path, options.profile);
+  const entry = getProfile(path, options.profile);
   if (entry === undefined) throw new UserCliError(`not logged in (profile ${options.profile}, ${path}): run oidc-authz login`, EXIT.loginRequired);
   let decision = decide(entry, options.kind, io.now(), options.minValidMs);
   if (decision.action === 'refresh') {
-    const idp = await discover(entry.issuer);
-    let answer: TokenAnswer;
-    try {
-      answer = await refreshTokens(idp, entry.clientId, entry.refreshToken!);
-    } catch (error) {
-      if (!(error instanceof OAuthError)) throw error;
-      // Another `oidc-authz token` may have rotated the refresh token a moment ago (Dex then refuses the old
-      // one): its stored result is as good as ours.
-      const now = getProfile(path, options.profile);
-      const retry = now === undefined || now.refreshToken === entry.refreshToken ? undefined : decide(now, options.kind, io.now(), options.minValidMs);
-      if (retry?.action === 'use') {
-        io.stdout(`${retry.token}\n`);
-        return EXIT.ok;
-      }
-      // invalid_grant is RFC 6749's word for a spent, revoked or expired refresh token; Dex says invalid_request
-      // ("… already been claimed by another client"). Any 4xx refusal: this token will not work again.
-      if (error.error === 'invalid_grant' || (error.status >= 400 && error.status < 500)) {
-        throw new UserCliError(`the IdP refused the stored refresh token (${error.message}): run oidc-authz login again`, EXIT.loginRequired);
-      }
-      throw new UserCliError(`the IdP could not refresh the token (${error.message}, HTTP ${error.status}): try again later`, EXIT.failure);
-    }
-    entry = stored(entry.issuer, entry.clientId, entry.scope, answer, io.now(), entry);
-    putProfile(path, options.profile, entry);
-    decision = decide({ ...entry, refreshToken: undefined }, options.kind, io.now(), options.minValidMs);
-    if (decision.action !== 'use') {
-      // The IdP's lifetime is shorter than --min-valid: the fresh token is the best there is, so print it
-      // and say so (failing would fail on every call until the IdP's settings change).
-      const token = options.kind === 'id' ? entry.idToken : entry.accessToken;
-      const until = expiresAt(entry, options.kind);
-      if (token === undefined || until === undefined || until <= io.now()) {
-        const why = options.kind === 'id' && entry.idToken === undefined ? 'the refresh answer has no ID token (use --access-token)' : 'the refreshed token is already expired (is this machine\'s clock right?)';
-        throw new UserCliError(`${why}: run oidc-authz login again`, EXIT.failure);
-      }
-      io.stderr(`oidc-authz token: refreshed, but the IdP's token is valid for ${inSeconds(until - io.now())}, less than --min-valid ${inSeconds(options.minValidMs)}\n`);
-      decision = { action: 'use', token };
-    }
+    // Under the lock, from the file as it is now: a parallel run may have refreshed while we waited.
+    decision = await withTokenFileLock(path, () => refreshed(path, options, io));
   }
   if (decision.action === 'login') throw new UserCliError(`${decision.why}: run oidc-authz login again`, EXIT.loginRequired);
+  if (decision.action !== 'use') throw new UserCliError('no token after the refresh', EXIT.failure);
   io.stdout(`${decision.token}\n`);
   return EXIT.ok;
+}
+
+/** The refresh step of `token`, run holding the file lock. */
+async function refreshed(path: string, options: TokenOptions, io: UserCliIo): Promise<TokenDecision> {
+  const current = getProfile(path, options.profile);
+  if (current === undefined) throw new UserCliError(`not logged in (profile ${options.profile}, ${path}): run oidc-authz login`, EXIT.loginRequired);
+  const again = decide(current, options.kind, io.now(), options.minValidMs);
+  if (again.action !== 'refresh') return again;
+  const idp = await discover(current.issuer);
+  let answer: TokenAnswer;
+  try {
+    answer = await refreshTokens(idp, current.clientId, current.refreshToken!);
+  } catch (error) {
+    if (!(error instanceof OAuthError)) throw error;
+    // invalid_grant is RFC 6749's word for a spent, revoked or expired refresh token; Dex says invalid_request
+    // ("… already been claimed by another client"). Any 4xx refusal: this token will not work again.
+    if (error.error === 'invalid_grant' || (error.status >= 400 && error.status < 500)) {
+      throw new UserCliError(`the IdP refused the stored refresh token (${error.message}): run oidc-authz login again`, EXIT.loginRequired);
+    }
+    throw new UserCliError(`the IdP could not refresh the token (${error.message}, HTTP ${error.status}): try again later`, EXIT.failure);
+  }
+  const entry = stored(current.issuer, current.clientId, current.scope, answer, io.now(), current);
+  putProfile(path, options.profile, entry);
+  const decision = decide({ ...entry, refreshToken: undefined }, options.kind, io.now(), options.minValidMs);
+  if (decision.action === 'use') return decision;
+  // The IdP's lifetime is shorter than --min-valid: the fresh token is the best there is, so print it
+  // and say so (failing would fail on every call until the IdP's settings change).
+  const token = options.kind === 'id' ? entry.idToken : entry.accessToken;
+  const until = expiresAt(entry, options.kind);
+  if (token === undefined || until === undefined || until <= io.now()) {
+    const why = options.kind === 'id' && entry.idToken === undefined ? 'the refresh answer has no ID token (use --access-token)' : 'the refreshed token is already expired (is this machine\'s clock right?)';
+    throw new UserCliError(`${why}: run oidc-authz login again`, EXIT.failure);
+  }
+  io.stderr(`oidc-authz token: refreshed, but the IdP's token is valid for ${inSeconds(until - io.now())}, less than --min-valid ${inSeconds(options.minValidMs)}\n`);
+  return { action: 'use', token };
 }
 
 /** Forgets the profile's tokens here, then revokes the refresh token at the IdP where it can. */
@@ -141,7 +143,7 @@ export async function logout(profile: string, io: UserCliIo): Promise<number> {
     return EXIT.ok;
   }
   // Local first: whatever the IdP says, this machine no longer holds the tokens.
-  putProfile(path, profile, undefined);
+  await withTokenFileLock(path, async () => putProfile(path, profile, undefined));
   if (entry.refreshToken === undefined) {
     io.stderr(`Logged out (profile ${profile}); there was no refresh token to revoke\n`);
     return EXIT.ok;

@@ -5,7 +5,7 @@
  * user owns, is refused rather than used (as ssh refuses a private key with loose permissions).
  */
 import { randomBytes } from 'node:crypto';
-import { chmodSync, closeSync, fsyncSync, lstatSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { chmodSync, closeSync, fsyncSync, lstatSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, statSync, writeSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { EXIT, UserCliError, type StoredTokens, type TokenFile } from './contract.js';
@@ -94,4 +94,44 @@ export function putProfile(path: string, profile: string, tokens: StoredTokens |
   if (tokens === undefined) delete profiles[profile];
   else profiles[profile] = tokens;
   writeTokenFile(path, { version: 1, profiles });
+}
+
+/**
+ * A lock held by a process that died (killed mid-refresh) is broken after this: longer than one refresh can take
+ * (discovery and the token request, 30 s each at most).
+ */
+const LOCK_STALE_MS = 90_000;
+const LOCK_RETRY_MS = 50;
+
+/**
+ * Runs `fn` holding `<path>.lock` (created with O_EXCL), so parallel `oidc-authz token` runs (`xargs -P`, a
+ * notebook's threads) refresh one at a time: the IdP rotates refresh tokens, and Dex refuses a second use of the
+ * old one, so two refreshes at once would log the loser out. Callers re-read the file inside.
+ */
+export async function withTokenFileLock<T>(path: string, fn: () => Promise<T>): Promise<T> {
+  const lock = `${path}.lock`;
+  mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+  for (;;) {
+    try {
+      const fd = openSync(lock, 'wx', 0o600);
+      writeSync(fd, `${process.pid}\n`);
+      closeSync(fd);
+      break;
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+    }
+    let age: number | undefined;
+    try {
+      age = Date.now() - statSync(lock).mtimeMs;
+    } catch {
+      continue; // released between our attempt and the stat
+    }
+    if (age > LOCK_STALE_MS) rmSync(lock, { force: true });
+    else await new Promise((resolve) => setTimeout(resolve, LOCK_RETRY_MS));
+  }
+  try {
+    return await fn();
+  } finally {
+    rmSync(lock, { force: true });
+  }
 }

@@ -136,6 +136,16 @@ describe('device login at Dex with the built CLI', () => {
     expect(refused).toMatchObject({ code: 3, stdout: '', stderr: 'oidc-authz token: the IdP refused the stored refresh token (invalid_request: Refresh token is invalid or has already been claimed by another client.): run oidc-authz login again\n' });
   }, SLOW);
 
+  test('three `token` runs in parallel, each refreshing (file lock): all succeed although Dex refuses a second use of a refresh token', async () => {
+    const { user } = await loggedIn();
+    const runs = await Promise.all([1, 2, 3].map(() => user.cli(['token', '--min-valid', '1h'])));
+    expect(runs.map((run) => run.code)).toEqual([0, 0, 0]);
+    // One after the other, each with the refresh token the previous one stored: three different ID tokens.
+    expect(new Set(runs.map((run) => run.stdout)).size).toBe(3);
+    expect(runs.map((run) => run.stdout)).toContain(`${user.tokens().default!.idToken}\n`);
+    for (const run of runs) expect((await check(run.stdout.trim())).status).toBe(200);
+  }, SLOW);
+
   test('`logout` forgets the tokens and says Dex cannot revoke them; `token` then exits 3', async () => {
     const { user } = await loggedIn();
     const out = await user.cli(['logout']);

@@ -3,7 +3,7 @@
  * refresh decision, settings precedence, and the mapping of the IdP's RFC 8628 / RFC 6749 answers to
  * messages and exit codes (a scripted token endpoint on loopback; the poll loop's sleep is recorded, not waited).
  */
-import { chmodSync, mkdtempSync, readdirSync, statSync, writeFileSync, mkdirSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, readdirSync, statSync, utimesSync, writeFileSync, mkdirSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -13,7 +13,7 @@ import { EXIT, UserCliError, type StoredTokens } from '../../src/user-cli/contra
 import { pollForTokens, type DeviceAuthorization, type IdpEndpoints } from '../../src/user-cli/device-flow.js';
 import { decide, jwtExpiresAt } from '../../src/user-cli/expiry.js';
 import { resolveSettings } from '../../src/user-cli/settings.js';
-import { getProfile, putProfile, readTokenFile, tokenFilePath, unsafeReason } from '../../src/user-cli/token-store.js';
+import { getProfile, putProfile, readTokenFile, tokenFilePath, unsafeReason, withTokenFileLock } from '../../src/user-cli/token-store.js';
 
 const fakeJwt = (claims: Record<string, unknown>) => `e30.${Buffer.from(JSON.stringify(claims)).toString('base64url')}.c2ln`;
 const NOW = 1_800_000_000_000;
@@ -252,6 +252,35 @@ describe('login and token against the scripted IdP', () => {
     } finally {
       await idp.close();
     }
+  });
+
+  test('parallel `token` runs refresh one at a time (file lock): one refresh at the IdP, both print the new token', async () => {
+    const fresh = fakeJwt({ email: 'alice@example.com', exp: NOW / 1000 + 3600 });
+    // A second refresh with the spent token would get Dex's answer: the lock must keep it from happening.
+    const idp = await scriptedIdp([[200, { access_token: 'at-2', id_token: fresh, refresh_token: 'rt-2', expires_in: 3600 }], [400, { error: 'invalid_request', error_description: 'Refresh token is invalid or has already been claimed by another client.' }]]);
+    try {
+      const env = { XDG_CONFIG_HOME: tempHome() };
+      putProfile(tokenFilePath(env), 'default', entry({ issuer: idp.issuer, idToken: fakeJwt({ exp: NOW / 1000 + 30 }) }));
+      const runs = [io(env), io(env)];
+      const codes = await Promise.all(runs.map((run) => printToken({ profile: 'default', kind: 'id', minValidMs: 60_000 }, run.io)));
+      expect(codes).toEqual([0, 0]);
+      expect(runs.map((run) => run.out)).toEqual([[`${fresh}\n`], [`${fresh}\n`]]);
+      expect(idp.requests).toEqual([{ grant_type: 'refresh_token', refresh_token: 'rt-1', client_id: 'cli' }]);
+      expect(getProfile(tokenFilePath(env), 'default')).toMatchObject({ refreshToken: 'rt-2', accessToken: 'at-2', idToken: fresh });
+      expect(existsSync(`${tokenFilePath(env)}.lock`)).toBe(false);
+    } finally {
+      await idp.close();
+    }
+  });
+
+  test('a lock left by a killed run is broken once stale', async () => {
+    const path = tokenFilePath({ XDG_CONFIG_HOME: tempHome() });
+    mkdirSync(join(path, '..'), { recursive: true });
+    writeFileSync(`${path}.lock`, '12345\n');
+    const old = new Date(Date.now() - 120_000);
+    utimesSync(`${path}.lock`, old, old);
+    expect(await withTokenFileLock(path, async () => 'ran')).toBe('ran');
+    expect(existsSync(`${path}.lock`)).toBe(false);
   });
 
   test('token without a login: exit 3', async () => {
