@@ -78,7 +78,10 @@ export interface StoredTokens {
   readonly obtainedAt: number;
 }
 
-/** tokens.json: the file holds every profile; it is rewritten whole (atomically) on every change. */
+/**
+ * tokens.json: the file holds every profile; it is rewritten whole (atomically) on every change, holding
+ * tokens.json.lock, so parallel runs neither lose each other's profiles nor refresh with the same token.
+ */
 export interface TokenFile {
   readonly version: 1;
   readonly profiles: Readonly<Record<string, StoredTokens>>;

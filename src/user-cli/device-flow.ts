@@ -161,7 +161,8 @@ export async function pollForTokens(
   let slowDowns = 0;
   for (;;) {
     await clock.sleep(intervalS * 1000);
-    if (clock.now() >= deadline) throw expired(authorization);
+    // Poll even when the sleep ended past expires_in: the user may have approved just before it, and the IdP
+    // is the one to say expired_token. Only an IdP still answering "pending" past the deadline is cut off here.
     polls++;
     const body = new URLSearchParams({ grant_type: DEVICE_CODE_GRANT, device_code: authorization.deviceCode, client_id: clientId });
     const { status, json } = await idpRequest(idp.tokenEndpoint, { method: 'POST', body }, 'the device code poll');
@@ -171,8 +172,10 @@ export async function pollForTokens(
     }
     switch (error?.error) {
       case 'authorization_pending':
+        if (clock.now() >= deadline) throw expired(authorization, 'still pending at the IdP');
         continue;
       case 'slow_down':
+        if (clock.now() >= deadline) throw expired(authorization, 'still pending at the IdP');
         // §3.5: the interval grows by 5 s for this and every later request.
         slowDowns++;
         intervalS += SLOW_DOWN_STEP_S;
@@ -180,15 +183,16 @@ export async function pollForTokens(
       case 'access_denied':
         throw new UserCliError('the login was refused on the verification page (access_denied): nothing was stored; run oidc-authz login again to retry', EXIT.denied);
       case 'expired_token':
-        throw expired(authorization);
+        throw expired(authorization, 'expired_token');
       default:
         throw new UserCliError(`the IdP refused the device login: ${error ? error.message : `HTTP ${status}`}`, EXIT.failure);
     }
   }
 }
 
-function expired(authorization: DeviceAuthorization): UserCliError {
-  return new UserCliError(`the code ${authorization.userCode} expired before it was approved (expired_token, after ${authorization.expiresInS} s): run oidc-authz login again`, EXIT.expired);
+/** `why`: the IdP's expired_token, or our own deadline passed while the IdP still said pending. */
+function expired(authorization: DeviceAuthorization, why: string): UserCliError {
+  return new UserCliError(`the code ${authorization.userCode} expired before it was approved (${why}, after ${authorization.expiresInS} s): run oidc-authz login again`, EXIT.expired);
 }
 
 function tokenAnswer(json: Record<string, unknown>): TokenAnswer {

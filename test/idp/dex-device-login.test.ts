@@ -155,6 +155,23 @@ describe('device login at Dex with the built CLI', () => {
     expect(await user.cli(['token'])).toMatchObject({ code: 3, stdout: '', stderr: expect.stringMatching(/^oidc-authz token: not logged in \(profile default, .*\): run oidc-authz login\n$/) });
   }, SLOW);
 
+  test('nobody approves before the code expires: Dex answers expired_token, the CLI says so (exit 5) and stores nothing', async () => {
+    // A Dex of its own whose device codes live 2 s (expiry.deviceRequests); Dex's interval stays 5 s.
+    const shortDex = await startDex({ users: [ALICE], clients: [CLI_CLIENT], deviceRequestLifetime: '2s' });
+    try {
+      const user = new CliUser();
+      const login = user.login(['--issuer', shortDex.issuer, '--client-id', CLI_CLIENT.id]);
+      expect((await login.prompt).url).toMatch(new RegExp(`^${shortDex.issuer}/device\\?user_code=`));
+      const result = await login.done;
+      expect(result.code).toBe(5);
+      expect(result.stdout).toBe('');
+      expect(result.stderr).toMatch(/Waiting for approval \(the code expires in 2 s\)…\noidc-authz login: the code [A-Z]{4}-[A-Z]{4} expired before it was approved \(expired_token, after 2 s\): run oidc-authz login again\n$/);
+      expect(() => statSync(user.tokenFile)).toThrow(/ENOENT/);
+    } finally {
+      await shortDex.stop();
+    }
+  }, SLOW);
+
   test('a token file others can read is refused (exit 6), token not printed', async () => {
     const { user } = await loggedIn();
     chmodSync(user.tokenFile, 0o640);

@@ -175,6 +175,18 @@ const AUTHORIZATION: DeviceAuthorization = { deviceCode: 'dc', userCode: 'ABCD-E
 const pending: [number, Record<string, unknown>] = [400, { error: 'authorization_pending' }];
 
 describe('polling the token endpoint (RFC 8628 §3.5)', () => {
+  test('an approval answered at the first poll after expires_in still counts: the IdP decides, not our clock', async () => {
+    const idp = await scriptedIdp([pending, [200, { access_token: 'at' }]]);
+    try {
+      const clock = fakeClock();
+      const { tokens } = await pollForTokens(idp.endpoints, 'cli', { ...AUTHORIZATION, expiresInS: 8 }, clock);
+      expect(tokens.access_token).toBe('at');
+      expect(clock.slept).toEqual([5_000, 5_000]);
+    } finally {
+      await idp.close();
+    }
+  });
+
   test('waits the interval, keeps polling while pending, adds 5 s at each slow_down and keeps it', async () => {
     const idp = await scriptedIdp([pending, [400, { error: 'slow_down' }], pending, [200, { access_token: 'at', id_token: 'it', expires_in: 60 }]]);
     try {
@@ -207,8 +219,9 @@ describe('polling the token endpoint (RFC 8628 §3.5)', () => {
     try {
       const clock = fakeClock();
       const failure = pollForTokens(idp.endpoints, 'cli', AUTHORIZATION, clock);
-      await expect(failure).rejects.toMatchObject({ exitCode: EXIT.expired });
-      expect(idp.requests).toHaveLength(11);
+      await expect(failure).rejects.toEqual(new UserCliError('the code ABCD-EFGH expired before it was approved (still pending at the IdP, after 60 s): run oidc-authz login again', EXIT.expired));
+      // Polls at 5, 10, …, 60 s: the last one at the deadline, in case the user approved just before it.
+      expect(idp.requests).toHaveLength(12);
     } finally {
       await idp.close();
     }
