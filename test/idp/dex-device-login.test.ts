@@ -13,7 +13,7 @@ import { launchChromium, Profiles, screenshot, SLOW } from '../support/chromium.
 import { CliUser } from '../support/device-login.js';
 import { startDex, type DexClient, type DexUser, type RunningDex } from '../support/dex.js';
 import { claimsOf } from '../support/gateway-client.js';
-import { startService, type RunningService } from '../support/service.js';
+import { startService, tempFile, type RunningService } from '../support/service.js';
 
 const ALICE: DexUser = { username: 'alice', email: 'alice@example.com', password: 'alice-pw', groups: ['team-a', 'ml'] };
 /** Kubeflow-style public client for the CLI: no secret, no redirect URIs (Dex then allows its device callback). */
@@ -153,6 +153,28 @@ describe('device login at Dex with the built CLI', () => {
     expect(out.stderr).toBe(`Logged out (profile default); ${dex.issuer} has no revocation endpoint, so the refresh token stays valid at the IdP until it expires\n`);
     expect(user.tokens()).toEqual({});
     expect(await user.cli(['token'])).toMatchObject({ code: 3, stdout: '', stderr: expect.stringMatching(/^oidc-authz token: not logged in \(profile default, .*\): run oidc-authz login\n$/) });
+  }, SLOW);
+
+  test('Kubeflow\'s shape (Dex is also the browser-login issuer): the CLI\'s token passes once oidc.audiences lists the CLI client, and is refused (wrong_audience) before', async () => {
+    const { user } = await loggedIn();
+    const idToken = (await user.cli(['token'])).stdout.trim();
+    const kubeflow = (audiences: string[]): ConfigInput => ({
+      publicUrl: 'https://kubeflow.example.com',
+      oidc: { issuer: dex.issuer, clientId: 'kubeflow-oidc-authservice', clientSecretFile: tempFile('unused-by-bearer-checks'), audiences },
+      session: { secretsFile: tempFile('dex-device-suite-cookie-secret-0123456789abcdef') },
+      rules: [{ name: 'everything-else', paths: ['/**'], allow: 'authenticated' }],
+    });
+    for (const [audiences, status] of [[['kubeflow-cli'], 200], [[], 401]] as const) {
+      const kubeflowService = await startService(kubeflow([...audiences]));
+      try {
+        const response = await fetch(`${kubeflowService.url}/authz/pipeline/apis/v2beta1/pipelines`, { headers: { authorization: `Bearer ${idToken}`, accept: 'application/json', host: 'kubeflow.example.com' } });
+        expect(response.status).toBe(status);
+        if (status === 200) expect(response.headers.get('kubeflow-userid')).toBe('alice@example.com');
+        else expect(await response.json()).toEqual({ error: 'unauthorized', reason: 'wrong_audience' });
+      } finally {
+        await kubeflowService.close();
+      }
+    }
   }, SLOW);
 
   test('nobody approves before the code expires: Dex answers expired_token, the CLI says so (exit 5) and stores nothing', async () => {

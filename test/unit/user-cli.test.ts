@@ -12,6 +12,7 @@ import { login, printToken, scopesFor, type UserCliIo } from '../../src/user-cli
 import { EXIT, UserCliError, type StoredTokens } from '../../src/user-cli/contract.js';
 import { pollForTokens, type DeviceAuthorization, type IdpEndpoints } from '../../src/user-cli/device-flow.js';
 import { decide, jwtExpiresAt } from '../../src/user-cli/expiry.js';
+import { runUserCli } from '../../src/user-cli/main.js';
 import { resolveSettings } from '../../src/user-cli/settings.js';
 import { getProfile, putProfile, readTokenFile, tokenFilePath, unsafeReason, withTokenFileLock } from '../../src/user-cli/token-store.js';
 
@@ -126,12 +127,15 @@ describe('settings and scopes', () => {
 interface ScriptedIdp {
   readonly issuer: string;
   readonly endpoints: IdpEndpoints;
+  /** Token endpoint requests. */
   readonly requests: Array<Record<string, string>>;
+  readonly deviceRequests: Array<Record<string, string>>;
   close(): Promise<void>;
 }
 
 async function scriptedIdp(answers: Array<[number, Record<string, unknown>]>): Promise<ScriptedIdp> {
   const requests: Array<Record<string, string>> = [];
+  const deviceRequests: Array<Record<string, string>> = [];
   let issuer = '';
   const server: Server = createServer((req: IncomingMessage, res: ServerResponse) => {
     let body = '';
@@ -144,6 +148,7 @@ async function scriptedIdp(answers: Array<[number, Record<string, unknown>]>): P
       if (req.url === '/.well-known/openid-configuration') {
         return send(200, { issuer, token_endpoint: `${issuer}/token`, device_authorization_endpoint: `${issuer}/device`, scopes_supported: ['openid', 'offline_access'] });
       }
+      if (req.url === '/device') deviceRequests.push(Object.fromEntries(new URLSearchParams(body)));
       if (req.url === '/device') return send(200, { device_code: 'dc', user_code: 'ABCD-EFGH', verification_uri: `${issuer}/verify`, verification_uri_complete: `${issuer}/verify?user_code=ABCD-EFGH`, expires_in: 60, interval: 2 });
       requests.push(Object.fromEntries(new URLSearchParams(body)));
       const [status, json] = answers.shift() ?? [500, { error: 'server_error' }];
@@ -156,6 +161,7 @@ async function scriptedIdp(answers: Array<[number, Record<string, unknown>]>): P
     issuer,
     endpoints: { issuer, deviceAuthorizationEndpoint: `${issuer}/device`, tokenEndpoint: `${issuer}/token`, revocationEndpoint: undefined, scopesSupported: undefined },
     requests,
+    deviceRequests,
     close: () => new Promise((resolve) => server.close(() => resolve())),
   };
 }
@@ -294,6 +300,30 @@ describe('login and token against the scripted IdP', () => {
     utimesSync(`${path}.lock`, old, old);
     expect(await withTokenFileLock(path, async () => 'ran')).toBe('ran');
     expect(existsSync(`${path}.lock`)).toBe(false);
+  });
+
+  test('--audience and --scope reach the device authorization request', async () => {
+    const idp = await scriptedIdp([[200, { access_token: 'at' }]]);
+    try {
+      const session = io({ XDG_CONFIG_HOME: tempHome() });
+      await login({ profile: 'default', issuer: idp.issuer, clientId: 'cli', scopes: ['email'], audience: 'https://api.example.com' }, session.io);
+      expect(idp.deviceRequests).toEqual([{ client_id: 'cli', scope: 'openid email', audience: 'https://api.example.com' }]);
+      expect(session.err.join('')).toContain('no refresh token (add offline_access to --scope to stay logged in)');
+    } finally {
+      await idp.close();
+    }
+  });
+
+  test('flag mistakes are usage errors (exit 2) on stderr', async () => {
+    const session = io({ XDG_CONFIG_HOME: tempHome() });
+    expect(await runUserCli('token', ['--id-token', '--access-token'], session.io)).toBe(EXIT.usage);
+    expect(await runUserCli('token', ['--min-valid', 'soon'], session.io)).toBe(EXIT.usage);
+    expect(await runUserCli('login', ['--bogus'], session.io)).toBe(EXIT.usage);
+    expect(await runUserCli('token', ['--profile', '../x'], session.io)).toBe(EXIT.usage);
+    expect(session.out).toEqual([]);
+    expect(session.err[0]).toBe('oidc-authz token: --id-token or --access-token, not both\n');
+    expect(session.err[1]).toBe('oidc-authz token: --min-valid "soon": use a duration like 60s, 5m or 1h\n');
+    expect(session.err[2]).toMatch(/^oidc-authz login: Unknown option '--bogus'/);
   });
 
   test('token without a login: exit 3', async () => {
