@@ -6,6 +6,7 @@
  * oidc-authz test CONFIG CASES... [--format text|junit] [--output FILE]
  * oidc-authz provider [--config FILE] [--service HOST] [--port N]
  * oidc-authz sessions revoke (--user ID | --subject SUB | --sid SID) [--issuer ISS] [--config FILE]
+ * oidc-authz login | token | logout                (for users: src/user-cli/contract.ts)
  */
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
@@ -19,6 +20,7 @@ import { runPolicyTests } from './policy-test/command.js';
 import { explain, type ExplainCaller } from './policy-test/explain.js';
 import { bareToken, checkToken, networkTokenContext } from './policy-test/token.js';
 import { revokeSessions, type RevokeTarget } from './session-store/revoke-cli.js';
+import { runUserCli, USER_CLI_USAGE } from './user-cli/main.js';
 
 const DEFAULT_CONFIG = '/etc/oidc-authz/config.yaml';
 const USAGE = `usage:
@@ -36,7 +38,8 @@ const USAGE = `usage:
                                                    end sessions kept in Redis (session.store: redis) on
                                                    every replica: a user's (kubeflow-userid value), a
                                                    subject's or an IdP session's (--issuer: default oidc.issuer)
-`;
+For users (tokens for scripts and SDKs; no service config needed):
+${USER_CLI_USAGE}`;
 
 export async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
@@ -131,6 +134,10 @@ export async function main(argv: string[]): Promise<number> {
       process.stdout.write(`${ended} session${ended === 1 ? '' : 's'} ended; every replica refuses ${ended === 1 ? 'it' : 'them'} within session.redis.cacheFor (${config.session.redis!.cacheFor / 1000} s)\n`);
       return 0;
     }
+    case 'login':
+    case 'token':
+    case 'logout':
+      return runUserCli(command, rest);
     case undefined:
     case '-h':
     case '--help':

@@ -52,6 +52,8 @@ export interface DexOptions {
    * Dex's default is none: a second use of a refresh token, even at the same moment, is refused.
    */
   readonly refreshTokenReuseInterval?: string;
+  /** Dex's `expiry.deviceRequests`: how long a device code (RFC 8628) may wait for approval. Default 5m, as Dex's own. */
+  readonly deviceRequestLifetime?: string;
 }
 
 export interface RunningDex {
@@ -80,6 +82,7 @@ export function dexConfig(issuer: string, port: number, options: DexOptions): ob
     expiry: {
       idTokens: options.idTokenLifetime ?? '24h',
       ...(options.refreshTokenReuseInterval ? { refreshTokens: { reuseInterval: options.refreshTokenReuseInterval } } : {}),
+      ...(options.deviceRequestLifetime ? { deviceRequests: options.deviceRequestLifetime } : {}),
     },
     oauth2: { skipApprovalScreen: true, passwordConnector: 'local' },
     enablePasswordDB: true,
