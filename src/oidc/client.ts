@@ -1,7 +1,7 @@
 /**
  * The relying-party side of OIDC, on openid-client: discovery (started at boot, retried until it
  * succeeds, checked against the configured issuer), the authorization URL with PKCE S256 + state +
- * nonce, the code exchange, refresh, userinfo and the RP-initiated logout URL.
+ * nonce, the code exchange, refresh, userinfo, RFC 8693 token exchange and the RP-initiated logout URL.
  *
  * What can go wrong is kept in three kinds, because each asks for something else: the IdP is
  * unreachable (retry later, keep sessions), it says no (the user signs in again), or our configuration
@@ -13,6 +13,7 @@ import type { Claims } from '../authn/claims.js';
 import { DEFAULT_SCOPES } from '../config/schema.js';
 import type { Logger } from '../log.js';
 import { diagnoseDiscovery, type DiscoveryProblem } from './discovery.js';
+import { ACCESS_TOKEN_TYPE, exchangeErrorOf, failureOfStatus, TOKEN_EXCHANGE_GRANT, type ExchangeGrantResult, type ExchangeTarget } from '../token-exchange/contract.js';
 
 export interface OidcSettings {
   readonly issuer: string;
@@ -306,6 +307,34 @@ export class OidcClient {
     }
   }
 
+  /**
+   * RFC 8693 token exchange at the token endpoint, as this (confidential) client: `subjectToken`, an access
+   * token that names this client in its audience (Keycloak's requirement), for one restricted to `target`.
+   * Never throws: the answer is classified for the check (token-exchange/contract.ts).
+   */
+  async exchangeToken(subjectToken: string, target: ExchangeTarget, now: number): Promise<ExchangeGrantResult> {
+    let config: oidc.Configuration;
+    try {
+      config = await this.config();
+    } catch (error) {
+      return { kind: 'unavailable', error: error instanceof IdpMisconfiguredError ? 'misconfigured' : 'unreachable' };
+    }
+    const parameters: Record<string, string> = {
+      subject_token: subjectToken,
+      subject_token_type: ACCESS_TOKEN_TYPE,
+      requested_token_type: ACCESS_TOKEN_TYPE,
+      audience: target.audience,
+    };
+    if (target.scope !== null) parameters.scope = target.scope;
+    try {
+      const response = await oidc.genericGrantRequest(config, TOKEN_EXCHANGE_GRANT, parameters);
+      const expiresAt = typeof response.expires_in === 'number' ? now + response.expires_in * 1000 : null;
+      return { kind: 'ok', accessToken: response.access_token, expiresAt };
+    } catch (error) {
+      return exchangeFailureOf(error);
+    }
+  }
+
   /** The userinfo claims for an access token; `sub` must be the ID token's (OIDC Core §5.3.2). */
   async userInfo(accessToken: string, expectedSubject: string): Promise<Claims> {
     const config = await this.config();
@@ -404,6 +433,17 @@ export function classify(error: unknown, call: IdpCall): IdpRejectedError | IdpU
     return new IdpRejectedError(code.toLowerCase(), oneLine((error as Error).message));
   }
   return new IdpUnavailableError(`identity provider unavailable: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
+}
+
+/** A failed exchange, for the check: the IdP's refusals → refused (403), its trouble and ours → unavailable (503). */
+export function exchangeFailureOf(error: unknown): Exclude<ExchangeGrantResult, { kind: 'ok' }> {
+  if (error instanceof oidc.WWWAuthenticateChallengeError) {
+    const code = error.cause[0]?.parameters.error;
+    return failureOfStatus(error.status, typeof code === 'string' ? code : 'invalid_client');
+  }
+  if (error instanceof oidc.ResponseBodyError) return failureOfStatus(error.status, error.error);
+  // Timeouts, connection errors, answers that are no token response: labelled as a refresh's would be.
+  return { kind: 'unavailable', error: exchangeErrorOf(unavailabilityOf(new IdpUnavailableError('token exchange failed', { cause: error }))) };
 }
 
 /** A bounded metric label for why the IdP could not be used. */

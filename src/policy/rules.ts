@@ -4,6 +4,7 @@
  * then passed over. Compile errors name the config field.
  */
 import type { Config, Rule } from '../config/schema.js';
+import type { ExchangeTarget } from '../token-exchange/contract.js';
 import { compileRequirement, type CompiledRequirement } from './requirement.js';
 import { compileHostPattern, compileTemplate, NO_PARAMS, TemplateError, type HostPattern, type PathParams, type PathTemplate } from './template.js';
 
@@ -29,6 +30,8 @@ export interface CompiledRule {
   /** "audit": evaluated and recorded, never decides; the request goes on to the next rule. */
   readonly audit: boolean;
   readonly corsPreflight: CorsPreflight | null;
+  /** upstreamToken.exchange: the allow's upstream gets the caller's token exchanged for this; null for most rules. */
+  readonly exchange: ExchangeTarget | null;
 }
 
 export interface AuditMatch {
@@ -70,6 +73,7 @@ export function compilePolicy(config: Pick<Config, 'rules' | 'defaultRule'>): Po
     access: config.defaultRule === 'authenticated' ? { kind: 'authenticated' } : { kind: 'deny' },
     audit: false,
     corsPreflight: null,
+    exchange: null,
   };
   return {
     rules,
@@ -184,6 +188,11 @@ function compileRule(rule: Rule, index: number): CompiledRule {
     }
     access = { kind: 'require', requirement };
   }
+  if (rule.upstreamToken !== undefined) {
+    // Only an allow with a caller's token can exchange it; an audit rule never allows anything itself.
+    if (access.kind === 'anonymous' || access.kind === 'deny') throw new PolicyError(`${at}.upstreamToken`, `needs a rule that authenticates the caller (allow: authenticated or a requirement), not allow: ${access.kind}`);
+    if (rule.mode === 'audit') throw new PolicyError(`${at}.upstreamToken`, 'has no effect on a rule in mode: audit (it never decides)');
+  }
   return {
     name: rule.name,
     index,
@@ -194,5 +203,6 @@ function compileRule(rule: Rule, index: number): CompiledRule {
     access,
     audit: rule.mode === 'audit',
     corsPreflight: rule.cors ? { origins: rule.cors.origins ? new Set(rule.cors.origins) : null } : null,
+    exchange: rule.upstreamToken ? { audience: rule.upstreamToken.exchange.audience, scope: rule.upstreamToken.exchange.scope ?? null } : null,
   };
 }
