@@ -12,11 +12,14 @@ import type { AuditMatch, CompiledRule, Policy } from '../policy/rules.js';
 import { pathSegments, type PathParams } from '../policy/template.js';
 import { readCookieHeader, type CookieNames } from '../session/cookie-header.js';
 import type { ExchangeError, ExchangeOutcome, TokenExchanger } from '../token-exchange/contract.js';
+import type { OfflineHandover, OfflineHandoverResult } from '../oidc/offline.js';
 import { normalizeHost, normalizePath, type BadRequestReason } from './normalize.js';
 import { isBrowserNavigation, type CheckRequest } from './request.js';
 
 export type UnauthorizedReason = 'no_credentials' | TokenFailure | SessionFailure;
-export type ForbiddenReason = 'rule_deny' | 'default_deny' | 'requirement_not_met' | 'audience_unchecked' | 'exchange_refused';
+export type ForbiddenReason = 'rule_deny' | 'default_deny' | 'requirement_not_met' | 'audience_unchecked' | 'exchange_refused'
+  // An offlineToken route: a grant needs a browser session's consent; the grant found was another user's.
+  | 'offline_grant_required' | 'offline_grant_other_user';
 
 /** What an audit-mode rule would have decided (it did not: the request went on to the next rule). */
 export interface AuditOutcome {
@@ -44,8 +47,10 @@ type DecisionBody =
       readonly upstreamCookie: string | null;
       /** The rule's upstreamToken (an exchanged access token): sent as `authorization: Bearer …`, replacing the client's. */
       readonly upstreamToken?: string | undefined;
+      /** An offlineToken route's grant, handed over in this answer only. */
+      readonly offlineToken?: { readonly header: string; readonly token: string } | undefined;
     } & WithCookies)
-  | ({ readonly kind: 'login'; readonly rule: CompiledRule; readonly reason: 'no_credentials' | SessionFailure; readonly location: string } & WithCookies)
+  | ({ readonly kind: 'login'; readonly rule: CompiledRule; readonly reason: 'no_credentials' | SessionFailure | 'offline_grant_required'; readonly location: string } & WithCookies)
   | ({
       readonly kind: 'unauthorized'; readonly rule: CompiledRule; readonly reason: UnauthorizedReason; readonly invalidToken: boolean;
       /** The issuer an unknown_issuer token named (the operator's clue to a wrong issuer spelling). */
@@ -71,6 +76,8 @@ export interface DecideDeps {
   readonly cookieNames: CookieNames;
   /** Exchanges tokens for rules with upstreamToken.exchange; absent or null: such a rule answers 503. */
   readonly exchange?: TokenExchanger | null | undefined;
+  /** Opens offline-grant hand-overs for rules with offlineToken; absent or null: such a rule hands none over. */
+  readonly offline?: OfflineHandover | null | undefined;
 }
 
 
@@ -96,19 +103,48 @@ export function decide(request: CheckRequest, deps: DecideDeps): Decision | Prom
 
   const { rule, params, audits } = deps.policy.match(request.method, host.host, segments);
   const context: AuthorizationContext = { request, loginUrl: deps.loginUrl, upstreamCookie: cookies.upstream };
+  // Rules that add a token to their allow (upstreamToken, offlineToken) finish it after the authorization.
+  const finishAllow = (d: Decision) => (rule.exchange !== null ? withExchange(d, request, deps) : withOfflineGrant(d, request, path.path, deps));
   if (audits !== null) {
     const decidedWithAudits = decideWithAudits(rule, params, audits, context, () => deps.authenticator.authenticate(request, cookies.session));
-    if (rule.exchange === null) return decidedWithAudits;
-    return decidedWithAudits instanceof Promise ? decidedWithAudits.then((d) => withExchange(d, request, deps)) : withExchange(decidedWithAudits, request, deps);
+    if (rule.exchange === null && rule.offlineToken === null) return decidedWithAudits;
+    return decidedWithAudits instanceof Promise ? decidedWithAudits.then(finishAllow) : finishAllow(decidedWithAudits);
   }
   const decided = decideWithoutCredentials(rule, context);
   if (decided !== null) return decided;
   const auth = deps.authenticator.authenticate(request, cookies.session);
-  // Rules without an exchange (nearly all) take the path they always took: nothing more to read or allocate.
-  if (rule.exchange === null) return auth instanceof Promise ? auth.then((a) => authorize(rule, params, a, context)) : authorize(rule, params, auth, context);
+  // Rules without an exchange or offline grant (nearly all) take the path they always took: nothing more to read or allocate.
+  if (rule.exchange === null && rule.offlineToken === null) return auth instanceof Promise ? auth.then((a) => authorize(rule, params, a, context)) : authorize(rule, params, auth, context);
   return auth instanceof Promise
-    ? auth.then((a) => withExchange(authorize(rule, params, a, context), request, deps))
-    : withExchange(authorize(rule, params, auth, context), request, deps);
+    ? auth.then((a) => finishAllow(authorize(rule, params, a, context)))
+    : finishAllow(authorize(rule, params, auth, context));
+}
+
+/**
+ * An allow of a rule with offlineToken: with the grant its login handed over (once; the hand-over cookie
+ * deleted in the same answer), else a browser is sent to a login asking offline_access with consent.
+ * Only a browser session can consent: a bearer caller is refused (offline_grant_required).
+ */
+function withOfflineGrant(decision: Decision, request: CheckRequest, path: string, deps: DecideDeps): Decision | Promise<Decision> {
+  if (decision.kind !== 'allow' || decision.identity === null) return decision;
+  const { identity, rule: { offlineToken } } = decision;
+  if (offlineToken === null) return decision;
+  const navigation = isBrowserNavigation(request);
+  const refuse = (reason: 'offline_grant_required' | 'offline_grant_other_user', setCookie?: readonly string[]): Decision =>
+    ({ kind: 'forbidden', rule: decision.rule, reason, unmet: null, identity, navigation, setCookie: setCookie ?? decision.setCookie, ...(decision.audits ? { audits: decision.audits } : {}) });
+  const handover = deps.offline;
+  if (handover === undefined || handover === null || identity.via !== 'cookie') return refuse('offline_grant_required');
+  const cookieHeader = typeof request.headers.cookie === 'string' ? request.headers.cookie : undefined;
+  return handover.consume(cookieHeader, path, identity).then((found: OfflineHandoverResult): Decision => {
+    const secure = request.scheme === 'https';
+    if (found.kind === 'token') {
+      return { ...decision, offlineToken: { header: offlineToken.header, token: found.token }, setCookie: [...(decision.setCookie ?? []), handover.clear(path, secure)] };
+    }
+    if (found.kind === 'other_user') return refuse('offline_grant_other_user', [...(decision.setCookie ?? []), handover.clear(path, secure)]);
+    const location = navigation && deps.loginUrl !== null ? deps.loginUrl(request) : null;
+    if (location === null) return refuse('offline_grant_required');
+    return { kind: 'login', rule: decision.rule, reason: 'offline_grant_required', location: `${location}&offline=1`, setCookie: decision.setCookie, ...(decision.audits ? { audits: decision.audits } : {}) };
+  });
 }
 
 /**

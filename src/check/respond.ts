@@ -84,6 +84,12 @@ export function createResponder(options: ResponderOptions): Responder {
         // The exchanged token replaces the client's Authorization (the plan lists it when a rule exchanges).
         if (decision.upstreamToken !== undefined) headers.push('authorization', `Bearer ${decision.upstreamToken}`);
         else if (forwardIdToken && identity.idToken !== undefined) headers.push('authorization', `Bearer ${identity.idToken}`);
+        if (decision.offlineToken !== undefined) {
+          // The one answer that sets the offline header: it must not also remove it (Envoy removes after setting).
+          const { header, token } = decision.offlineToken;
+          headers[5] = headers[5]!.split(',').filter((name) => name !== header).join(',');
+          headers.push(header, token);
+        }
         if (decision.setCookie) for (const cookie of decision.setCookie) headers.push('set-cookie', cookie);
         res.writeHead(200, headers);
         res.end();

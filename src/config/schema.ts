@@ -184,6 +184,14 @@ export const ruleSchema = z.strictObject({
       scope: z.string().regex(/^[\x21\x23-\x5b\x5d-\x7e]+( [\x21\x23-\x5b\x5d-\x7e]+)*$/, 'scope tokens separated by single spaces (RFC 6749 §3.3)').optional(),
     }),
   }).optional(),
+  /**
+   * Delegated access for long jobs (README): a browser on this rule's paths (exact paths only) is sent through a
+   * login asking `offline_access` with consent, and the next request to the same path hands the offline
+   * (refresh) token to the upstream in `header`, once. Every other allow removes that header.
+   */
+  offlineToken: z.strictObject({
+    header: z.string().regex(/^[a-z0-9][a-z0-9-]{0,62}$/, 'a lower-case header name (letters, digits, "-")'),
+  }).optional(),
 });
 
 /**

@@ -40,6 +40,8 @@ export interface LoginUrls {
   readonly redirectUri: string;
   /** Replaces discovery's authorization_endpoint for browsers (absolute URL). */
   readonly authorizationEndpoint: string | undefined;
+  /** An offline grant for an offlineToken route: scope `openid offline_access` only, with the user's consent asked again. */
+  readonly offline?: boolean | undefined;
 }
 
 /** What a token endpoint answered, the ID token already validated by openid-client. */
@@ -112,6 +114,9 @@ const SERVER_ERRORS = new Set(['server_error', 'temporarily_unavailable', 'slow_
 const SESSION_ENDED = new Set(['invalid_grant', 'invalid_request']);
 /** The shortest time between two refreshes of one session, whatever the IdP says its tokens live. */
 export const MIN_TOKEN_LIFETIME_MS = 30_000;
+
+/** The least an offline grant needs: the ID token (whose user must be the session's) and the offline token. */
+const OFFLINE_SCOPES = 'openid offline_access';
 
 export class OidcClient {
   private configuration: oidc.Configuration | null = null;
@@ -258,12 +263,14 @@ export class OidcClient {
     const nonce = oidc.randomNonce();
     const url = oidc.buildAuthorizationUrl(config, {
       redirect_uri: urls.redirectUri,
-      scope: this.scopes,
+      scope: urls.offline === true ? OFFLINE_SCOPES : this.scopes,
       code_challenge: await oidc.calculatePKCECodeChallenge(codeVerifier),
       code_challenge_method: 'S256',
       state,
       nonce,
       ...this.settings.extraAuthParams,
+      // A grant that outlives the session is asked for explicitly, every time.
+      ...(urls.offline === true ? { prompt: 'consent' } : {}),
     });
     if (urls.authorizationEndpoint !== undefined) {
       const browserFacing = new URL(urls.authorizationEndpoint);

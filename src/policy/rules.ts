@@ -32,6 +32,8 @@ export interface CompiledRule {
   readonly corsPreflight: CorsPreflight | null;
   /** upstreamToken.exchange: the allow's upstream gets the caller's token exchanged for this; null for most rules. */
   readonly exchange: ExchangeTarget | null;
+  /** offlineToken: the header an offline grant is handed over in, on this rule's exact paths; null for most rules. */
+  readonly offlineToken: { readonly header: string } | null;
 }
 
 export interface AuditMatch {
@@ -62,6 +64,14 @@ export class PolicyError extends Error {
 
 export const DEFAULT_RULE_NAME = 'default';
 
+/** A literal path: "/" and segments without captures or wildcards. */
+const EXACT_PATH = /^\/([^/{}*]+(\/[^/{}*]+)*)?$/;
+/** Headers an offline token must never be put in: the protocol's, ours, and the identity headers' defaults. */
+const RESERVED_HEADERS: ReadonlySet<string> = new Set([
+  'authorization', 'cookie', 'set-cookie', 'host', 'content-length', 'content-type', 'location', 'www-authenticate', 'transfer-encoding', 'connection',
+  'kubeflow-userid', 'kubeflow-groups', 'x-auth-request-user', 'x-auth-request-email', 'x-auth-request-groups',
+]);
+
 export function compilePolicy(config: Pick<Config, 'rules' | 'defaultRule'>): Policy {
   const rules = config.rules.map(compileRule);
   const defaultRule: CompiledRule = {
@@ -74,6 +84,7 @@ export function compilePolicy(config: Pick<Config, 'rules' | 'defaultRule'>): Po
     audit: false,
     corsPreflight: null,
     exchange: null,
+    offlineToken: null,
   };
   return {
     rules,
@@ -193,6 +204,16 @@ function compileRule(rule: Rule, index: number): CompiledRule {
     if (access.kind === 'anonymous' || access.kind === 'deny') throw new PolicyError(`${at}.upstreamToken`, `needs a rule that authenticates the caller (allow: authenticated or a requirement), not allow: ${access.kind}`);
     if (rule.mode === 'audit') throw new PolicyError(`${at}.upstreamToken`, 'has no effect on a rule in mode: audit (it never decides)');
   }
+  if (rule.offlineToken !== undefined) {
+    // A grant that outlives the session goes to one dedicated route only: no pattern may widen it.
+    rule.paths.forEach((source, i) => {
+      if (!EXACT_PATH.test(source)) throw new PolicyError(`${at}.paths.${i}`, `"${source}": a rule with offlineToken takes exact paths only (no {captures}, * or **)`);
+    });
+    if (access.kind === 'anonymous' || access.kind === 'deny') throw new PolicyError(`${at}.offlineToken`, `needs a rule that authenticates the caller (allow: authenticated or a requirement), not allow: ${access.kind}`);
+    if (rule.mode === 'audit') throw new PolicyError(`${at}.offlineToken`, 'has no effect on a rule in mode: audit (it never decides)');
+    if (rule.upstreamToken !== undefined) throw new PolicyError(`${at}.offlineToken`, 'cannot be combined with upstreamToken on one rule');
+    if (RESERVED_HEADERS.has(rule.offlineToken.header) || rule.offlineToken.header.startsWith('x-envoy-')) throw new PolicyError(`${at}.offlineToken.header`, `"${rule.offlineToken.header}" is a header the gateway or this service sets; choose one of its own (x-offline-token)`);
+  }
   return {
     name: rule.name,
     index,
@@ -204,5 +225,6 @@ function compileRule(rule: Rule, index: number): CompiledRule {
     audit: rule.mode === 'audit',
     corsPreflight: rule.cors ? { origins: rule.cors.origins ? new Set(rule.cors.origins) : null } : null,
     exchange: rule.upstreamToken ? { audience: rule.upstreamToken.exchange.audience, scope: rule.upstreamToken.exchange.scope ?? null } : null,
+    offlineToken: rule.offlineToken ? { header: rule.offlineToken.header } : null,
   };
 }

@@ -76,6 +76,12 @@ export function buildRuntime(config: Config, secrets: SealingSecrets | null, con
     sessions = keepSessions ? running.sessions : login.sessionsFor(config, secrets, deps.memory, bearerSetup.verifier);
   }
   const authenticator = createAuthenticator(bearerSetup.verifier, sessions, login?.servedOverHttps);
+  const offlineRule = config.rules.findIndex((rule) => rule.offlineToken !== undefined);
+  if (offlineRule !== -1 && login === null) throw new PolicyError(`rules.${offlineRule}.offlineToken`, 'needs oidc with session.secretsFile: the grant comes from a browser login');
+  const identityHeaders = [config.identity.userIdHeader, config.identity.groupsHeader];
+  config.rules.forEach((rule, index) => {
+    if (rule.offlineToken !== undefined && identityHeaders.includes(rule.offlineToken.header)) throw new PolicyError(`rules.${index}.offlineToken.header`, `"${rule.offlineToken.header}" is an identity header (identity.userIdHeader/groupsHeader)`);
+  });
   const exchanging = config.rules.findIndex((rule) => rule.upstreamToken !== undefined);
   // The exchange is made as oidc.clientId with its secret: the browser login's client.
   if (exchanging !== -1 && login === null) throw new PolicyError(`rules.${exchanging}.upstreamToken`, 'needs oidc with session.secretsFile: the exchange is made as oidc.clientId, the browser login\'s client');
@@ -94,6 +100,6 @@ export function buildRuntime(config: Config, secrets: SealingSecrets | null, con
     secrets,
     sessions,
     exchange,
-    decide: { policy, authenticator, loginUrl: login ? login.loginUrl : null, cookieNames: cookieNamesOf(config.session), exchange },
+    decide: { policy, authenticator, loginUrl: login ? login.loginUrl : null, cookieNames: cookieNamesOf(config.session), exchange, offline: login?.offline ?? null },
   };
 }
