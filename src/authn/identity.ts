@@ -33,6 +33,8 @@ export interface Identity {
   readonly audienceUnchecked: boolean;
   /** The session's ID token (cookie sessions only), for identity.forwardIdToken. */
   readonly idToken?: string | undefined;
+  /** The session's access token (cookie sessions, only while a rule exchanges tokens): the exchange's subject. */
+  readonly accessToken?: string | undefined;
 }
 
 export type IdentityFailure = 'missing_user_id' | 'unverified_email' | 'invalid_user_id';

@@ -150,14 +150,14 @@ function withOfflineGrant(decision: Decision, request: CheckRequest, path: strin
 /**
  * An allow of a rule with upstreamToken.exchange, with the exchanged token; the IdP's refusal → forbidden
  * (exchange_refused), its trouble → unavailable (exchange_unavailable). Other decisions pass unchanged.
- * The subject token is the caller's bearer token; a session holds no access token to exchange (yet), so a
- * cookie caller is refused with the reason counted as no_subject_token.
+ * The subject token is the caller's bearer token, or the session's access token (kept in sessions begun
+ * while a rule exchanged tokens); without one the caller is refused as no_subject_token.
  */
 function withExchange(decision: Decision, request: CheckRequest, deps: DecideDeps): Decision | Promise<Decision> {
   if (decision.kind !== 'allow' || decision.identity === null) return decision;
   const { identity, rule: { exchange: target } } = decision;
   if (target === null) return decision;
-  const subject = identity.via === 'bearer' ? bearerTokenOf(request.headers.authorization) : null;
+  const subject = identity.via === 'bearer' ? bearerTokenOf(request.headers.authorization) : identity.accessToken ?? null;
   if (subject === null || subject === '') return exchanged(decision, { ok: false, reason: 'exchange_refused', error: 'no_subject_token' }, request);
   if (deps.exchange === undefined || deps.exchange === null) return exchanged(decision, { ok: false, reason: 'exchange_unavailable', error: 'misconfigured' }, request);
   const exp = identity.claims.exp;

@@ -172,7 +172,7 @@ export const ruleSchema = z.strictObject({
   }).optional(),
   /**
    * The token this rule's upstream gets in `authorization: Bearer …` on allow. `exchange`: the caller's
-   * access token (its bearer token) exchanged at the IdP (RFC 8693, as oidc.clientId) for one restricted to
+   * access token (its bearer token, or its session's) exchanged at the IdP (RFC 8693, as oidc.clientId) for one restricted to
    * `audience` and `scope`; the caller's own Authorization header never reaches this upstream. Refused by
    * the IdP → 403 exchange_refused; IdP unreachable → 503 exchange_unavailable (README "Token exchange").
    */

@@ -28,6 +28,7 @@ import { TransactionCookies } from './transaction.js';
 import { EndSessionHandover } from './end-session.js';
 import { createBackchannelRoute } from './backchannel.js';
 import { createOfflineHandover, type OfflineHandover } from './offline.js';
+import { exchangesTokens } from '../envoy-contract.js';
 import type { Policy } from '../policy/rules.js';
 
 export interface BrowserLogin {
@@ -126,6 +127,8 @@ export function createBrowserLogin(
     },
     userInfo: (accessToken, subject) => client.userInfo(accessToken, subject),
     logger,
+    // Rules that exchange a session's access token need it kept (decided at start-up: see README "Token exchange per route").
+    keepAccessToken: exchangesTokens(config),
   }, now);
   // A login's code exchange uses the config in force; a check's refresh, the config the check started with.
   const tokenSource = tokenSourceFor(bearer);

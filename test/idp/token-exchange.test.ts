@@ -5,7 +5,9 @@
  * whose audience holds the requesting client). The upstream is the echo app: what it shows is what an
  * upstream behind the gateway receives.
  */
+import type { Browser } from 'playwright-core';
 import type { ConfigInput } from '../../src/config/schema.js';
+import { cookieHeaderOf, launchChromium, Profiles, SLOW } from '../support/chromium.js';
 import { apiCall, bearer, claimsOf, metricValue } from '../support/gateway-client.js';
 import { createTestRealm, KeycloakAdmin, launchKeycloak, type RunningKeycloak, type TestRealm, type TestUsername } from '../support/keycloak.js';
 import { freePort, tempFile } from '../support/service.js';
@@ -23,11 +25,14 @@ const RULES: NonNullable<ConfigInput['rules']> = [
 let keycloak: RunningKeycloak;
 let realm: TestRealm;
 let gateway: Gateway;
+let chromium: Browser;
+let profiles: Profiles;
 
 beforeAll(async () => {
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
-  keycloak = await launchKeycloak();
+  [keycloak, chromium] = await Promise.all([launchKeycloak(), launchChromium()]);
+  profiles = new Profiles(chromium);
   const admin = new KeycloakAdmin(keycloak.url);
   await admin.login();
   realm = await createTestRealm(admin, { redirectUris: [`${url}/oauth2/callback`], postLogoutRedirectUris: [`${url}/oauth2/signed_out`] });
@@ -50,6 +55,8 @@ beforeAll(async () => {
 }, BOOT);
 
 afterAll(async () => {
+  await profiles?.closeAll();
+  await chromium?.close();
   await gateway?.stop();
   await keycloak?.stop();
 }, BOOT);
@@ -104,3 +111,22 @@ test('Keycloak refuses an audience the user has no role in: 403 exchange_refused
   // Bob's other routes are unaffected.
   expect((await apiCall(gateway.url, '/notebooks/x', bearer(token))).status).toBe(200);
 }, 60_000);
+
+test('a browser session\'s access token is exchanged too (kept in the session because a rule exchanges)', async () => {
+  const { context, page } = await profiles.open();
+  const target = `${gateway.url}/notebooks/`;
+  await page.goto(target);
+  await page.waitForURL((url) => url.href.startsWith(`${realm.issuer}/`));
+  await page.locator('#username').fill('alice');
+  await page.locator('#password').fill(realm.users.alice.password);
+  await page.locator('#kc-login').click();
+  await page.waitForURL(target);
+  const cookie = await cookieHeaderOf(context, gateway.url);
+
+  const answer = await apiCall(gateway.url, '/ws-a/runs', { cookie });
+  expect(answer.status).toBe(200);
+  const exchanged = String(answer.echoed?.headers.authorization).slice('Bearer '.length);
+  expect(claimsOf(exchanged)).toMatchObject({ aud: 'ws-a', azp: 'oidc-authz', sub: realm.users.alice.id });
+  // Another route: no authorization is set for a session.
+  expect((await apiCall(gateway.url, '/notebooks/x', { cookie })).echoed?.headers.authorization).toBeUndefined();
+}, SLOW);

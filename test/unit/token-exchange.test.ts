@@ -176,7 +176,8 @@ describe('decide and respond', () => {
       if (via === null) return { kind: 'none' };
       const built = buildIdentity({ iss: ISSUER, sub: 'alice', email: 'alice@example.org', email_verified: true, exp: 2_000_000_000 }, mapping, via);
       if (!built.ok) throw new Error(built.reason);
-      return { kind: 'identity', identity: built.identity };
+      // A session begun while a rule exchanges keeps its access token.
+      return { kind: 'identity', identity: request.headers.cookie === 'kept=1' ? { ...built.identity, accessToken: 'session-access-token' } : built.identity };
     },
   };
   const asked: Array<{ subject: string; exp: number | null; target: ExchangeTarget }> = [];
@@ -228,7 +229,14 @@ describe('decide and respond', () => {
     expect(down.decision).toMatchObject({ kind: 'unavailable', reason: 'exchange_unavailable', exchangeError: 'timeout' });
   });
 
-  test('a session holds no access token to exchange: refused as no_subject_token, the IdP not asked', async () => {
+  test('a session\'s kept access token is the subject token', async () => {
+    const { status, header } = await check('/pipelines/runs', { cookie: 'kept=1' });
+    expect(status).toBe(200);
+    expect(header('authorization')).toEqual(['Bearer exchanged-token']);
+    expect(asked.map((a) => a.subject)).toEqual(['session-access-token']);
+  });
+
+  test('a session without an access token (begun before a rule exchanged): refused as no_subject_token, the IdP not asked', async () => {
     const { status, decision } = await check('/pipelines/runs', { cookie: 'x=1' });
     expect(status).toBe(403);
     expect(decision).toMatchObject({ kind: 'forbidden', reason: 'exchange_refused', exchangeError: 'no_subject_token' });
