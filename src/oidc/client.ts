@@ -449,7 +449,9 @@ export function exchangeFailureOf(error: unknown): Exclude<ExchangeGrantResult, 
     return failureOfStatus(error.status, typeof code === 'string' ? code : 'invalid_client');
   }
   if (error instanceof oidc.ResponseBodyError) return failureOfStatus(error.status, error.error);
-  // Timeouts, connection errors, answers that are no token response: labelled as a refresh's would be.
+  // openid-client reports its own timeout as a ClientError with this code (the TimeoutError is its cause).
+  if ((error as { code?: unknown }).code === 'OAUTH_TIMEOUT') return { kind: 'unavailable', error: 'timeout' };
+  // Connection errors, 5xx without an OAuth body, answers that are no token response: labelled as a refresh's would be.
   return { kind: 'unavailable', error: exchangeErrorOf(unavailabilityOf(new IdpUnavailableError('token exchange failed', { cause: error }))) };
 }
 
