@@ -103,12 +103,10 @@ export function decide(request: CheckRequest, deps: DecideDeps): Decision | Prom
 
   const { rule, params, audits } = deps.policy.match(request.method, host.host, segments);
   const context: AuthorizationContext = { request, loginUrl: deps.loginUrl, upstreamCookie: cookies.upstream };
-  // Rules that add a token to their allow (upstreamToken, offlineToken) finish it after the authorization.
-  const finishAllow = (d: Decision) => (rule.exchange !== null ? withExchange(d, request, deps) : withOfflineGrant(d, request, path.path, deps));
   if (audits !== null) {
     const decidedWithAudits = decideWithAudits(rule, params, audits, context, () => deps.authenticator.authenticate(request, cookies.session));
     if (rule.exchange === null && rule.offlineToken === null) return decidedWithAudits;
-    return decidedWithAudits instanceof Promise ? decidedWithAudits.then(finishAllow) : finishAllow(decidedWithAudits);
+    return decidedWithAudits instanceof Promise ? decidedWithAudits.then((d) => finishAllow(d, request, path.path, deps)) : finishAllow(decidedWithAudits, request, path.path, deps);
   }
   const decided = decideWithoutCredentials(rule, context);
   if (decided !== null) return decided;
@@ -116,8 +114,13 @@ export function decide(request: CheckRequest, deps: DecideDeps): Decision | Prom
   // Rules without an exchange or offline grant (nearly all) take the path they always took: nothing more to read or allocate.
   if (rule.exchange === null && rule.offlineToken === null) return auth instanceof Promise ? auth.then((a) => authorize(rule, params, a, context)) : authorize(rule, params, auth, context);
   return auth instanceof Promise
-    ? auth.then((a) => finishAllow(authorize(rule, params, a, context)))
-    : finishAllow(authorize(rule, params, auth, context));
+    ? auth.then((a) => finishAllow(authorize(rule, params, a, context), request, path.path, deps))
+    : finishAllow(authorize(rule, params, auth, context), request, path.path, deps);
+}
+
+/** Rules that add a token to their allow (upstreamToken, offlineToken) finish it after the authorization. */
+function finishAllow(decision: Decision, request: CheckRequest, path: string, deps: DecideDeps): Decision | Promise<Decision> {
+  return decision.rule !== null && decision.rule.exchange !== null ? withExchange(decision, request, deps) : withOfflineGrant(decision, request, path, deps);
 }
 
 /**
