@@ -160,7 +160,7 @@ function withExchange(decision: Decision, request: CheckRequest, deps: DecideDep
   if (decision.kind !== 'allow' || decision.identity === null) return decision;
   const { identity, rule: { exchange: target } } = decision;
   if (target === null) return decision;
-  const subject = identity.via === 'bearer' ? bearerTokenOf(request.headers.authorization) : identity.accessToken ?? null;
+  const subject = identity.accessToken ?? (identity.via === 'bearer' ? bearerTokenOf(request.headers.authorization) : null);
   if (subject === null || subject === '') return exchanged(decision, { ok: false, reason: 'exchange_refused', error: 'no_subject_token' }, request);
   if (deps.exchange === undefined || deps.exchange === null) return exchanged(decision, { ok: false, reason: 'exchange_unavailable', error: 'misconfigured' }, request);
   const exp = identity.claims.exp;

@@ -11,7 +11,7 @@ import type { TokenExchanger } from '../token-exchange/contract.js';
 import { schemeOf, type CheckRequest } from '../check/request.js';
 import { createResponder, responderOptionsFor, type Responder } from '../check/respond.js';
 import type { Config } from '../config/schema.js';
-import { CHECK_REQUEST_HEADERS, REMOVE_HEADERS_HEADER, upstreamHeaderPlan } from '../envoy-contract.js';
+import { CHECK_REQUEST_HEADERS, exchangesTokens, REMOVE_HEADERS_HEADER, upstreamHeaderPlan } from '../envoy-contract.js';
 import { createPublicOrigins } from '../http/public-origin.js';
 import { loginUrlOn } from '../oidc/setup.js';
 import { compilePolicy } from '../policy/rules.js';
@@ -109,7 +109,9 @@ function authenticatorFor(config: Config, identity: CaseIdentity, service: Authe
   // A session without oidc is refused when the cases file is read; this is only the type's other case.
   const result: AuthResult = built === null || !built.ok
     ? { kind: 'invalid', reason: built === null ? 'session_invalid' : built.reason, ...(identity.session ? { credential: 'cookie' as const } : {}) }
-    : { kind: 'identity', identity: built.identity };
+    // Claims stand for a token (or a session, which keeps its access token when rules exchange): a stand-in
+    // subject token for the simulated exchange, never sent anywhere.
+    : { kind: 'identity', identity: exchangesTokens(config) ? { ...built.identity, accessToken: '<access token>' } : built.identity };
   return { authenticate: () => result };
 }
 
