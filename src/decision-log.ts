@@ -56,6 +56,8 @@ export function decisionLogFields(decision: Decision, request: CheckRequest): Re
     path: clip(request.rawPath),
     traceId: traceIdOf(request.headers.traceparent) ?? null,
     ...(decision.audits ? { audits: decision.audits.map((a) => ({ rule: a.rule.name, decision: a.decision, reason: a.reason })) } : {}),
+    // A failed token exchange: the IdP's error code (or ours), never a token.
+    ...(decision.exchangeError !== undefined ? { exchangeError: decision.exchangeError } : {}),
   };
 }
 

@@ -67,7 +67,7 @@ export interface UpstreamHeaderPlan {
  * carries one of our cookies (the others, byte for byte) and removed when none is left; so it is in
  * upstreamOnAllow, and added to the removal list only in the answers that remove it (see respond.ts).
  */
-export function upstreamHeaderPlan(config: Pick<Config, 'identity' | 'removeMethodOverrideHeaders'>): UpstreamHeaderPlan {
+export function upstreamHeaderPlan(config: Pick<Config, 'identity' | 'removeMethodOverrideHeaders' | 'rules'>): UpstreamHeaderPlan {
   const { userIdHeader, groupsHeader, authRequestHeaders, forwardIdToken } = config.identity;
   const primary = [userIdHeader, groupsHeader];
   const all = [...primary, ...AUTH_REQUEST_HEADERS];
@@ -75,16 +75,32 @@ export function upstreamHeaderPlan(config: Pick<Config, 'identity' | 'removeMeth
   const notSet = all.filter((h) => !set.includes(h));
   const spellings = all.flatMap(underscoreSpellings);
   const methodOverride = config.removeMethodOverrideHeaders ? METHOD_OVERRIDE_HEADERS : [];
+  // Set only by the answer that hands an offline grant over; every other allow removes a client's copy.
+  const offline = offlineTokenHeaders(config);
   return {
-    // `authorization` is never removed: a bearer request's own token must still reach the upstream.
-    upstreamOnAllow: [...all, ...(forwardIdToken ? ['authorization'] : []), ...ALWAYS_UPSTREAM_ON_ALLOW],
-    removeOnAnonymousAllow: [...all, ...spellings, ...methodOverride].join(','),
-    removeOnAuthenticatedAllow: [...notSet, ...spellings, ...methodOverride].join(','),
+    // `authorization` is never removed: a bearer request's own token must still reach the upstream. It is
+    // listed (so what we set replaces the client's) for forwarded ID tokens and for rules' exchanged tokens;
+    // an allow that sets none leaves the client's header as it is.
+    upstreamOnAllow: [...all, ...(forwardIdToken || exchangesTokens(config) ? ['authorization'] : []), ...offline, ...ALWAYS_UPSTREAM_ON_ALLOW],
+    removeOnAnonymousAllow: [...all, ...spellings, ...methodOverride, ...offline].join(','),
+    removeOnAuthenticatedAllow: [...notSet, ...spellings, ...methodOverride, ...offline].join(','),
   };
 }
 
+/** Some rule sends its upstream an exchanged token (upstreamToken.exchange). */
+export function exchangesTokens(config: Pick<Config, 'rules'>): boolean {
+  return config.rules.some((rule) => rule.upstreamToken !== undefined);
+}
+
+/** The rules' offlineToken headers, each once, in rule order. */
+export function offlineTokenHeaders(config: Pick<Config, 'rules'>): string[] {
+  const headers: string[] = [];
+  for (const rule of config.rules) if (rule.offlineToken !== undefined && !headers.includes(rule.offlineToken.header)) headers.push(rule.offlineToken.header);
+  return headers;
+}
+
 /** Istio meshConfig.extensionProviders[].envoyExtAuthzHttp settings for this config. */
-export function extAuthzProvider(config: Pick<Config, 'identity' | 'checkPathPrefix' | 'removeMethodOverrideHeaders'>, service: { service: string; port: number; timeout?: string }) {
+export function extAuthzProvider(config: Pick<Config, 'identity' | 'checkPathPrefix' | 'removeMethodOverrideHeaders' | 'rules'>, service: { service: string; port: number; timeout?: string }) {
   return {
     service: service.service,
     port: service.port,

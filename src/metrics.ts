@@ -30,6 +30,8 @@ export interface Metrics {
   readonly loginStarts: Counter;
   readonly callbacks: Counter<'result'>;
   readonly refreshes: Counter<'result' | 'error'>;
+  /** Token exchanges for rules' upstreamToken (token-exchange/exchanger.ts). */
+  readonly tokenExchanges: Counter<'result' | 'error'>;
   readonly sessionsIssued: Counter<'chunks'>;
   readonly signOuts: Counter;
   readonly sessionCacheEntries: Gauge;
@@ -88,6 +90,12 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metri
     refreshes: new Counter({
       name: 'oidc_authz_session_refreshes_total',
       help: 'Session token refreshes by result (ok, rejected, unavailable) and error (the IdP\'s OAuth error code, or unreachable, timeout, bad_response, misconfigured; none when ok).',
+      labelNames: ['result', 'error'],
+      registers: [registry],
+    }),
+    tokenExchanges: new Counter({
+      name: 'oidc_authz_token_exchanges_total',
+      help: 'Token exchanges for rules\' upstreamToken by result (hit: from the cache; ok; refused: 403 exchange_refused; unavailable: 503 exchange_unavailable) and error (the IdP\'s OAuth error code, or unreachable, timeout, bad_response, misconfigured, other; none otherwise).',
       labelNames: ['result', 'error'],
       registers: [registry],
     }),

@@ -33,6 +33,11 @@ export interface Identity {
   readonly audienceUnchecked: boolean;
   /** The session's ID token (cookie sessions only), for identity.forwardIdToken. */
   readonly idToken?: string | undefined;
+  /**
+   * The exchange's subject token when it is not the request's bearer token: the session's access token (kept
+   * only while a rule exchanges tokens), or the policy simulator's stand-in.
+   */
+  readonly accessToken?: string | undefined;
 }
 
 export type IdentityFailure = 'missing_user_id' | 'unverified_email' | 'invalid_user_id';

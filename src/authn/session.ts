@@ -184,7 +184,7 @@ export class SessionAuthenticator {
     if (!built.ok) return { failure: built.reason };
     const issued = await this.store.issue(data, previousNames, requestSecure, ownerOf(built.identity));
     this.events.issued(issued.chunks);
-    const identity: Identity = { ...built.identity, idToken: data.idToken };
+    const identity: Identity = { ...built.identity, idToken: data.idToken, accessToken: data.accessToken };
     this.cache.set(hash('sha256', issued.sealed, 'base64url'), { kind: 'identity', identity, session: data, lineage: lineageOf(identity.claims, data.createdAt) }, this.validUntil(data));
     return { setCookies: issued.setCookies, identity, session: data };
   }
@@ -374,7 +374,7 @@ export class SessionAuthenticator {
     }
     const built = buildIdentity(claims, this.mapping, 'cookie');
     if (!built.ok) return { kind: 'invalid', credential: 'cookie', reason: built.reason, setCookie: this.store.clear(names, requestSecure) };
-    return { kind: 'identity', identity: { ...built.identity, idToken: session.idToken }, session, lineage: lineageOf(claims, session.createdAt) };
+    return { kind: 'identity', identity: { ...built.identity, idToken: session.idToken, accessToken: session.accessToken }, session, lineage: lineageOf(claims, session.createdAt) };
   }
 
   /** Until the tokens are due or the session ends, and no longer than the store lets a replica trust a read. */

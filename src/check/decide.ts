@@ -3,7 +3,7 @@
  * Pure apart from the authenticator (whose I/O is cached JWKS and, later, token refresh); synchronous
  * whenever the authenticator answers from its cache, so a cached check allocates no promise.
  */
-import type { AuthResult, Authenticator } from '../authn/authenticate.js';
+import { bearerTokenOf, type AuthResult, type Authenticator } from '../authn/authenticate.js';
 import type { TokenFailure } from '../authn/bearer.js';
 import type { SessionFailure, SessionUnavailable } from '../authn/session.js';
 import type { Identity } from '../authn/identity.js';
@@ -11,11 +11,15 @@ import { evaluateRequirement, type UnmetRequirement } from '../policy/requiremen
 import type { AuditMatch, CompiledRule, Policy } from '../policy/rules.js';
 import { pathSegments, type PathParams } from '../policy/template.js';
 import { readCookieHeader, type CookieNames } from '../session/cookie-header.js';
+import type { ExchangeError, ExchangeOutcome, TokenExchanger } from '../token-exchange/contract.js';
+import type { OfflineHandover, OfflineHandoverResult } from '../oidc/offline.js';
 import { normalizeHost, normalizePath, type BadRequestReason } from './normalize.js';
 import { isBrowserNavigation, type CheckRequest } from './request.js';
 
 export type UnauthorizedReason = 'no_credentials' | TokenFailure | SessionFailure;
-export type ForbiddenReason = 'rule_deny' | 'default_deny' | 'requirement_not_met' | 'audience_unchecked';
+export type ForbiddenReason = 'rule_deny' | 'default_deny' | 'requirement_not_met' | 'audience_unchecked' | 'exchange_refused'
+  // An offlineToken route: a grant needs a browser session's consent; the grant found was another user's.
+  | 'offline_grant_required' | 'offline_grant_other_user';
 
 /** What an audit-mode rule would have decided (it did not: the request went on to the next rule). */
 export interface AuditOutcome {
@@ -31,15 +35,22 @@ type WithAudits = { readonly audits?: readonly AuditOutcome[] | undefined };
 /** Cookies that must go back to the client with the answer (a refreshed or a cleared session). */
 type WithCookies = { readonly setCookie?: readonly string[] | undefined };
 
-export type Decision = DecisionBody & WithAudits;
+/** Why an exchange failed (a bounded label: the IdP's OAuth error or ours), on exchange_refused/_unavailable only. */
+type WithExchangeError = { readonly exchangeError?: ExchangeError | undefined };
+
+export type Decision = DecisionBody & WithAudits & WithExchangeError;
 
 type DecisionBody =
   | ({
       readonly kind: 'allow'; readonly rule: CompiledRule; readonly identity: Identity | null; readonly reason: 'anonymous' | 'cors_preflight' | 'bearer' | 'cookie';
       /** The Cookie header for the upstream: null to leave it, "" to remove it (it held only our cookies). */
       readonly upstreamCookie: string | null;
+      /** The rule's upstreamToken (an exchanged access token): sent as `authorization: Bearer …`, replacing the client's. */
+      readonly upstreamToken?: string | undefined;
+      /** An offlineToken route's grant, handed over in this answer only. */
+      readonly offlineToken?: { readonly header: string; readonly token: string } | undefined;
     } & WithCookies)
-  | ({ readonly kind: 'login'; readonly rule: CompiledRule; readonly reason: 'no_credentials' | SessionFailure; readonly location: string } & WithCookies)
+  | ({ readonly kind: 'login'; readonly rule: CompiledRule; readonly reason: 'no_credentials' | SessionFailure | 'offline_grant_required'; readonly location: string } & WithCookies)
   | ({
       readonly kind: 'unauthorized'; readonly rule: CompiledRule; readonly reason: UnauthorizedReason; readonly invalidToken: boolean;
       /** The issuer an unknown_issuer token named (the operator's clue to a wrong issuer spelling). */
@@ -51,7 +62,7 @@ type DecisionBody =
       readonly navigation: boolean;
     } & WithCookies)
   | { readonly kind: 'bad_request'; readonly rule: null; readonly reason: BadRequestReason | 'host_not_allowed' | 'too_many_cookies' }
-  | { readonly kind: 'unavailable'; readonly rule: CompiledRule; readonly reason: 'jwks_unavailable' | 'introspection_unavailable' | SessionUnavailable };
+  | { readonly kind: 'unavailable'; readonly rule: CompiledRule; readonly reason: 'jwks_unavailable' | 'introspection_unavailable' | SessionUnavailable | 'exchange_unavailable' };
 
 export interface DecideDeps {
   readonly policy: Policy;
@@ -63,6 +74,10 @@ export interface DecideDeps {
   readonly loginUrl: ((request: CheckRequest) => string | null) | null;
   /** Our cookies' names: read for the session, removed from what the upstream gets. */
   readonly cookieNames: CookieNames;
+  /** Exchanges tokens for rules with upstreamToken.exchange; absent or null: such a rule answers 503. */
+  readonly exchange?: TokenExchanger | null | undefined;
+  /** Opens offline-grant hand-overs for rules with offlineToken; absent or null: such a rule hands none over. */
+  readonly offline?: OfflineHandover | null | undefined;
 }
 
 
@@ -88,11 +103,77 @@ export function decide(request: CheckRequest, deps: DecideDeps): Decision | Prom
 
   const { rule, params, audits } = deps.policy.match(request.method, host.host, segments);
   const context: AuthorizationContext = { request, loginUrl: deps.loginUrl, upstreamCookie: cookies.upstream };
-  if (audits !== null) return decideWithAudits(rule, params, audits, context, () => deps.authenticator.authenticate(request, cookies.session));
+  if (audits !== null) {
+    const decidedWithAudits = decideWithAudits(rule, params, audits, context, () => deps.authenticator.authenticate(request, cookies.session));
+    if (rule.exchange === null && rule.offlineToken === null) return decidedWithAudits;
+    return decidedWithAudits instanceof Promise ? decidedWithAudits.then((d) => finishAllow(d, request, path.path, deps)) : finishAllow(decidedWithAudits, request, path.path, deps);
+  }
   const decided = decideWithoutCredentials(rule, context);
   if (decided !== null) return decided;
   const auth = deps.authenticator.authenticate(request, cookies.session);
-  return auth instanceof Promise ? auth.then((a) => authorize(rule, params, a, context)) : authorize(rule, params, auth, context);
+  // Rules without an exchange or offline grant (nearly all) take the path they always took: nothing more to read or allocate.
+  if (rule.exchange === null && rule.offlineToken === null) return auth instanceof Promise ? auth.then((a) => authorize(rule, params, a, context)) : authorize(rule, params, auth, context);
+  return auth instanceof Promise
+    ? auth.then((a) => finishAllow(authorize(rule, params, a, context), request, path.path, deps))
+    : finishAllow(authorize(rule, params, auth, context), request, path.path, deps);
+}
+
+/** Rules that add a token to their allow (upstreamToken, offlineToken) finish it after the authorization. */
+function finishAllow(decision: Decision, request: CheckRequest, path: string, deps: DecideDeps): Decision | Promise<Decision> {
+  return decision.rule !== null && decision.rule.exchange !== null ? withExchange(decision, request, deps) : withOfflineGrant(decision, request, path, deps);
+}
+
+/**
+ * An allow of a rule with offlineToken: with the grant its login handed over (once; the hand-over cookie
+ * deleted in the same answer), else a browser is sent to a login asking offline_access with consent.
+ * Only a browser session can consent: a bearer caller is refused (offline_grant_required).
+ */
+function withOfflineGrant(decision: Decision, request: CheckRequest, path: string, deps: DecideDeps): Decision | Promise<Decision> {
+  if (decision.kind !== 'allow' || decision.identity === null) return decision;
+  const { identity, rule: { offlineToken } } = decision;
+  if (offlineToken === null) return decision;
+  const navigation = isBrowserNavigation(request);
+  const refuse = (reason: 'offline_grant_required' | 'offline_grant_other_user', setCookie?: readonly string[]): Decision =>
+    ({ kind: 'forbidden', rule: decision.rule, reason, unmet: null, identity, navigation, setCookie: setCookie ?? decision.setCookie, ...(decision.audits ? { audits: decision.audits } : {}) });
+  const handover = deps.offline;
+  if (handover === undefined || handover === null || identity.via !== 'cookie') return refuse('offline_grant_required');
+  const cookieHeader = typeof request.headers.cookie === 'string' ? request.headers.cookie : undefined;
+  return handover.consume(cookieHeader, path, identity).then((found: OfflineHandoverResult): Decision => {
+    const secure = request.scheme === 'https';
+    if (found.kind === 'token') {
+      return { ...decision, offlineToken: { header: offlineToken.header, token: found.token }, setCookie: [...(decision.setCookie ?? []), handover.clear(path, secure)] };
+    }
+    if (found.kind === 'other_user') return refuse('offline_grant_other_user', [...(decision.setCookie ?? []), handover.clear(path, secure)]);
+    const location = navigation && deps.loginUrl !== null ? deps.loginUrl(request) : null;
+    if (location === null) return refuse('offline_grant_required');
+    return { kind: 'login', rule: decision.rule, reason: 'offline_grant_required', location: `${location}&offline=1`, setCookie: decision.setCookie, ...(decision.audits ? { audits: decision.audits } : {}) };
+  });
+}
+
+/**
+ * An allow of a rule with upstreamToken.exchange, with the exchanged token; the IdP's refusal → forbidden
+ * (exchange_refused), its trouble → unavailable (exchange_unavailable). Other decisions pass unchanged.
+ * The subject token is the caller's bearer token, or the session's access token (kept in sessions begun
+ * while a rule exchanged tokens); without one the caller is refused as no_subject_token.
+ */
+function withExchange(decision: Decision, request: CheckRequest, deps: DecideDeps): Decision | Promise<Decision> {
+  if (decision.kind !== 'allow' || decision.identity === null) return decision;
+  const { identity, rule: { exchange: target } } = decision;
+  if (target === null) return decision;
+  const subject = identity.accessToken ?? (identity.via === 'bearer' ? bearerTokenOf(request.headers.authorization) : null);
+  if (subject === null || subject === '') return exchanged(decision, { ok: false, reason: 'exchange_refused', error: 'no_subject_token' }, request);
+  if (deps.exchange === undefined || deps.exchange === null) return exchanged(decision, { ok: false, reason: 'exchange_unavailable', error: 'misconfigured' }, request);
+  const exp = identity.claims.exp;
+  const outcome = deps.exchange.exchange(subject, typeof exp === 'number' ? exp * 1000 : null, target);
+  return outcome instanceof Promise ? outcome.then((o) => exchanged(decision, o, request)) : exchanged(decision, outcome, request);
+}
+
+function exchanged(decision: Extract<Decision, { kind: 'allow' }>, outcome: ExchangeOutcome, request: CheckRequest): Decision {
+  if (outcome.ok) return { ...decision, upstreamToken: outcome.token };
+  const { rule, identity, setCookie, audits } = decision;
+  const extra = { ...(audits === undefined ? {} : { audits }), exchangeError: outcome.error };
+  if (outcome.reason === 'exchange_unavailable') return { kind: 'unavailable', rule, reason: 'exchange_unavailable', ...extra };
+  return { kind: 'forbidden', rule, reason: 'exchange_refused', unmet: null, identity, navigation: isBrowserNavigation(request), setCookie, ...extra };
 }
 
 /** The answer of a rule that needs no credentials (anonymous, deny), else null. */

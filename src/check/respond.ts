@@ -69,7 +69,9 @@ export function createResponder(options: ResponderOptions): Responder {
           return;
         }
         if (identity === null) {
-          const headers = upstreamCookie === null ? anonymousAllow : upstreamCookie === '' ? anonymousAllowWithoutCookie : [...anonymousAllow, 'cookie', upstreamCookie];
+          let headers = upstreamCookie === null ? anonymousAllow : upstreamCookie === '' ? anonymousAllowWithoutCookie : [...anonymousAllow, 'cookie', upstreamCookie];
+          // A CORS preflight let through to an exchange rule's upstream: no token of the client's reaches it either.
+          if (decision.rule.exchange !== null) headers = [REMOVE_HEADERS_HEADER, `${headers[1]},authorization`, ...headers.slice(2)];
           // A session read only for an audit-mode rule may have been refreshed: its new cookie goes back.
           if (decision.setCookie) res.writeHead(200, [...headers, ...decision.setCookie.flatMap((cookie) => ['set-cookie', cookie])]);
           else res.writeHead(200, headers);
@@ -87,7 +89,15 @@ export function createResponder(options: ResponderOptions): Responder {
           headers.push('x-auth-request-user', identity.userId, 'x-auth-request-groups', identity.groupsHeaderValue);
           headers.push('x-auth-request-email', identity.email ?? '');
         }
-        if (forwardIdToken && identity.idToken !== undefined) headers.push('authorization', `Bearer ${identity.idToken}`);
+        // The exchanged token replaces the client's Authorization (the plan lists it when a rule exchanges).
+        if (decision.upstreamToken !== undefined) headers.push('authorization', `Bearer ${decision.upstreamToken}`);
+        else if (forwardIdToken && identity.idToken !== undefined) headers.push('authorization', `Bearer ${identity.idToken}`);
+        if (decision.offlineToken !== undefined) {
+          // The one answer that sets the offline header: it must not also remove it (Envoy removes after setting).
+          const { header, token } = decision.offlineToken;
+          headers[5] = headers[5]!.split(',').filter((name) => name !== header).join(',');
+          headers.push(header, token);
+        }
         if (decision.setCookie) for (const cookie of decision.setCookie) headers.push('set-cookie', cookie);
         res.writeHead(200, headers);
         res.end();
@@ -127,6 +137,7 @@ export function createResponder(options: ResponderOptions): Responder {
           reason: decision.reason,
           rule: decision.rule.name,
           ...(decision.unmet ? { requirement: decision.unmet } : {}),
+          ...(decision.exchangeError !== undefined ? { exchangeError: decision.exchangeError } : {}),
         }, cookies);
         return;
       }
@@ -134,7 +145,7 @@ export function createResponder(options: ResponderOptions): Responder {
         sendJson(res, 400, { error: 'bad_request', reason: decision.reason });
         return;
       case 'unavailable':
-        sendJson(res, 503, { error: 'unavailable', reason: decision.reason }, ['retry-after', String(options.retryAfterSeconds)]);
+        sendJson(res, 503, { error: 'unavailable', reason: decision.reason, ...(decision.exchangeError !== undefined ? { exchangeError: decision.exchangeError } : {}) }, ['retry-after', String(options.retryAfterSeconds)]);
         return;
     }
   };
@@ -147,7 +158,9 @@ function sendForbiddenPage(res: ServerResponse, decision: Extract<Decision, { ki
     : `<p>You are signed in as <strong>${escapeHtml(decision.identity.userId)}</strong>.</p>`;
   const why = decision.reason === 'requirement_not_met'
     ? `<p>The rule <code>${escapeHtml(decision.rule.name)}</code> does not allow this request${decision.unmet ? ` (${escapeHtml(decision.unmet)} not met)` : ''}.</p>`
-    : `<p>No one may open this page (rule <code>${escapeHtml(decision.rule.name)}</code>).</p>`;
+    : decision.reason === 'exchange_refused'
+      ? `<p>The identity provider refused a token for the service behind this page (rule <code>${escapeHtml(decision.rule.name)}</code>).</p>`
+      : `<p>No one may open this page (rule <code>${escapeHtml(decision.rule.name)}</code>).</p>`;
   const body = htmlPage('Access denied', `${who}${why}${decision.identity === null ? '' : linkParagraph(signOutUrl, 'Sign out (to sign in as someone else)')}`);
   res.writeHead(403, [...FORBIDDEN_HTML_HEADERS, ...cookies, 'content-length', String(Buffer.byteLength(body))]);
   res.end(body);

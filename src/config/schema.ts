@@ -170,6 +170,28 @@ export const ruleSchema = z.strictObject({
     preflight: z.literal('allow'),
     origins: z.array(z.string().regex(/^https?:\/\/[a-z0-9.-]+(:\d{1,5})?$|^\*$/, 'an origin: scheme://host[:port] in lower case, without a path, or "*"')).min(1).optional(),
   }).optional(),
+  /**
+   * The token this rule's upstream gets in `authorization: Bearer …` on allow. `exchange`: the caller's
+   * access token (its bearer token, or its session's) exchanged at the IdP (RFC 8693, as oidc.clientId) for one restricted to
+   * `audience` and `scope`; the caller's own Authorization header never reaches this upstream. Refused by
+   * the IdP → 403 exchange_refused; IdP unreachable → 503 exchange_unavailable (README "Token exchange").
+   */
+  upstreamToken: z.strictObject({
+    exchange: z.strictObject({
+      /** The audience asked for (at Keycloak: a client id). */
+      audience: z.string().regex(/^[\x21-\x7e]{1,255}$/, 'printable ASCII without spaces, at most 255 characters'),
+      /** Space-separated scopes asked for; absent: the IdP's default. */
+      scope: z.string().regex(/^[\x21\x23-\x5b\x5d-\x7e]+( [\x21\x23-\x5b\x5d-\x7e]+)*$/, 'scope tokens separated by single spaces (RFC 6749 §3.3)').optional(),
+    }),
+  }).optional(),
+  /**
+   * Delegated access for long jobs (README): a browser on this rule's paths (exact paths only) is sent through a
+   * login asking `offline_access` with consent, and the next request to the same path hands the offline
+   * (refresh) token to the upstream in `header`, once. Every other allow removes that header.
+   */
+  offlineToken: z.strictObject({
+    header: z.string().regex(/^[a-z0-9][a-z0-9-]{0,62}$/, 'a lower-case header name (letters, digits, "-")'),
+  }).optional(),
 });
 
 /**

@@ -73,6 +73,7 @@ export function createCheckHandler(options: CheckHandlerOptions): (req: Incoming
         user: decision.kind === 'allow' || decision.kind === 'forbidden' ? decision.identity?.userId : undefined,
         requirement: decision.kind === 'forbidden' ? decision.unmet ?? undefined : undefined,
         issuer: decision.kind === 'unauthorized' ? decision.issuer : undefined,
+        exchangeError: decision.exchangeError,
       };
       if (denial) logger.info('check denied', fields);
       else logger.debug('check', fields);

@@ -1,7 +1,7 @@
 /**
  * The relying-party side of OIDC, on openid-client: discovery (started at boot, retried until it
  * succeeds, checked against the configured issuer), the authorization URL with PKCE S256 + state +
- * nonce, the code exchange, refresh, userinfo and the RP-initiated logout URL.
+ * nonce, the code exchange, refresh, userinfo, RFC 8693 token exchange and the RP-initiated logout URL.
  *
  * What can go wrong is kept in three kinds, because each asks for something else: the IdP is
  * unreachable (retry later, keep sessions), it says no (the user signs in again), or our configuration
@@ -13,6 +13,7 @@ import type { Claims } from '../authn/claims.js';
 import { DEFAULT_SCOPES } from '../config/schema.js';
 import type { Logger } from '../log.js';
 import { diagnoseDiscovery, type DiscoveryProblem } from './discovery.js';
+import { ACCESS_TOKEN_TYPE, exchangeErrorOf, failureOfStatus, TOKEN_EXCHANGE_GRANT, type ExchangeGrantResult, type ExchangeTarget } from '../token-exchange/contract.js';
 
 export interface OidcSettings {
   readonly issuer: string;
@@ -39,6 +40,8 @@ export interface LoginUrls {
   readonly redirectUri: string;
   /** Replaces discovery's authorization_endpoint for browsers (absolute URL). */
   readonly authorizationEndpoint: string | undefined;
+  /** An offline grant for an offlineToken route: scope `openid offline_access` only, with the user's consent asked again. */
+  readonly offline?: boolean | undefined;
 }
 
 /** What a token endpoint answered, the ID token already validated by openid-client. */
@@ -111,6 +114,9 @@ const SERVER_ERRORS = new Set(['server_error', 'temporarily_unavailable', 'slow_
 const SESSION_ENDED = new Set(['invalid_grant', 'invalid_request']);
 /** The shortest time between two refreshes of one session, whatever the IdP says its tokens live. */
 export const MIN_TOKEN_LIFETIME_MS = 30_000;
+
+/** The least an offline grant needs: the ID token (whose user must be the session's) and the offline token. */
+const OFFLINE_SCOPES = 'openid offline_access';
 
 export class OidcClient {
   private configuration: oidc.Configuration | null = null;
@@ -257,12 +263,14 @@ export class OidcClient {
     const nonce = oidc.randomNonce();
     const url = oidc.buildAuthorizationUrl(config, {
       redirect_uri: urls.redirectUri,
-      scope: this.scopes,
+      scope: urls.offline === true ? OFFLINE_SCOPES : this.scopes,
       code_challenge: await oidc.calculatePKCECodeChallenge(codeVerifier),
       code_challenge_method: 'S256',
       state,
       nonce,
       ...this.settings.extraAuthParams,
+      // A grant that outlives the session is asked for explicitly, every time.
+      ...(urls.offline === true ? { prompt: 'consent' } : {}),
     });
     if (urls.authorizationEndpoint !== undefined) {
       const browserFacing = new URL(urls.authorizationEndpoint);
@@ -303,6 +311,34 @@ export class OidcClient {
       const classified = classify(error, 'refresh');
       if (classified instanceof IdpRejectedError) return { kind: 'rejected', error: classified.error, description: classified.message };
       return { kind: 'unavailable', error: unavailabilityOf(classified), description: classified.message };
+    }
+  }
+
+  /**
+   * RFC 8693 token exchange at the token endpoint, as this (confidential) client: `subjectToken`, an access
+   * token that names this client in its audience (Keycloak's requirement), for one restricted to `target`.
+   * Never throws: the answer is classified for the check (token-exchange/contract.ts).
+   */
+  async exchangeToken(subjectToken: string, target: ExchangeTarget, now: number): Promise<ExchangeGrantResult> {
+    let config: oidc.Configuration;
+    try {
+      config = await this.config();
+    } catch (error) {
+      return { kind: 'unavailable', error: error instanceof IdpMisconfiguredError ? 'misconfigured' : 'unreachable' };
+    }
+    const parameters: Record<string, string> = {
+      subject_token: subjectToken,
+      subject_token_type: ACCESS_TOKEN_TYPE,
+      requested_token_type: ACCESS_TOKEN_TYPE,
+      audience: target.audience,
+    };
+    if (target.scope !== null) parameters.scope = target.scope;
+    try {
+      const response = await oidc.genericGrantRequest(config, TOKEN_EXCHANGE_GRANT, parameters);
+      const expiresAt = typeof response.expires_in === 'number' ? now + response.expires_in * 1000 : null;
+      return { kind: 'ok', accessToken: response.access_token, expiresAt };
+    } catch (error) {
+      return exchangeFailureOf(error);
     }
   }
 
@@ -404,6 +440,19 @@ export function classify(error: unknown, call: IdpCall): IdpRejectedError | IdpU
     return new IdpRejectedError(code.toLowerCase(), oneLine((error as Error).message));
   }
   return new IdpUnavailableError(`identity provider unavailable: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
+}
+
+/** A failed exchange, for the check: the IdP's refusals → refused (403), its trouble and ours → unavailable (503). */
+export function exchangeFailureOf(error: unknown): Exclude<ExchangeGrantResult, { kind: 'ok' }> {
+  if (error instanceof oidc.WWWAuthenticateChallengeError) {
+    const code = error.cause[0]?.parameters.error;
+    return failureOfStatus(error.status, typeof code === 'string' ? code : 'invalid_client');
+  }
+  if (error instanceof oidc.ResponseBodyError) return failureOfStatus(error.status, error.error);
+  // openid-client reports its own timeout as a ClientError with this code (the TimeoutError is its cause).
+  if ((error as { code?: unknown }).code === 'OAUTH_TIMEOUT') return { kind: 'unavailable', error: 'timeout' };
+  // Connection errors, 5xx without an OAuth body, answers that are no token response: labelled as a refresh's would be.
+  return { kind: 'unavailable', error: exchangeErrorOf(unavailabilityOf(new IdpUnavailableError('token exchange failed', { cause: error }))) };
 }
 
 /** A bounded metric label for why the IdP could not be used. */

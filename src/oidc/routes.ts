@@ -19,6 +19,7 @@ import type { PublicOrigins } from '../http/public-origin.js';
 import { safeReturnUrl, type RedirectPolicy } from './redirect.js';
 import { CALLBACK_PATH, type TransactionCookies } from './transaction.js';
 import { StoreUnavailableError } from '../session-store/contract.js';
+import type { OfflineHandover } from './offline.js';
 
 /** The default landing after sign-out (oidc.afterLogoutUrl): register <public origin> + this at the IdP. */
 export const SIGNED_OUT_PATH = '/oauth2/signed_out';
@@ -34,6 +35,9 @@ export interface LoginRoutesDeps {
    */
   readonly sessions: () => SessionAuthenticator;
   readonly bearer: () => BearerVerifier | null;
+  /** The exact paths of the rules in force with offlineToken: the only return paths of an offline login. */
+  readonly offlinePaths: () => ReadonlySet<string>;
+  readonly offline: OfflineHandover;
   /** The public origin of a request (publicUrl, or its own Host when allowed). */
   readonly origins: PublicOrigins;
   readonly redirectAllowList: readonly string[];
@@ -46,7 +50,7 @@ export interface LoginRoutesDeps {
   readonly now: () => number;
 }
 
-type CallbackResult = 'ok' | 'idp_error' | 'missing_state' | 'unknown_transaction' | 'rejected' | 'idp_unavailable' | 'idp_misconfigured' | 'identity_rejected' | 'store_unavailable';
+type CallbackResult = 'ok' | 'offline_grant' | 'idp_error' | 'missing_state' | 'unknown_transaction' | 'rejected' | 'idp_unavailable' | 'idp_misconfigured' | 'identity_rejected' | 'store_unavailable';
 
 /** The page for an IdP we cannot use: an outage, or (an operator's job) a configuration that does not match it. */
 function sendIdpUnusablePage(res: Response, error: unknown, retryUrl: string): void {
@@ -138,6 +142,11 @@ export function createLoginRoutes(deps: LoginRoutesDeps): Router {
     const site = siteOf(req, res);
     if (site === null) return;
     const returnTo = safeReturnUrl(req.query.rd, site.redirects);
+    // An offline grant is asked for an offlineToken route only: it is handed over on that path alone.
+    const offline = req.query.offline === '1';
+    if (offline && !deps.offlinePaths().has(new URL(returnTo).pathname)) {
+      return sendErrorPage(res, 400, 'Not a delegated-access page', 'Offline access is only granted for the pages configured for it.', null);
+    }
     // Said before the IdP, not after the user has signed in there for nothing.
     if (!deps.sessions().canKeepSessions()) {
       res.set('retry-after', '5');
@@ -148,8 +157,9 @@ export function createLoginRoutes(deps: LoginRoutesDeps): Router {
         // A configured path is sent as written (relative redirect); otherwise this origin's callback.
         redirectUri: urls.redirectUri ?? `${site.origin}${CALLBACK_PATH}`,
         authorizationEndpoint: urls.authorizationEndpoint === undefined ? undefined : site.absolute(urls.authorizationEndpoint),
+        offline,
       });
-      const kept = await transactions.create({ state: login.state, nonce: login.nonce, codeVerifier: login.codeVerifier, returnTo, redirectUri: login.redirectUri }, site.secure, `${site.origin}/`);
+      const kept = await transactions.create({ state: login.state, nonce: login.nonce, codeVerifier: login.codeVerifier, returnTo, redirectUri: login.redirectUri, ...(offline ? { offline } : {}) }, site.secure, `${site.origin}/`);
       if (kept.returnTo !== returnTo) logger.debug('return URL too long for the login cookie, shortened', { length: returnTo.length, kept: kept.returnTo.length });
       metrics.loginStarts.inc();
       res.set(NO_STORE).append('set-cookie', kept.setCookie).redirect(302, login.url);
@@ -185,6 +195,29 @@ export function createLoginRoutes(deps: LoginRoutesDeps): Router {
       finish('unknown_transaction');
       return sendErrorPage(res, 400, 'Sign-in expired or was already used',
         'This sign-in response does not match a sign-in started in this browser, or it took too long. Please start again.', retry);
+    }
+
+    if (tx.offline === true) {
+      // No session is issued or changed: the grant goes to the route's next check, in a cookie for its path.
+      let granted;
+      try {
+        granted = await client.finishLogin(exchangeUrl(new URL(req.originalUrl, site.origin), tx.redirectUri), tx, deps.now());
+      } catch (error) {
+        finish(error instanceof IdpRejectedError ? 'rejected' : error instanceof IdpMisconfiguredError ? 'idp_misconfigured' : 'idp_unavailable');
+        if (mayLog('login_idp_unusable')) logger.warn('offline grant failed', { error: error instanceof Error ? error.message : String(error) });
+        if (error instanceof IdpRejectedError) return sendErrorPage(res, 400, 'Sign-in failed', 'The identity provider did not accept this sign-in. Please start again.', retry);
+        return sendIdpUnusablePage(res, error, retry);
+      }
+      const { iss, sub } = granted.idClaims;
+      if (granted.refreshToken === undefined || typeof iss !== 'string' || typeof sub !== 'string') {
+        finish('rejected');
+        return sendErrorPage(res, 502, 'Offline access was not granted', 'The identity provider did not return an offline token. An administrator must allow offline_access for this client.', null);
+      }
+      const path = new URL(tx.returnTo).pathname;
+      res.append('set-cookie', await deps.offline.create(granted.refreshToken, { issuer: iss, subject: sub }, path, site.secure));
+      finish('offline_grant');
+      logger.info('offline grant ready for hand-over', { path });
+      return res.redirect(302, tx.returnTo);
     }
 
     let tokens;

@@ -53,6 +53,8 @@ export interface SessionTokens {
   readonly addedClaims: Claims;
   /** The earliest expiry of the tokens whose claims were used. */
   readonly expiresAt: number;
+  /** Kept only with ClaimSourcesDeps.keepAccessToken: a rule exchanges it (upstreamToken). */
+  readonly accessToken?: string | undefined;
 }
 
 export interface ClaimSourcesDeps {
@@ -63,6 +65,8 @@ export interface ClaimSourcesDeps {
   verifyAccessToken(token: string): Promise<VerifiedClaims>;
   userInfo(accessToken: string, expectedSubject: string): Promise<Claims>;
   readonly logger: Logger;
+  /** Keep the access token in the session (a rule exchanges it); off, sessions stay as small as they were. */
+  readonly keepAccessToken?: boolean | undefined;
 }
 
 /**
@@ -95,6 +99,7 @@ export async function collectSessionTokens(tokens: TokenSet, previousRefreshToke
     refreshToken: tokens.refreshToken ?? previousRefreshToken,
     addedClaims: addedClaims(tokens.idClaims, sources),
     expiresAt,
+    ...(deps.keepAccessToken === true && tokens.accessToken !== undefined ? { accessToken: tokens.accessToken } : {}),
   };
 }
 
@@ -163,7 +168,10 @@ export class SessionTokenSource implements TokenRefresher {
       return {
         kind: 'ok',
         partial: 'claims_unavailable',
-        tokens: { idToken: outcome.idToken, refreshToken: outcome.refreshToken ?? session.refreshToken, addedClaims: {}, expiresAt: this.now() + MIN_TOKEN_LIFETIME_MS },
+        tokens: {
+          idToken: outcome.idToken, refreshToken: outcome.refreshToken ?? session.refreshToken, addedClaims: {}, expiresAt: this.now() + MIN_TOKEN_LIFETIME_MS,
+          ...(this.sources.keepAccessToken === true && outcome.accessToken !== undefined ? { accessToken: outcome.accessToken } : {}),
+        },
       };
     }
   }

@@ -27,6 +27,9 @@ import { SessionTokenSource } from './session-claims.js';
 import { TransactionCookies } from './transaction.js';
 import { EndSessionHandover } from './end-session.js';
 import { createBackchannelRoute } from './backchannel.js';
+import { createOfflineHandover, type OfflineHandover } from './offline.js';
+import { exchangesTokens } from '../envoy-contract.js';
+import type { Policy } from '../policy/rules.js';
 
 export interface BrowserLogin {
   /** Where sessions live (session.store); its problem() is part of readiness. */
@@ -49,12 +52,16 @@ export interface BrowserLogin {
   sessionsFor(config: Config, secrets: SealingSecrets, memory: SessionMemory, bearer: BearerVerifier | null): SessionAuthenticator;
   /** Connects the session store (Redis); start-up does not wait for it. */
   start(): void;
+  /** Offline grants from the callback to the offlineToken route's check (oidc/offline.ts). */
+  readonly offline: OfflineHandover;
 }
 
 /** What the login reads from the config in force (hot reload swaps it); each request reads it once. */
 export interface LoginRuntime {
   readonly bearer: BearerVerifier | null;
   readonly sessions: SessionAuthenticator | null;
+  /** The rules in force: their offlineToken paths are where an offline login may return. */
+  readonly policy: Policy;
 }
 
 /**
@@ -120,6 +127,8 @@ export function createBrowserLogin(
     },
     userInfo: (accessToken, subject) => client.userInfo(accessToken, subject),
     logger,
+    // Rules that exchange a session's access token need it kept (decided at start-up: see README "Token exchange per route").
+    keepAccessToken: exchangesTokens(config),
   }, now);
   // A login's code exchange uses the config in force; a check's refresh, the config the check started with.
   const tokenSource = tokenSourceFor(bearer);
@@ -153,6 +162,16 @@ export function createBrowserLogin(
     return authenticator;
   };
   const transactions = new TransactionCookies(sealer, secondaryCookieBase(names), attributes, Math.ceil(oidcConfig.loginTimeout / 1000));
+  const offline = createOfflineHandover(sealer, secondaryCookieBase(names), attributes, now);
+  // Recomputed per policy (a reload replaces it), so a removed offline route stops at once.
+  let offlinePathsOf: { policy: Policy; paths: ReadonlySet<string> } | null = null;
+  const offlinePaths = () => {
+    const { policy } = current();
+    if (offlinePathsOf?.policy !== policy) {
+      offlinePathsOf = { policy, paths: new Set(policy.rules.filter((rule) => rule.offlineToken !== null).flatMap((rule) => rule.templates.map((t) => t.source))) };
+    }
+    return offlinePathsOf.paths;
+  };
   const routes = createLoginRoutes({
     client,
     tokenSource,
@@ -160,6 +179,8 @@ export function createBrowserLogin(
     handover: new EndSessionHandover(sealer, secondaryCookieBase(names), attributes),
     sessions,
     bearer,
+    offlinePaths,
+    offline,
     origins,
     redirectAllowList: config.redirectAllowList,
     urls: {
@@ -186,7 +207,7 @@ export function createBrowserLogin(
   }));
   const loginUrl = loginUrlOn(origins);
   const servedOverHttps = (request: CheckRequest): boolean => (origins.of(request.authority, request.scheme) ?? `${request.scheme}:`).startsWith('https:');
-  return { store, revoker: redisStore, routes, client, loginUrl, servedOverHttps, sessionsFor, start: () => redisStore?.start() };
+  return { store, revoker: redisStore, routes, client, loginUrl, servedOverHttps, sessionsFor, start: () => redisStore?.start(), offline };
 }
 
 /**

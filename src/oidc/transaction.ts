@@ -18,6 +18,8 @@ export interface LoginTransaction {
   readonly returnTo: string;
   /** The redirect_uri the authorization request named: the code exchange must name the same. */
   readonly redirectUri: string;
+  /** A login for an offlineToken route's grant (no session is issued; the grant is handed over). */
+  readonly offline?: boolean | undefined;
 }
 
 /**
@@ -71,9 +73,9 @@ export class TransactionCookies {
     if (sealed === null) return null;
     const data = await this.sealer.unseal(sealed, this.ttlSeconds);
     if (data === null || data.state !== state) return null;
-    const { nonce, codeVerifier, returnTo, redirectUri } = data;
+    const { nonce, codeVerifier, returnTo, redirectUri, offline } = data;
     if (typeof nonce !== 'string' || typeof codeVerifier !== 'string' || typeof returnTo !== 'string' || typeof redirectUri !== 'string') return null;
-    return { state, nonce, codeVerifier, returnTo, redirectUri };
+    return { state, nonce, codeVerifier, returnTo, redirectUri, ...(offline === true ? { offline: true } : {}) };
   }
 
   clear(state: string, requestSecure = true): string {

@@ -7,10 +7,11 @@
 import type { IncomingHttpHeaders, ServerResponse } from 'node:http';
 import { createAuthenticator, type AuthResult, type Authenticator } from '../authn/authenticate.js';
 import { decide, type DecideDeps, type Decision } from '../check/decide.js';
+import type { TokenExchanger } from '../token-exchange/contract.js';
 import { schemeOf, type CheckRequest } from '../check/request.js';
 import { createResponder, responderOptionsFor, type Responder } from '../check/respond.js';
 import type { Config } from '../config/schema.js';
-import { CHECK_REQUEST_HEADERS, REMOVE_HEADERS_HEADER, upstreamHeaderPlan } from '../envoy-contract.js';
+import { CHECK_REQUEST_HEADERS, exchangesTokens, REMOVE_HEADERS_HEADER, upstreamHeaderPlan } from '../envoy-contract.js';
 import { createPublicOrigins } from '../http/public-origin.js';
 import { loginUrlOn } from '../oidc/setup.js';
 import { compilePolicy } from '../policy/rules.js';
@@ -37,6 +38,14 @@ export interface CheckSimulator {
   check(request: CaseRequest, identity: CaseIdentity): Promise<CheckOutcome>;
 }
 
+/**
+ * The IdP is not asked: a rule with upstreamToken.exchange shows its upstream a placeholder naming the
+ * target, so a case can check that (and where) a token would be exchanged.
+ */
+const SIMULATED_EXCHANGE: TokenExchanger = {
+  exchange: (_subject, _exp, target) => ({ ok: true, token: `<exchanged audience=${target.audience}${target.scope === null ? '' : ` scope=${target.scope}`}>` }),
+};
+
 export function createCheckSimulator(config: Config, tokens: TokenCheckContext): CheckSimulator {
   const policy = compilePolicy(config);
   const cookieNames = cookieNamesOf(config.session);
@@ -62,7 +71,7 @@ export function createCheckSimulator(config: Config, tokens: TokenCheckContext):
         query: queryOf(caseRequest.url),
         headers: checkHeaders,
       };
-      const deps: DecideDeps = { policy, authenticator: authenticatorFor(config, identity, serviceAuthenticator), loginUrl, cookieNames };
+      const deps: DecideDeps = { policy, authenticator: authenticatorFor(config, identity, serviceAuthenticator), loginUrl, cookieNames, exchange: SIMULATED_EXCHANGE };
       const decision = await decide(request, deps);
       const answer = new RecordedResponse();
       respond(answer as unknown as ServerResponse, decision);
@@ -100,7 +109,9 @@ function authenticatorFor(config: Config, identity: CaseIdentity, service: Authe
   // A session without oidc is refused when the cases file is read; this is only the type's other case.
   const result: AuthResult = built === null || !built.ok
     ? { kind: 'invalid', reason: built === null ? 'session_invalid' : built.reason, ...(identity.session ? { credential: 'cookie' as const } : {}) }
-    : { kind: 'identity', identity: built.identity };
+    // Claims stand for a token (or a session, which keeps its access token when rules exchange): a stand-in
+    // subject token for the simulated exchange, never sent anywhere.
+    : { kind: 'identity', identity: exchangesTokens(config) ? { ...built.identity, accessToken: '<access token>' } : built.identity };
   return { authenticate: () => result };
 }
 

@@ -4,6 +4,7 @@
  * then passed over. Compile errors name the config field.
  */
 import type { Config, Rule } from '../config/schema.js';
+import type { ExchangeTarget } from '../token-exchange/contract.js';
 import { compileRequirement, type CompiledRequirement } from './requirement.js';
 import { compileHostPattern, compileTemplate, NO_PARAMS, TemplateError, type HostPattern, type PathParams, type PathTemplate } from './template.js';
 
@@ -29,6 +30,10 @@ export interface CompiledRule {
   /** "audit": evaluated and recorded, never decides; the request goes on to the next rule. */
   readonly audit: boolean;
   readonly corsPreflight: CorsPreflight | null;
+  /** upstreamToken.exchange: the allow's upstream gets the caller's token exchanged for this; null for most rules. */
+  readonly exchange: ExchangeTarget | null;
+  /** offlineToken: the header an offline grant is handed over in, on this rule's exact paths; null for most rules. */
+  readonly offlineToken: { readonly header: string } | null;
 }
 
 export interface AuditMatch {
@@ -59,6 +64,14 @@ export class PolicyError extends Error {
 
 export const DEFAULT_RULE_NAME = 'default';
 
+/** A literal path: "/" and segments without captures or wildcards. */
+const EXACT_PATH = /^\/([^/{}*]+(\/[^/{}*]+)*)?$/;
+/** Headers an offline token must never be put in: the protocol's, ours, and the identity headers' defaults. */
+const RESERVED_HEADERS: ReadonlySet<string> = new Set([
+  'authorization', 'cookie', 'set-cookie', 'host', 'content-length', 'content-type', 'location', 'www-authenticate', 'transfer-encoding', 'connection',
+  'kubeflow-userid', 'kubeflow-groups', 'x-auth-request-user', 'x-auth-request-email', 'x-auth-request-groups',
+]);
+
 export function compilePolicy(config: Pick<Config, 'rules' | 'defaultRule'>): Policy {
   const rules = config.rules.map(compileRule);
   const defaultRule: CompiledRule = {
@@ -70,6 +83,8 @@ export function compilePolicy(config: Pick<Config, 'rules' | 'defaultRule'>): Po
     access: config.defaultRule === 'authenticated' ? { kind: 'authenticated' } : { kind: 'deny' },
     audit: false,
     corsPreflight: null,
+    exchange: null,
+    offlineToken: null,
   };
   return {
     rules,
@@ -188,6 +203,21 @@ function compileRule(rule: Rule, index: number): CompiledRule {
     }
     access = { kind: 'require', requirement };
   }
+  if (rule.upstreamToken !== undefined) {
+    // Only an allow with a caller's token can exchange it; an audit rule never allows anything itself.
+    if (access.kind === 'anonymous' || access.kind === 'deny') throw new PolicyError(`${at}.upstreamToken`, `needs a rule that authenticates the caller (allow: authenticated or a requirement), not allow: ${access.kind}`);
+    if (rule.mode === 'audit') throw new PolicyError(`${at}.upstreamToken`, 'has no effect on a rule in mode: audit (it never decides)');
+  }
+  if (rule.offlineToken !== undefined) {
+    // A grant that outlives the session goes to one dedicated route only: no pattern may widen it.
+    rule.paths.forEach((source, i) => {
+      if (!EXACT_PATH.test(source)) throw new PolicyError(`${at}.paths.${i}`, `"${source}": a rule with offlineToken takes exact paths only (no {captures}, * or **)`);
+    });
+    if (access.kind === 'anonymous' || access.kind === 'deny') throw new PolicyError(`${at}.offlineToken`, `needs a rule that authenticates the caller (allow: authenticated or a requirement), not allow: ${access.kind}`);
+    if (rule.mode === 'audit') throw new PolicyError(`${at}.offlineToken`, 'has no effect on a rule in mode: audit (it never decides)');
+    if (rule.upstreamToken !== undefined) throw new PolicyError(`${at}.offlineToken`, 'cannot be combined with upstreamToken on one rule');
+    if (RESERVED_HEADERS.has(rule.offlineToken.header) || rule.offlineToken.header.startsWith('x-envoy-')) throw new PolicyError(`${at}.offlineToken.header`, `"${rule.offlineToken.header}" is a header the gateway or this service sets; choose one of its own (x-offline-token)`);
+  }
   return {
     name: rule.name,
     index,
@@ -198,5 +228,7 @@ function compileRule(rule: Rule, index: number): CompiledRule {
     access,
     audit: rule.mode === 'audit',
     corsPreflight: rule.cors ? { origins: rule.cors.origins ? new Set(rule.cors.origins) : null } : null,
+    exchange: rule.upstreamToken ? { audience: rule.upstreamToken.exchange.audience, scope: rule.upstreamToken.exchange.scope ?? null } : null,
+    offlineToken: rule.offlineToken ? { header: rule.offlineToken.header } : null,
   };
 }

@@ -20,7 +20,9 @@ import type { Config } from '../config/schema.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
 import type { BrowserLogin } from '../oidc/setup.js';
-import { compilePolicy, type Policy } from '../policy/rules.js';
+import { compilePolicy, PolicyError, type Policy } from '../policy/rules.js';
+import type { TokenExchanger } from '../token-exchange/contract.js';
+import { createTokenExchanger, DEFAULT_EXCHANGE_CACHE_ENTRIES } from '../token-exchange/exchanger.js';
 import { cookieNamesOf } from '../session/cookie-header.js';
 import { sameSecrets, type SealingSecrets } from '../session/secrets.js';
 
@@ -35,6 +37,8 @@ export interface Runtime {
   /** The cookie secrets (null without browser login). */
   readonly secrets: SealingSecrets | null;
   readonly sessions: SessionAuthenticator | null;
+  /** Token exchange for rules' upstreamToken (null without browser login); one for the process, its cache kept across reloads. */
+  readonly exchange: TokenExchanger | null;
   /** What the check pipeline reads (check/decide.ts). */
   readonly decide: DecideDeps;
 }
@@ -72,6 +76,21 @@ export function buildRuntime(config: Config, secrets: SealingSecrets | null, con
     sessions = keepSessions ? running.sessions : login.sessionsFor(config, secrets, deps.memory, bearerSetup.verifier);
   }
   const authenticator = createAuthenticator(bearerSetup.verifier, sessions, login?.servedOverHttps);
+  const offlineRule = config.rules.findIndex((rule) => rule.offlineToken !== undefined);
+  if (offlineRule !== -1 && login === null) throw new PolicyError(`rules.${offlineRule}.offlineToken`, 'needs oidc with session.secretsFile: the grant comes from a browser login');
+  const identityHeaders = [config.identity.userIdHeader, config.identity.groupsHeader];
+  config.rules.forEach((rule, index) => {
+    if (rule.offlineToken !== undefined && identityHeaders.includes(rule.offlineToken.header)) throw new PolicyError(`rules.${index}.offlineToken.header`, `"${rule.offlineToken.header}" is an identity header (identity.userIdHeader/groupsHeader)`);
+  });
+  const exchanging = config.rules.findIndex((rule) => rule.upstreamToken !== undefined);
+  // The exchange is made as oidc.clientId with its secret: the browser login's client.
+  if (exchanging !== -1 && login === null) throw new PolicyError(`rules.${exchanging}.upstreamToken`, 'needs oidc with session.secretsFile: the exchange is made as oidc.clientId, the browser login\'s client');
+  const exchange = running?.exchange ?? (login === null ? null : createTokenExchanger({
+    grant: (subjectToken, target) => login.client.exchangeToken(subjectToken, target, deps.now()),
+    now: deps.now,
+    maxEntries: DEFAULT_EXCHANGE_CACHE_ENTRIES,
+    count: (result, error) => deps.metrics.tokenExchanges.inc({ result, error: error === '' ? 'none' : error }),
+  }));
   return {
     config,
     configHash,
@@ -80,6 +99,7 @@ export function buildRuntime(config: Config, secrets: SealingSecrets | null, con
     issuerKeys: bearerSetup.keys,
     secrets,
     sessions,
-    decide: { policy, authenticator, loginUrl: login ? login.loginUrl : null, cookieNames: cookieNamesOf(config.session) },
+    exchange,
+    decide: { policy, authenticator, loginUrl: login ? login.loginUrl : null, cookieNames: cookieNamesOf(config.session), exchange, offline: login?.offline ?? null },
   };
 }

@@ -19,6 +19,8 @@ export interface SessionData {
   readonly createdAt: number;
   /** ms since epoch: the tokens' expiry, after which a refresh is due. */
   readonly expiresAt: number;
+  /** The access token, kept only while a rule exchanges tokens (upstreamToken): the exchange's subject token. */
+  readonly accessToken?: string | undefined;
 }
 
 export interface CookieSessionStoreOptions {
@@ -143,12 +145,12 @@ export class CookieSessionStore implements SessionStore {
 
 /** Unsealed data that has a session's shape, as a session; null otherwise. */
 export function sessionDataFrom(data: Record<string, unknown>): SessionData | null {
-  const { idToken, refreshToken, createdAt, expiresAt, addedClaims } = data;
+  const { idToken, refreshToken, createdAt, expiresAt, addedClaims, accessToken } = data;
   if (typeof idToken !== 'string' || typeof createdAt !== 'number' || typeof expiresAt !== 'number') return null;
   if (refreshToken !== null && typeof refreshToken !== 'string') return null;
   // Sessions sealed before claimsFrom existed carry no added claims.
   if (addedClaims !== undefined && (typeof addedClaims !== 'object' || addedClaims === null || Array.isArray(addedClaims))) return null;
-  return { idToken, refreshToken, createdAt, expiresAt, addedClaims: (addedClaims ?? {}) as Claims };
+  return { idToken, refreshToken, createdAt, expiresAt, addedClaims: (addedClaims ?? {}) as Claims, ...(typeof accessToken === 'string' ? { accessToken } : {}) };
 }
 
 /** At most this many Set-Cookie lines clear one invalid session. */

@@ -197,6 +197,8 @@ describe('Istio wiring', () => {
   test.each<[string, string[]]>([
     ['custom header names', ['--set', 'config.identity.userIdHeader=x-user', '--set', 'config.identity.groupsHeader=x-groups']],
     ['custom header names with the x-auth-request-* headers on', ['--set', 'config.identity.userIdHeader=x-forwarded-user', '--set', 'config.identity.groupsHeader=x-forwarded-groups', '--set', 'config.identity.authRequestHeaders=true']],
+    ['an offline-token route (its header set by the hand-over only)', ['--set', 'config.identity.userIdHeader=x-user', '--set', 'config.identity.groupsHeader=x-groups', '--set-json', 'config.rules=[{"name":"grant","paths":["/jobs/grant"],"allow":"authenticated","offlineToken":{"header":"x-offline-token"}},{"name":"grant-2","paths":["/jobs/grant-2"],"allow":"authenticated","offlineToken":{"header":"x-offline-token"}}]']],
+    ['custom header names and a rule exchanging tokens', ['--set', 'config.identity.userIdHeader=x-user', '--set', 'config.identity.groupsHeader=x-groups', '--set-json', 'config.rules=[{"name":"pipelines","paths":["/pipelines/**"],"allow":"authenticated","upstreamToken":{"exchange":{"audience":"ml-pipeline"}}}]']],
   ])('%s: headersToUpstreamOnAllow is what upstreamHeaderPlan says', (_name, args) => {
     const objects = helmTemplate(['--set', 'fullnameOverride=oidc-authz', ...args]);
     const config = renderedConfig(objects);

@@ -156,6 +156,18 @@ describe('a check through the real pipeline', () => {
     expect(outcome.upstream!.get('cookie')).toBe('theme=dark');
   });
 
+  test('a rule with upstreamToken.exchange: the IdP is not asked; the upstream shows a placeholder for the exchanged token in place of the client\'s', async () => {
+    const exchanging = parseConfig({ ...configInput, rules: [{ name: 'pipelines', paths: ['/pipeline/**'], allow: 'authenticated', upstreamToken: { exchange: { audience: 'ml-pipeline', scope: 'openid' } } }, ...configInput.rules!] });
+    const exchangeSimulator = createCheckSimulator(exchanging, tokenContextFor(exchanging, { jwks: new Map(), now: null }));
+    for (const session of [false, true]) {
+      const outcome = await exchangeSimulator.check({ method: 'GET', url: 'https://kf.example.com/pipeline/runs', headers: {} }, person({ email: 'alice@example.com' }, session));
+      expect(outcome.status).toBe(200);
+      expect(outcome.upstream!.get('authorization')).toBe('Bearer <exchanged audience=ml-pipeline scope=openid>');
+    }
+    const other = await exchangeSimulator.check({ method: 'GET', url: 'https://kf.example.com/notebooks/', headers: {} }, person({ email: 'alice@example.com' }, true));
+    expect(other.upstream!.has('authorization')).toBe(false);
+  });
+
   test('a browser without credentials is sent to log in on publicUrl, with no secret file read', async () => {
     const outcome = await simulator.check({ method: 'GET', url: 'https://kf.example.com/workspaces/team-a/x?tab=1', headers: { accept: 'text/html' } }, { kind: 'anonymous' });
     expect(outcome.status).toBe(302);

@@ -192,7 +192,12 @@ src/reload/contract.ts): its checksum changes only with a change that needs a re
 {{- $identity := default (dict) .Values.config.identity -}}
 {{- $upstream := list (default "kubeflow-userid" $identity.userIdHeader) (default "kubeflow-groups" $identity.groupsHeader) -}}
 {{- range $contract.authRequestHeaders }}{{ $upstream = append $upstream . }}{{ end -}}
-{{- if $identity.forwardIdToken }}{{ $upstream = append $upstream "authorization" }}{{ end -}}
+{{- $exchanges := false -}}
+{{- range (default (list) .Values.config.rules) }}{{ if .upstreamToken }}{{ $exchanges = true }}{{ end }}{{ end -}}
+{{- /* authorization: forwarded ID tokens, and rules' exchanged tokens (upstreamHeaderPlan in src/envoy-contract.ts). */ -}}
+{{- if or $identity.forwardIdToken $exchanges }}{{ $upstream = append $upstream "authorization" }}{{ end -}}
+{{- /* Rules' offlineToken headers, each once (offlineTokenHeaders). */ -}}
+{{- range (default (list) .Values.config.rules) }}{{ if .offlineToken }}{{ if not (has .offlineToken.header $upstream) }}{{ $upstream = append $upstream .offlineToken.header }}{{ end }}{{ end }}{{ end -}}
 {{- range $contract.alwaysToUpstreamOnAllow }}{{ $upstream = append $upstream . }}{{ end -}}
 name: {{ .Values.istio.providerName }}
 envoyExtAuthzHttp:
