@@ -7,12 +7,13 @@
  * default scopes (Keycloak has no "groups" scope) and reads claims from all three sources.
  * The service clock is moved to expire tokens; nothing sleeps.
  */
-import type { Browser, BrowserContext, Page } from 'playwright-core';
+import type { BrowserContext, Page } from 'playwright-core';
 import type { ConfigInput } from '../../src/config/schema.js';
-import { cookieHeaderOf, launchChromium, Profiles, screenshot, sessionCookieNames, SLOW } from '../support/chromium.js';
+import { cookieHeaderOf, Profiles, screenshot, sessionCookieNames, SLOW } from '../support/chromium.js';
 import { apiCall, bearer, claimsOf, metricValue } from '../support/gateway-client.js';
 import { Browser as HttpBrowser } from '../support/browser.js';
-import { createTestRealm, KeycloakAdmin, launchKeycloak, LONG_GROUPS, requestToken, type RunningKeycloak, type TestRealm, type TestUsername } from '../support/keycloak.js';
+import { KeycloakAdmin, LONG_GROUPS, requestToken, type RunningKeycloak, type TestRealm, type TestUsername } from '../support/keycloak.js';
+import { startKeycloakWithBrowser, type KeycloakWithBrowser } from '../support/keycloak-browser.js';
 import { startRedis, type RunningRedis } from '../support/redis.js';
 import { freePort, pollUntil, startService, tempFile, TestClock, type RunningService } from '../support/service.js';
 import { startGateway, type Gateway } from '../support/stack.js';
@@ -39,10 +40,10 @@ const RULES: NonNullable<ConfigInput['rules']> = [
   { name: 'everything-else', paths: ['/**'], allow: 'authenticated' },
 ];
 
+let idp: KeycloakWithBrowser;
 let keycloak: RunningKeycloak;
 let realm: TestRealm;
 let gateway: Gateway;
-let chromium: Browser;
 const clock = new TestClock();
 let profiles: Profiles;
 
@@ -66,21 +67,14 @@ function serviceConfig(overrides: Partial<NonNullable<ConfigInput['oidc']>> = {}
 }
 
 beforeAll(async () => {
-  const port = await freePort();
-  const url = `http://127.0.0.1:${port}`;
-  [keycloak, chromium] = await Promise.all([launchKeycloak(), launchChromium()]);
-  profiles = new Profiles(chromium);
-  const admin = new KeycloakAdmin(keycloak.url);
-  await admin.login();
-  realm = await createTestRealm(admin, { redirectUris: [`${url}/oauth2/callback`], postLogoutRedirectUris: [`${url}/oauth2/signed_out`] });
-  gateway = await startGateway({ port, config: serviceConfig(), now: clock.now });
+  idp = await startKeycloakWithBrowser();
+  ({ keycloak, realm, profiles } = idp);
+  gateway = await startGateway({ port: idp.port, config: serviceConfig(), now: clock.now });
 }, BOOT);
 
 afterAll(async () => {
-  await profiles?.closeAll();
-  await chromium?.close();
   await gateway?.stop();
-  await keycloak?.stop();
+  await idp?.close();
 }, SLOW);
 
 afterEach(() => {

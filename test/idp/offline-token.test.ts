@@ -4,12 +4,12 @@
  * offline_access with consent, and its upstream (the echo app) receives the offline token once, in the
  * configured header; the token works at Keycloak; no other route gets it, nor a client's forged copy.
  */
-import type { Browser } from 'playwright-core';
 import type { ConfigInput } from '../../src/config/schema.js';
-import { cookieHeaderOf, launchChromium, Profiles, SLOW } from '../support/chromium.js';
+import { cookieHeaderOf, Profiles, SLOW } from '../support/chromium.js';
 import { apiCall, claimsOf } from '../support/gateway-client.js';
-import { createTestRealm, KeycloakAdmin, launchKeycloak, type RunningKeycloak, type TestRealm } from '../support/keycloak.js';
-import { freePort, tempFile } from '../support/service.js';
+import type { TestRealm } from '../support/keycloak.js';
+import { startKeycloakWithBrowser, type KeycloakWithBrowser } from '../support/keycloak-browser.js';
+import { tempFile } from '../support/service.js';
 import { startGateway, type Gateway } from '../support/stack.js';
 
 const BOOT = 240_000;
@@ -20,20 +20,15 @@ const RULES: NonNullable<ConfigInput['rules']> = [
   { name: 'everything-else', paths: ['/**'], allow: 'authenticated' },
 ];
 
-let keycloak: RunningKeycloak;
+let idp: KeycloakWithBrowser;
 let realm: TestRealm;
 let gateway: Gateway;
-let chromium: Browser;
 let profiles: Profiles;
 
 beforeAll(async () => {
-  const port = await freePort();
-  const url = `http://127.0.0.1:${port}`;
-  [keycloak, chromium] = await Promise.all([launchKeycloak(), launchChromium()]);
-  profiles = new Profiles(chromium);
-  const admin = new KeycloakAdmin(keycloak.url);
-  await admin.login();
-  realm = await createTestRealm(admin, { redirectUris: [`${url}/oauth2/callback`], postLogoutRedirectUris: [`${url}/oauth2/signed_out`] });
+  idp = await startKeycloakWithBrowser();
+  ({ realm, profiles } = idp);
+  const { port } = idp;
   gateway = await startGateway({
     port,
     config: {
@@ -46,10 +41,8 @@ beforeAll(async () => {
 }, BOOT);
 
 afterAll(async () => {
-  await profiles?.closeAll();
-  await chromium?.close();
   await gateway?.stop();
-  await keycloak?.stop();
+  await idp?.close();
 }, SLOW);
 
 test('the offline route\'s upstream receives a working offline token once; other routes never do', async () => {

@@ -5,12 +5,12 @@
  * whose audience holds the requesting client). The upstream is the echo app: what it shows is what an
  * upstream behind the gateway receives.
  */
-import type { Browser } from 'playwright-core';
 import type { ConfigInput } from '../../src/config/schema.js';
-import { cookieHeaderOf, launchChromium, Profiles, SLOW } from '../support/chromium.js';
+import { cookieHeaderOf, Profiles, SLOW } from '../support/chromium.js';
 import { apiCall, bearer, claimsOf, metricValue } from '../support/gateway-client.js';
-import { createTestRealm, KeycloakAdmin, launchKeycloak, type RunningKeycloak, type TestRealm, type TestUsername } from '../support/keycloak.js';
-import { freePort, tempFile } from '../support/service.js';
+import type { TestRealm, TestUsername } from '../support/keycloak.js';
+import { startKeycloakWithBrowser, type KeycloakWithBrowser } from '../support/keycloak-browser.js';
+import { tempFile } from '../support/service.js';
 import { startGateway, type Gateway } from '../support/stack.js';
 
 /** Keycloak's realm boots in ~25 s from the template, and the realm takes a few more. */
@@ -22,20 +22,15 @@ const RULES: NonNullable<ConfigInput['rules']> = [
   { name: 'everything-else', paths: ['/**'], allow: 'authenticated' },
 ];
 
-let keycloak: RunningKeycloak;
+let idp: KeycloakWithBrowser;
 let realm: TestRealm;
 let gateway: Gateway;
-let chromium: Browser;
 let profiles: Profiles;
 
 beforeAll(async () => {
-  const port = await freePort();
-  const url = `http://127.0.0.1:${port}`;
-  [keycloak, chromium] = await Promise.all([launchKeycloak(), launchChromium()]);
-  profiles = new Profiles(chromium);
-  const admin = new KeycloakAdmin(keycloak.url);
-  await admin.login();
-  realm = await createTestRealm(admin, { redirectUris: [`${url}/oauth2/callback`], postLogoutRedirectUris: [`${url}/oauth2/signed_out`] });
+  idp = await startKeycloakWithBrowser();
+  ({ realm, profiles } = idp);
+  const { port, admin } = idp;
   // README "Token exchange": the requesting client must be confidential with standard token exchange on.
   const client = await admin.getClient(realm.name, realm.clients.oidcAuthz.clientId);
   await admin.updateClient(realm.name, { ...client, attributes: { ...client.attributes, 'standard.token.exchange.enabled': 'true' } });
@@ -55,10 +50,8 @@ beforeAll(async () => {
 }, BOOT);
 
 afterAll(async () => {
-  await profiles?.closeAll();
-  await chromium?.close();
   await gateway?.stop();
-  await keycloak?.stop();
+  await idp?.close();
 }, BOOT);
 
 /** An access token of the CLI client (aud: oidc-authz through its audience mapper, and the clients whose roles the user holds). */
