@@ -77,13 +77,15 @@ export function upstreamHeaderPlan(config: Pick<Config, 'identity' | 'removeMeth
   const methodOverride = config.removeMethodOverrideHeaders ? METHOD_OVERRIDE_HEADERS : [];
   // Set only by the answer that hands an offline grant over; every other allow removes a client's copy.
   const offline = offlineTokenHeaders(config);
+  // WSGI and CGI read x_offline_token as x-offline-token: a client's underscore copy is removed everywhere.
+  const offlineSpellings = offline.flatMap(underscoreSpellings);
   return {
     // `authorization` is never removed: a bearer request's own token must still reach the upstream. It is
     // listed (so what we set replaces the client's) for forwarded ID tokens and for rules' exchanged tokens;
     // an allow that sets none leaves the client's header as it is.
     upstreamOnAllow: [...all, ...(forwardIdToken || exchangesTokens(config) ? ['authorization'] : []), ...offline, ...ALWAYS_UPSTREAM_ON_ALLOW],
-    removeOnAnonymousAllow: [...all, ...spellings, ...methodOverride, ...offline].join(','),
-    removeOnAuthenticatedAllow: [...notSet, ...spellings, ...methodOverride, ...offline].join(','),
+    removeOnAnonymousAllow: [...all, ...spellings, ...methodOverride, ...offline, ...offlineSpellings].join(','),
+    removeOnAuthenticatedAllow: [...notSet, ...spellings, ...methodOverride, ...offline, ...offlineSpellings].join(','),
   };
 }
 

@@ -139,6 +139,12 @@ export class Introspector {
     });
     // 401/403 mean our client credentials are wrong: a misconfiguration, reported as unavailable (503), not
     // as the caller's bad token, and never cached.
+    // Another 4xx is about this token (an odd size or character the IdP refuses to read): inactive for this
+    // token only, so one caller's junk can never trip the breaker that answers 503 for everyone.
+    if (response.status >= 400 && response.status < 500 && ![401, 403, 408, 429].includes(response.status)) {
+      await response.body?.cancel();
+      return { active: false };
+    }
     if (response.status !== 200) {
       await response.body?.cancel();
       throw new IntrospectionUnavailableError(`${this.endpoint} answered ${response.status}`);
@@ -163,6 +169,11 @@ export class Introspector {
 }
 
 async function readJson(response: Response, url: string): Promise<unknown> {
+  // Refused before reading when the IdP announces more (a broken proxy must not make us buffer it all).
+  if (Number(response.headers.get('content-length') ?? 0) > MAX_RESPONSE_BYTES) {
+    await response.body?.cancel();
+    throw new IntrospectionUnavailableError(`${url} sent more than ${MAX_RESPONSE_BYTES} bytes`);
+  }
   const text = await response.text();
   if (text.length > MAX_RESPONSE_BYTES) throw new IntrospectionUnavailableError(`${url} sent more than ${MAX_RESPONSE_BYTES} bytes`);
   try {

@@ -161,8 +161,9 @@ function withExchange(decision: Decision, request: CheckRequest, deps: DecideDep
   const { identity, rule: { exchange: target } } = decision;
   if (target === null) return decision;
   const subject = identity.accessToken ?? (identity.via === 'bearer' ? bearerTokenOf(request.headers.authorization) : null);
-  if (subject === null || subject === '') return exchanged(decision, { ok: false, reason: 'exchange_refused', error: 'no_subject_token' }, request);
   if (deps.exchange === undefined || deps.exchange === null) return exchanged(decision, { ok: false, reason: 'exchange_unavailable', error: 'misconfigured' }, request);
+  // Only the login IdP's own tokens go to its token endpoint: a service-account token of another issuer never does.
+  if (subject === null || subject === '' || identity.issuer !== deps.exchange.issuer) return exchanged(decision, { ok: false, reason: 'exchange_refused', error: 'no_subject_token' }, request);
   const exp = identity.claims.exp;
   const outcome = deps.exchange.exchange(subject, typeof exp === 'number' ? exp * 1000 : null, target);
   return outcome instanceof Promise ? outcome.then((o) => exchanged(decision, o, request)) : exchanged(decision, outcome, request);

@@ -42,9 +42,10 @@ export interface CheckSimulator {
  * The IdP is not asked: a rule with upstreamToken.exchange shows its upstream a placeholder naming the
  * target, so a case can check that (and where) a token would be exchanged.
  */
-const SIMULATED_EXCHANGE: TokenExchanger = {
+const simulatedExchange = (issuer: string): TokenExchanger => ({
+  issuer,
   exchange: (_subject, _exp, target) => ({ ok: true, token: `<exchanged audience=${target.audience}${target.scope === null ? '' : ` scope=${target.scope}`}>` }),
-};
+});
 
 export function createCheckSimulator(config: Config, tokens: TokenCheckContext): CheckSimulator {
   const policy = compilePolicy(config);
@@ -55,6 +56,7 @@ export function createCheckSimulator(config: Config, tokens: TokenCheckContext):
   const upstreamOnAllow = new Set(upstreamHeaderPlan(config).upstreamOnAllow);
   const fallbackScheme = config.publicUrl?.startsWith('https:') ? 'https' : 'http';
   const serviceAuthenticator = createAuthenticator(tokens.verifier, null);
+  const exchange = config.oidc ? simulatedExchange(config.oidc.issuer) : null;
 
   return {
     async check(caseRequest, identity) {
@@ -71,7 +73,7 @@ export function createCheckSimulator(config: Config, tokens: TokenCheckContext):
         query: queryOf(caseRequest.url),
         headers: checkHeaders,
       };
-      const deps: DecideDeps = { policy, authenticator: authenticatorFor(config, identity, serviceAuthenticator), loginUrl, cookieNames, exchange: SIMULATED_EXCHANGE };
+      const deps: DecideDeps = { policy, authenticator: authenticatorFor(config, identity, serviceAuthenticator), loginUrl, cookieNames, exchange };
       const decision = await decide(request, deps);
       const answer = new RecordedResponse();
       respond(answer as unknown as ServerResponse, decision);

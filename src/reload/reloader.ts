@@ -6,9 +6,11 @@
  * Any problem on the way keeps the running config, counts a failure and logs every problem by field path
  * (never a value from a secrets file). Reloads run one at a time, in the order asked for.
  */
+import { isDeepStrictEqual } from 'node:util';
 import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { ConfigError, parseConfig, parseConfigText } from '../config/load.js';
+import { upstreamHeaderPlan } from '../envoy-contract.js';
 import type { Config } from '../config/schema.js';
 import { createService, type Service } from '../http/server.js';
 import type { Logger } from '../log.js';
@@ -218,6 +220,12 @@ class FileReloader implements Reloader {
       ...restartFields,
       ...RESTART_ONLY_FILES.filter((field) => read.texts.get(field) !== this.startTexts.get(field)).map((field) => `${field} (its content)`),
     ];
+
+    // Envoy passes upstream only the headers the mesh config listed at start-up: rules that would need
+    // others (a new exchange or offline-token rule) cannot be applied by a reload.
+    if (!isDeepStrictEqual(upstreamHeaderPlan(running.config), upstreamHeaderPlan(config))) {
+      return this.failed(trigger, ['rules: upstreamToken or offlineToken rules added or removed change the headers Envoy must pass (headersToUpstreamOnAllow): render the new provider (oidc-authz provider) and restart'], fingerprint);
+    }
 
     let secrets = running.secrets;
     const secretsText = read.texts.get('session.secretsFile');

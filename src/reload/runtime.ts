@@ -86,6 +86,7 @@ export function buildRuntime(config: Config, secrets: SealingSecrets | null, con
   // The exchange is made as oidc.clientId with its secret: the browser login's client.
   if (exchanging !== -1 && login === null) throw new PolicyError(`rules.${exchanging}.upstreamToken`, 'needs oidc with session.secretsFile: the exchange is made as oidc.clientId, the browser login\'s client');
   const exchange = running?.exchange ?? (login === null ? null : createTokenExchanger({
+    issuer: config.oidc!.issuer,
     grant: (subjectToken, target) => login.client.exchangeToken(subjectToken, target, deps.now()),
     now: deps.now,
     maxEntries: DEFAULT_EXCHANGE_CACHE_ENTRIES,

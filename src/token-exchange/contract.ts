@@ -33,6 +33,8 @@ export type ExchangeOutcome =
   | { readonly ok: false; readonly reason: ExchangeFailureReason; readonly error: ExchangeError };
 
 export interface TokenExchanger {
+  /** The issuer whose tokens it exchanges (oidc.issuer): a token of another issuer is never sent to its IdP. */
+  readonly issuer: string;
   /**
    * The exchanged token for `subjectToken` (expiring at `subjectExpiresAt`, ms, or null when unknown) and
    * `target`: synchronous on a cache hit, so a cached exchange allocates no promise.

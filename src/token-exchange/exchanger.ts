@@ -11,6 +11,8 @@ import {
 } from './contract.js';
 
 export interface ExchangerOptions {
+  /** oidc.issuer: the IdP the grant goes to. */
+  readonly issuer: string;
   readonly grant: ExchangeGrant;
   readonly now: () => number;
   /** Exchanged tokens kept at most (each a few KB). */
@@ -39,6 +41,7 @@ export function createTokenExchanger(options: ExchangerOptions): TokenExchanger 
   };
 
   return {
+    issuer: options.issuer,
     get size() {
       return cache.size;
     },

@@ -102,6 +102,13 @@ test('inactive (unknown) token → 401 token_inactive, remembered for inactiveCa
   expect(await introspections('inactive')).toBeGreaterThanOrEqual(2);
 });
 
+test('a token the IdP refuses to read (400) is inactive for that token only: the next caller\'s token is still asked about', async () => {
+  const res = await check('/pipelines/', 'x'.repeat(5000));
+  expect(res.status).toBe(401);
+  expect(res.body).toMatchObject({ reason: 'token_inactive' });
+  await check('/pipelines/', idp.issue(person())).expect(200);
+});
+
 test('revoked at the IdP → still answered from cache within cacheFor, then 401 token_inactive', async () => {
   const token = idp.issue(person());
   await check('/pipelines/', token).expect(200);

@@ -337,4 +337,32 @@ describe('cookie secrets (session.secretsFile in a mounted Secret)', () => {
       await svc.close();
     }
   });
+
+  test('rules that would need other headers from Envoy (an offline-token or exchange rule) are refused: the mesh config lists them at start-up', async () => {
+    const secretsFile = tempFile(`${OLD}\n`);
+    const clientSecretFile = `${secretsFile}-client`;
+    writeFileSync(clientSecretFile, CLIENT.clientSecret);
+    const base = {
+      listen: { host: '127.0.0.1', port, metricsPort: 0 },
+      reload: { watch: false },
+      publicUrl,
+      oidc: { issuer: idp.issuer, clientId: CLIENT.clientId, clientSecretFile },
+      session: { secretsFile, secure: false },
+    };
+    const file = writeTempConfig(yaml({ ...base, rules: [{ name: 'everything', paths: ['/**'], allow: 'authenticated' }] }));
+    const svc = await startFromFile(file);
+    try {
+      for (const rule of [
+        { name: 'grant', paths: ['/jobs/grant'], allow: 'authenticated', offlineToken: { header: 'x-offline-token' } },
+        { name: 'api', paths: ['/api/**'], allow: 'authenticated', upstreamToken: { exchange: { audience: 'api' } } },
+      ]) {
+        replaceFile(file, yaml({ ...base, rules: [rule, { name: 'everything', paths: ['/**'], allow: 'authenticated' }] }));
+        const outcome = await svc.reloader.reload('signal');
+        expect(outcome.result).toBe('failure');
+        expect(outcome.problems.join('\n')).toContain('change the headers Envoy must pass');
+      }
+    } finally {
+      await svc.close();
+    }
+  });
 });

@@ -9,6 +9,9 @@ import { randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 
+/** Longer tokens are refused with 400 (a real IdP's limit on what it reads). */
+const MAX_TOKEN_LENGTH = 4096;
+
 export interface OpaqueTokenServer {
   readonly issuer: string;
   readonly introspectionEndpoint: string;
@@ -80,6 +83,11 @@ export async function startOpaqueTokenServer(): Promise<OpaqueTokenServer> {
     }
     const form = new URLSearchParams(Buffer.concat(chunks).toString('utf8'));
     lastForm = form;
+    // As IdPs do with a token they will not read (too long for any they issue): 400, about this token only.
+    if ((form.get('token') ?? '').length > MAX_TOKEN_LENGTH) {
+      send(400, { error: 'invalid_request', error_description: 'token too long' });
+      return;
+    }
     introspections++;
     const issued = tokens.get(form.get('token') ?? '');
     if (issued === undefined || issued.revoked || issued.expiresAt <= Date.now()) {

@@ -62,7 +62,7 @@ describe('the exchanger', () => {
   let now = 1_000_000;
   const counted: string[] = [];
   const make = (grant: (subject: string, target: ExchangeTarget) => Promise<ExchangeGrantResult>) =>
-    createTokenExchanger({ grant, now: () => now, maxEntries: 2, count: (result, error) => counted.push(`${result}:${error}`) });
+    createTokenExchanger({ issuer: ISSUER, grant, now: () => now, maxEntries: 2, count: (result, error) => counted.push(`${result}:${error}`) });
   beforeEach(() => {
     now = 1_000_000;
     counted.length = 0;
@@ -164,6 +164,13 @@ describe('config', () => {
     // Never removed: the other routes keep getting the client's own Authorization header as before.
     expect(upstreamHeaderPlan(withExchange).removeOnAuthenticatedAllow.split(',')).not.toContain('authorization');
   });
+
+  test('an offline-token header is removed in its underscore spellings too (WSGI reads x_offline_token as x-offline-token)', () => {
+    const plan = upstreamHeaderPlan(parseConfig({ oidc, session, publicUrl, rules: [{ name: 'grant', paths: ['/jobs/grant'], allow: 'authenticated', offlineToken: { header: 'x-offline-token' } }] }));
+    for (const list of [plan.removeOnAnonymousAllow, plan.removeOnAuthenticatedAllow]) {
+      expect(list.split(',')).toEqual(expect.arrayContaining(['x-offline-token', 'x_offline_token', 'x_offline-token', 'x-offline_token']));
+    }
+  });
 });
 
 describe('decide and respond', () => {
@@ -174,7 +181,9 @@ describe('decide and respond', () => {
     authenticate(request): AuthResult {
       const via = request.headers.authorization ? 'bearer' : request.headers.cookie ? 'cookie' : null;
       if (via === null) return { kind: 'none' };
-      const built = buildIdentity({ iss: ISSUER, sub: 'alice', email: 'alice@example.org', email_verified: true, exp: 2_000_000_000 }, mapping, via);
+      // x-foreign: a token of another trusted issuer (a Kubernetes service account's, say).
+      const iss = request.headers['x-foreign'] ? 'https://kubernetes.default.svc.cluster.local' : ISSUER;
+      const built = buildIdentity({ iss, sub: 'alice', email: 'alice@example.org', email_verified: true, exp: 2_000_000_000 }, mapping, via);
       if (!built.ok) throw new Error(built.reason);
       // A session begun while a rule exchanges keeps its access token.
       return { kind: 'identity', identity: request.headers.cookie === 'kept=1' ? { ...built.identity, accessToken: 'session-access-token' } : built.identity };
@@ -183,6 +192,7 @@ describe('decide and respond', () => {
   const asked: Array<{ subject: string; exp: number | null; target: ExchangeTarget }> = [];
   let answer: ReturnType<TokenExchanger['exchange']> = { ok: true, token: 'exchanged-token' };
   const exchange: TokenExchanger = {
+    issuer: ISSUER,
     exchange(subject, exp, target) {
       asked.push({ subject, exp, target });
       return answer;
@@ -209,6 +219,13 @@ describe('decide and respond', () => {
     expect(header('authorization')).toEqual(['Bearer exchanged-token']);
     expect(asked).toEqual([{ subject: 'callers-token', exp: 2_000_000_000_000, target: { audience: 'ws-a', scope: 'openid read' } }]);
     expect(decision).toMatchObject({ kind: 'allow', upstreamToken: 'exchanged-token' });
+  });
+
+  test('a token of another issuer is never sent to the login IdP\'s token endpoint: 403 exchange_refused (no_subject_token)', async () => {
+    const { status, decision } = await check('/pipelines/runs', { authorization: 'Bearer service-account-token', 'x-foreign': '1' });
+    expect(status).toBe(403);
+    expect(decision).toMatchObject({ kind: 'forbidden', reason: 'exchange_refused', exchangeError: 'no_subject_token' });
+    expect(asked).toEqual([]);
   });
 
   test('another route asks for no exchange and sets no authorization (the client\'s own passes as before)', async () => {
