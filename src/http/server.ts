@@ -10,8 +10,7 @@ import type { Config } from '../config/schema.js';
 import type { BearerVerifier } from '../authn/bearer.js';
 import { SessionMemory, type SessionAuthenticator } from '../authn/session.js';
 import { createBrowserLogin, readCookieSecrets } from '../oidc/setup.js';
-import { createResponder } from '../check/respond.js';
-import { upstreamHeaderPlan } from '../envoy-contract.js';
+import { createResponder, responderOptionsFor } from '../check/respond.js';
 import { createDecisionLog } from '../decision-log.js';
 import { createLineLimiter, logSuppressed } from '../log-limit.js';
 import type { Logger } from '../log.js';
@@ -86,7 +85,6 @@ export function createService(config: Config, deps: ServiceDeps): Service {
     for (const warning of lintPolicy(runtime.config, runtime.policy)) logger.warn('policy warning', warningLogFields(warning));
   };
   lint(active);
-  const plan = upstreamHeaderPlan(config);
   const state: AppState = {
     ready: true,
     notReadyBecause: () => {
@@ -121,16 +119,7 @@ export function createService(config: Config, deps: ServiceDeps): Service {
     trustForwardedProto: config.trustForwardedProto,
     fallbackScheme: config.publicUrl?.startsWith('https:') ? 'https' : 'http',
     deps: () => active.decide,
-    respond: createResponder({
-      userIdHeader: config.identity.userIdHeader,
-      groupsHeader: config.identity.groupsHeader,
-      authRequestHeaders: config.identity.authRequestHeaders,
-      forwardIdToken: config.identity.forwardIdToken,
-      plan,
-      retryAfterSeconds: 5,
-      // Relative: the 403 page is served on the origin the browser used.
-      signOutUrl: login ? '/oauth2/sign_out' : null,
-    }),
+    respond: createResponder(responderOptionsFor(config, login !== null)),
     metrics,
     logger,
     denialLog,

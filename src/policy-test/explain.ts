@@ -38,8 +38,13 @@ export function explain(config: Config, method: string, url: string, caller: Exp
   const segments = pathSegments(path.path);
   const { rule, params, audits } = policy.match(method, host.host, segments);
   lines.push(`rule:      ${rule.index === -1 ? `(no rule matched) → defaultRule: ${config.defaultRule}` : `#${rule.index} ${rule.name}`}`);
-  const hostPattern = rule.hosts?.find((pattern) => pattern.match(host.host) !== null);
-  if (hostPattern !== undefined && hostPattern.paramNames.length > 0) lines.push(`host:      "${hostPattern.source}" captured ${JSON.stringify(hostPattern.match(host.host))}`);
+  // The first host pattern that matches is the one whose captures the rule got (policy/rules.ts).
+  for (const pattern of rule.hosts ?? []) {
+    const captured = pattern.match(host.host);
+    if (captured === null) continue;
+    if (pattern.paramNames.length > 0) lines.push(`host:      "${pattern.source}" captured ${JSON.stringify(captured)}`);
+    break;
+  }
   if (Object.keys(params).length > 0) lines.push(`params:    ${JSON.stringify(params)}`);
   lines.push(`access:    ${describeAccess(config, rule.index)}`);
   if (rule.corsPreflight !== null) lines.push(`cors:      preflights (OPTIONS with Origin and Access-Control-Request-Method) pass without credentials${rule.corsPreflight.origins === null ? '' : ` from ${[...rule.corsPreflight.origins].join(', ')}`}`);

@@ -27,7 +27,7 @@
  */
 import type { Config, Rule } from '../config/schema.js';
 import { compilePolicy, DEFAULT_RULE_NAME, type CompiledRule, type Policy } from './rules.js';
-import { compileHostPattern, matchPieces, type PathTemplate, type TemplateSegment } from './template.js';
+import { matchPieces, type PathTemplate, type TemplateSegment } from './template.js';
 
 /** The part of a template the overlap tests read. */
 export type TemplateShape = Pick<PathTemplate, 'segments' | 'rest'>;
@@ -221,7 +221,7 @@ function hostScopedAnonymous(config: Pick<Config, 'rules' | 'defaultRule'>, anon
   const demands = stricter.access.kind === 'deny' ? 'denies' : `requires ${access} for`;
   // A glob's sub-domains and a pattern's captures are the client's to pick too: name a host that matches.
   const first = hosts[0]!;
-  const sampleHost = first.startsWith('*.') ? first.replace(/^\*\./, 'anything.') : compileHostPattern(first).sample;
+  const sampleHost = first.startsWith('*.') ? first.replace(/^\*\./, 'anything.') : anonymous.hosts![0]!.sample;
   return {
     kind: 'host_scoped_anonymous',
     anonymous: { name: anonymous.name, index: anonymous.index, hosts },

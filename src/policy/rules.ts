@@ -6,7 +6,7 @@
 import type { Config, Rule } from '../config/schema.js';
 import type { ExchangeTarget } from '../token-exchange/contract.js';
 import { compileRequirement, type CompiledRequirement } from './requirement.js';
-import { compileHostPattern, compileTemplate, NO_PARAMS, TemplateError, type HostPattern, type PathParams, type PathTemplate } from './template.js';
+import { compileHostPattern, compileTemplate, NO_PARAMS, pathSegments, TemplateError, type HostPattern, type PathParams, type PathTemplate } from './template.js';
 
 export type Access =
   | { readonly kind: 'anonymous' }
@@ -171,7 +171,7 @@ function compileRule(rule: Rule, index: number): CompiledRule {
   const at = `rules.${index}`;
   const templates = rule.paths.map((source, i) => compiled(`${at}.paths.${i}`, source, compileTemplate));
   const hosts = rule.hosts?.map((source, i) => compiled(`${at}.hosts.${i}`, source, compileHostPattern)) ?? null;
-  refuseShadowed(`${at}.paths`, 'path', templates, (template, sample) => template.match(sample === '/' ? [] : sample.slice(1).split('/')));
+  refuseShadowed(`${at}.paths`, 'path', templates, (template, sample) => template.match(pathSegments(sample)));
   if (hosts !== null) refuseShadowed(`${at}.hosts`, 'host', hosts, (pattern, sample) => pattern.match(sample));
 
   // Every combination of a host pattern and a path template captures a name once, and what the rule uses.
