@@ -12,6 +12,7 @@
  */
 import type { Claims } from './claims.js';
 import { isForUs, type TokenFailure } from './bearer.js';
+import { discoveryUrl } from '../oidc/discovery.js';
 
 export interface IntrospectionSettings {
   readonly issuer: string;
@@ -153,7 +154,7 @@ export class Introspector {
   }
 
   private async discoverEndpoint(): Promise<string> {
-    const url = `${this.settings.issuer.replace(/\/$/, '')}/.well-known/openid-configuration`;
+    const url = discoveryUrl(this.settings.issuer);
     const response = await fetch(url, { headers: { accept: 'application/json' }, redirect: 'error', signal: AbortSignal.timeout(this.settings.timeoutMs) });
     if (response.status !== 200) {
       await response.body?.cancel();

@@ -5,6 +5,7 @@
  * Fetches are single-flight: a burst of tokens triggers one request.
  */
 import { createLocalJWKSet, type JSONWebKeySet, type JWTVerifyGetKey } from 'jose';
+import { discoveryUrl } from '../oidc/discovery.js';
 
 export interface JwksSettings {
   readonly maxAgeMs: number;
@@ -93,7 +94,7 @@ export class IssuerKeys {
   }
 
   private async discoverJwksUri(): Promise<string> {
-    const url = `${this.issuer.replace(/\/$/, '')}/.well-known/openid-configuration`;
+    const url = discoveryUrl(this.issuer);
     const document = await this.fetchJson(url);
     if (typeof document !== 'object' || document === null) throw new Error(`${url} is not a JSON object`);
     const { issuer, jwks_uri: jwksUri } = document as Record<string, unknown>;

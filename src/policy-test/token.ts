@@ -10,6 +10,7 @@ import type { BearerVerifier } from '../authn/bearer.js';
 import { lookupClaim, type Claims } from '../authn/claims.js';
 import { compileIssuerMappings, type Identity } from '../authn/identity.js';
 import { createBearerVerifier } from '../authn/issuers.js';
+import { discoveryUrl } from '../oidc/discovery.js';
 import { ASYMMETRIC_ALGORITHMS, type Config } from '../config/schema.js';
 import { silentLogger, type Logger } from '../log.js';
 import { createMetrics } from '../metrics.js';
@@ -53,7 +54,7 @@ export function networkTokenContext(config: Config, now: () => number = Date.now
     config,
     verifier,
     now,
-    keysOf: (issuer) => jwksUriOf(config, issuer) ?? `found by discovery at ${issuer.replace(/\/$/, '')}/.well-known/openid-configuration`,
+    keysOf: (issuer) => jwksUriOf(config, issuer) ?? `found by discovery at ${discoveryUrl(issuer)}`,
     keysProblem: (issuer) => problems.get(issuer),
   };
 }
