@@ -2,12 +2,16 @@
  * Prometheus metrics, served on their own port. Label values are bounded: decisions and reasons are
  * fixed enums, rules come from the config, issuers from the config.
  */
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
+import { CheckTally, TalliedHistogram } from './check-tally.js';
 
 export interface Metrics {
   readonly registry: Registry;
+  /** Every check's decision and duration: counted by the check handler, read at scrape time (check-tally.ts). */
+  readonly checkTally: CheckTally;
+  /** Fed from checkTally when Prometheus scrapes; a check never touches it. */
   readonly checks: Counter<'decision' | 'reason' | 'rule'>;
-  readonly checkDuration: Histogram<'decision'>;
+  readonly checkDuration: TalliedHistogram;
   /** What audit-mode rules would have decided (they never decide). */
   readonly auditDecisions: Counter<'rule' | 'decision' | 'reason'>;
   readonly decisionLogDropped: Counter<'why'>;
@@ -61,7 +65,13 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metri
   // what their sources counted since.
   const suppressedReported = new Map<string, number>();
   const droppedReported = new Map<string, number>();
+  const checksReported = new Map<string, number>();
+  const checkTally = new CheckTally();
+  const checkDuration = new TalliedHistogram('oidc_authz_check_duration_seconds', 'Time from receiving a check to writing its answer, by decision.', checkTally);
+  registry.registerMetric(checkDuration as unknown as Parameters<Registry['registerMetric']>[0]);
   const metrics: Metrics = {
+    checkTally,
+    checkDuration,
     tokenCacheSize: () => 0,
     sessionCacheSize: () => 0,
     sessionStoreUp: () => true,
@@ -145,6 +155,14 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metri
       help: 'Check decisions by decision (allow, unauthorized, forbidden, bad_request, unavailable), reason and rule.',
       labelNames: ['decision', 'reason', 'rule'],
       registers: [registry],
+      collect() {
+        for (const { decision, reason, rule, total } of checkTally.counts()) {
+          const key = `${decision}\n${reason}\n${rule}`;
+          const added = total - (checksReported.get(key) ?? 0);
+          if (added > 0) this.inc({ decision, reason, rule }, added);
+          checksReported.set(key, total);
+        }
+      },
     }),
     auditDecisions: new Counter({
       name: 'oidc_authz_audit_decisions_total',
@@ -160,13 +178,6 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metri
       collect() {
         addSince(this, 'why', metrics.decisionLogSources.map((source) => source.droppedTotals()), droppedReported);
       },
-    }),
-    checkDuration: new Histogram({
-      name: 'oidc_authz_check_duration_seconds',
-      help: 'Time from receiving a check to writing its answer, by decision.',
-      labelNames: ['decision'],
-      buckets: [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
-      registers: [registry],
     }),
     jwksFetches: new Counter({
       name: 'oidc_authz_jwks_fetches_total',

@@ -2,21 +2,22 @@
  * Bearer JWT verification for several issuers (the IdP's ID tokens, the in-cluster Kubernetes
  * service-account issuer, others). The token's `iss` picks the issuer; its `alg` must be on that
  * issuer's allow-list (never the token's own choice); keys come from the issuer's JWKS only
- * (`jku`, `x5u` and embedded `jwk` headers are refused). Results are cached by the token's SHA-256:
- * verified identities until `exp` (at most one JWKS max-age), definite failures for a minute.
+ * (`jku`, `x5u` and embedded `jwk` headers are refused). Results are cached by the token (cache.ts
+ * CredentialCache): verified identities until `exp` (at most one JWKS max-age), definite failures for a
+ * minute. A first-seen token is verified synchronously once jose has selected its key (sync-verify.ts).
  *
  * Opaque tokens (not a JWT) go to the one issuer whose RFC 7662 introspection takes them
  * (introspection.ts); an issuer with introspection `jwt: always` has its verified JWTs introspected too.
  * Those answers share the cache: active ones until min(exp, introspection.cacheFor), inactive ones for
  * introspection.inactiveCacheFor; an unreachable IdP (503) is never cached here.
  */
-import { hash } from 'node:crypto';
-import { decodeJwt, decodeProtectedHeader, jwtVerify, type JWTVerifyGetKey } from 'jose';
-import { ExpiringLru } from '../cache.js';
+import { decodeJwt, decodeProtectedHeader, jwtVerify, type JWTClaimVerificationOptions, type JWTVerifyGetKey } from 'jose';
+import { CredentialCache, digestOf } from '../cache.js';
 import { buildIdentity, type Identity, type IdentityFailure, type IdentityMapping } from './identity.js';
 import type { IntrospectionExpectations, Introspector } from './introspection.js';
-import { KeysUnavailableError, type KeySource } from './jwks.js';
+import { KeysUnavailableError, type KeySet, type KeySource } from './jwks.js';
 import type { Claims } from './claims.js';
+import { verifySync } from './sync-verify.js';
 
 export type TokenFailure =
   | 'malformed_token'
@@ -75,6 +76,11 @@ const LOGOUT_TOKEN_CLAIMS = ['iat', 'jti'] as const;
 const JWT_SHAPE = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$/;
 const FAILURE_CACHE_MS = 60_000;
 const INTROSPECTION_UNAVAILABLE: BearerResult = { kind: 'unavailable', reason: 'introspection_unavailable' };
+const JWKS_UNAVAILABLE: BearerResult = { kind: 'unavailable', reason: 'jwks_unavailable' };
+const TOO_LARGE: BearerResult = { kind: 'invalid', reason: 'token_too_large' };
+const MALFORMED: BearerResult & VerifiedClaims = { kind: 'invalid', reason: 'malformed_token' };
+const BAD_SIGNATURE: VerifiedClaims = { kind: 'invalid', reason: 'bad_signature' };
+const WRONG_AUDIENCE: VerifiedClaims = { kind: 'invalid', reason: 'wrong_audience' };
 /** An unknown issuer is named in the answer and the log (an operator's first clue), within reason. */
 const MAX_NAMED_ISSUER = 256;
 
@@ -91,7 +97,7 @@ const CACHEABLE_FAILURES = new Set<TokenFailure>([
 
 export class BearerVerifier {
   private readonly byIssuer: Map<string, TrustedIssuer>;
-  private readonly cache: ExpiringLru<BearerResult>;
+  private readonly cache: CredentialCache<BearerResult>;
   /** The issuer that takes opaque (non-JWT) tokens, if any (config allows at most one). */
   private readonly opaque: TrustedIssuer | undefined;
 
@@ -102,78 +108,87 @@ export class BearerVerifier {
   ) {
     this.byIssuer = new Map(issuers.map((i) => [i.issuer, i]));
     this.opaque = issuers.find((i) => i.introspection?.settings.opaqueTokens === true);
-    this.cache = new ExpiringLru(options.cacheMaxEntries);
+    this.cache = new CredentialCache(options.cacheMaxEntries);
   }
 
   get cacheSize(): number {
     return this.cache.size;
   }
 
-  /** Synchronous when the token is cached (the hot path), a promise otherwise. */
+  /**
+   * Synchronous when the token is cached (the hot path) and when a first-seen JWT's key is already known,
+   * a promise otherwise.
+   */
   verify(token: string): BearerResult | Promise<BearerResult> {
-    if (token.length > this.options.maxTokenBytes) return { kind: 'invalid', reason: 'token_too_large' };
-    const key = hash('sha256', token, 'base64url');
-    const cached = this.cache.get(key, this.now());
+    if (token.length > this.options.maxTokenBytes) return TOO_LARGE;
+    const cached = this.cache.get(token, this.now());
     if (cached !== undefined) return cached;
     if (!JWT_SHAPE.test(token)) {
-      if (this.opaque !== undefined) return this.introspectOpaque(token, key, this.opaque);
-      return this.remember(key, { kind: 'invalid', reason: 'malformed_token' });
+      if (this.opaque !== undefined) return this.introspectOpaque(token, this.opaque);
+      return this.remember(token, MALFORMED);
     }
-    return this.verifyUncached(token, key);
+    return this.verifyUncached(token);
   }
 
-  private async verifyUncached(token: string, key: string): Promise<BearerResult> {
+  private verifyUncached(token: string): BearerResult | Promise<BearerResult> {
     let unverified: Claims;
     try {
       unverified = decodeJwt(token) as Claims;
     } catch {
       // Three dot-separated base64url parts that are no JWT: an opaque token may happen to look like one.
-      if (this.opaque !== undefined) return this.introspectOpaque(token, key, this.opaque);
-      return this.remember(key, { kind: 'invalid', reason: 'malformed_token' });
+      if (this.opaque !== undefined) return this.introspectOpaque(token, this.opaque);
+      return this.remember(token, MALFORMED);
     }
     const issuer = typeof unverified.iss === 'string' ? this.byIssuer.get(unverified.iss) : undefined;
     if (issuer === undefined) {
       // Keycloak's iss follows the host name a token was fetched through: name what the token said.
       const named = typeof unverified.iss === 'string' ? printable(unverified.iss).slice(0, MAX_NAMED_ISSUER) : undefined;
-      return this.remember(key, named === undefined ? { kind: 'invalid', reason: 'unknown_issuer' } : { kind: 'invalid', reason: 'unknown_issuer', issuer: named });
+      return this.remember(token, named === undefined ? { kind: 'invalid', reason: 'unknown_issuer' } : { kind: 'invalid', reason: 'unknown_issuer', issuer: named });
     }
-    const verified = await this.verifySigned(token, issuer, !issuer.mapping.audienceCheckedByRules);
-    if (verified.kind === 'unavailable') return { kind: 'unavailable', reason: 'jwks_unavailable' };
-    if (verified.kind === 'invalid') return this.remember(key, verified);
-    const claims = verified.claims;
+    const verified = this.verifySigned(token, issuer, !issuer.mapping.audienceCheckedByRules);
+    return verified instanceof Promise ? verified.then((v) => this.admit(token, issuer, v)) : this.admit(token, issuer, verified);
+  }
 
+  /** A verified (or refused) JWT of `issuer`: its identity, introspected first when the issuer says so. */
+  private admit(token: string, issuer: TrustedIssuer, verified: VerifiedClaims): BearerResult | Promise<BearerResult> {
+    if (verified.kind === 'unavailable') return JWKS_UNAVAILABLE;
+    if (verified.kind === 'invalid') return this.remember(token, verified);
+    const claims = verified.claims;
     const built = buildIdentity(claims, issuer.mapping, 'bearer');
-    if (!built.ok) return this.remember(key, { kind: 'invalid', reason: built.reason });
+    if (!built.ok) return this.remember(token, { kind: 'invalid', reason: built.reason });
     const result: BearerResult = { kind: 'identity', identity: built.identity };
     const expiresAt = Math.min((claims.exp as number) * 1000, this.now() + this.options.maxCacheMs);
-    const introspector = issuer.introspection;
-    if (introspector?.settings.jwt === 'always') {
-      // The signature says who issued it; only the issuer can say it was not revoked since. The JWT's own
-      // audience was checked above, so the answer's is not checked again; its claims are the JWT's.
-      const outcome = await introspector.introspect(token, key, this.expectations(issuer, false));
-      if (outcome.kind === 'unavailable') return INTROSPECTION_UNAVAILABLE;
-      if (outcome.kind === 'inactive') return this.rememberFor(key, { kind: 'invalid', reason: outcome.reason }, introspector.settings.inactiveCacheForMs);
-      this.cache.set(key, result, Math.min(expiresAt, this.now() + introspector.settings.cacheForMs));
-      return result;
-    }
-    this.cache.set(key, result, expiresAt);
+    if (issuer.introspection?.settings.jwt === 'always') return this.introspectVerified(token, issuer.introspection, issuer, result, expiresAt);
+    this.cache.set(token, result, expiresAt, true);
+    return result;
+  }
+
+  /**
+   * The signature says who issued it; only the issuer can say it was not revoked since. The JWT's own
+   * audience was checked, so the answer's is not checked again; its claims are the JWT's.
+   */
+  private async introspectVerified(token: string, introspector: Introspector, issuer: TrustedIssuer, result: BearerResult, expiresAt: number): Promise<BearerResult> {
+    const outcome = await introspector.introspect(token, digestOf(token), this.expectations(issuer, false));
+    if (outcome.kind === 'unavailable') return INTROSPECTION_UNAVAILABLE;
+    if (outcome.kind === 'inactive') return this.rememberFor(token, { kind: 'invalid', reason: outcome.reason }, introspector.settings.inactiveCacheForMs);
+    this.cache.set(token, result, Math.min(expiresAt, this.now() + introspector.settings.cacheForMs), true);
     return result;
   }
 
   /** An opaque token: the issuer's introspection answer is the verification, its claims the identity's. */
-  private async introspectOpaque(token: string, key: string, issuer: TrustedIssuer): Promise<BearerResult> {
+  private async introspectOpaque(token: string, issuer: TrustedIssuer): Promise<BearerResult> {
     const introspector = issuer.introspection!;
-    const outcome = await introspector.introspect(token, key, this.expectations(issuer, !issuer.mapping.audienceCheckedByRules));
+    const outcome = await introspector.introspect(token, digestOf(token), this.expectations(issuer, !issuer.mapping.audienceCheckedByRules));
     if (outcome.kind === 'unavailable') return INTROSPECTION_UNAVAILABLE;
     const inactiveFor = introspector.settings.inactiveCacheForMs;
-    if (outcome.kind === 'inactive') return this.rememberFor(key, { kind: 'invalid', reason: outcome.reason }, inactiveFor);
+    if (outcome.kind === 'inactive') return this.rememberFor(token, { kind: 'invalid', reason: outcome.reason }, inactiveFor);
     const built = buildIdentity(outcome.claims, issuer.mapping, 'bearer');
-    if (!built.ok) return this.rememberFor(key, { kind: 'invalid', reason: built.reason }, inactiveFor);
+    if (!built.ok) return this.rememberFor(token, { kind: 'invalid', reason: built.reason }, inactiveFor);
     const result: BearerResult = { kind: 'identity', identity: built.identity };
     // Never past the token's exp (when the answer has one), nor longer than cacheFor: a revocation at the
     // IdP is seen within cacheFor.
     const until = Math.min(outcome.expiresAt ?? Infinity, this.now() + introspector.settings.cacheForMs);
-    this.cache.set(key, result, until);
+    this.cache.set(token, result, until, true);
     return result;
   }
 
@@ -181,8 +196,8 @@ export class BearerVerifier {
     return { issuer: issuer.issuer, audiences: issuer.audiences, authorizedParties: issuer.authorizedParties, checkAudience, clockSkewMs: this.options.clockSkewMs };
   }
 
-  private rememberFor(key: string, result: BearerResult, ms: number): BearerResult {
-    this.cache.set(key, result, this.now() + ms);
+  private rememberFor(token: string, result: BearerResult, ms: number): BearerResult {
+    this.cache.set(token, result, this.now() + ms, false);
     return result;
   }
 
@@ -194,9 +209,9 @@ export class BearerVerifier {
   verifiedClaims(token: string, issuerName: string): Promise<VerifiedClaims> {
     const issuer = this.byIssuer.get(issuerName);
     if (issuer === undefined || token.length > this.options.maxTokenBytes || !JWT_SHAPE.test(token)) {
-      return Promise.resolve({ kind: 'invalid', reason: 'malformed_token' });
+      return Promise.resolve(MALFORMED);
     }
-    return this.verifySigned(token, issuer, false);
+    return Promise.resolve(this.verifySigned(token, issuer, false));
   }
 
   /**
@@ -218,21 +233,49 @@ export class BearerVerifier {
     // logout+jwt is recommended, not required (§2.4): a plain JWT is taken too; the events claim and the
     // absent nonce already tell a logout token from an ID or access token. Any other type is refused.
     if (typ !== undefined && (typeof typ !== 'string' || !/^((application\/)?logout\+jwt|jwt)$/i.test(typ))) return Promise.resolve({ kind: 'invalid', reason: 'disallowed_header' });
-    return this.verifySigned(token, issuer, false, LOGOUT_TOKEN_CLAIMS);
+    return Promise.resolve(this.verifySigned(token, issuer, false, LOGOUT_TOKEN_CLAIMS));
   }
 
-  /** Header checks, then the signature with the issuer's keys (one refetch for an unknown kid), then the claims. */
-  private async verifySigned(token: string, issuer: TrustedIssuer, checkAudience: boolean, requiredClaims: readonly string[] = ['exp']): Promise<VerifiedClaims> {
+  /**
+   * Header checks, then the signature with the issuer's keys (one refetch for an unknown kid), then the
+   * claims. Synchronous when the keys are at hand and jose has selected the token's key before.
+   */
+  private verifySigned(token: string, issuer: TrustedIssuer, checkAudience: boolean, requiredClaims: readonly string[] = ['exp']): VerifiedClaims | Promise<VerifiedClaims> {
     let header: ReturnType<typeof decodeProtectedHeader>;
     try {
       header = decodeProtectedHeader(token);
     } catch {
-      return { kind: 'invalid', reason: 'malformed_token' };
+      return MALFORMED;
     }
     if (typeof header.alg !== 'string' || !issuer.algorithms.includes(header.alg)) return { kind: 'invalid', reason: 'disallowed_algorithm' };
     if (header.jku !== undefined || header.x5u !== undefined || header.jwk !== undefined) return { kind: 'invalid', reason: 'disallowed_header' };
+    const keys = issuer.keys.keys();
+    if (!(keys instanceof Promise)) {
+      const verified = this.verifySynchronously(token, header, issuer, keys, checkAudience, requiredClaims);
+      if (verified !== null) return verified;
+    }
+    return this.verifyWithJose(token, issuer, keys, checkAudience, requiredClaims);
+  }
+
+  /** sync-verify.ts: node:crypto for the signature, jose for the key selection and the claims; null: not this path. */
+  private verifySynchronously(token: string, header: Record<string, unknown>, issuer: TrustedIssuer, keys: KeySet, checkAudience: boolean, requiredClaims: readonly string[]): VerifiedClaims | null {
+    const joseAudience = checkAudience && issuer.authorizedParties.length === 0;
     try {
-      const keys = await issuer.keys.keys();
+      const outcome = verifySync(token, header, keys.selected, this.claimOptions(issuer, joseAudience, requiredClaims));
+      if (outcome === null) return null;
+      if (outcome.kind === 'bad_signature') return BAD_SIGNATURE;
+      if (outcome.kind === 'malformed') return MALFORMED;
+      const claims = outcome.payload as Claims;
+      if (checkAudience && !joseAudience && !isForUs(claims, issuer.audiences, issuer.authorizedParties)) return WRONG_AUDIENCE;
+      return { kind: 'ok', claims };
+    } catch (error) {
+      return { kind: 'invalid', reason: failureOf(error) };
+    }
+  }
+
+  private async verifyWithJose(token: string, issuer: TrustedIssuer, pending: KeySet | Promise<KeySet>, checkAudience: boolean, requiredClaims: readonly string[]): Promise<VerifiedClaims> {
+    try {
+      const keys = await pending;
       try {
         return { kind: 'ok', claims: await this.verifyWith(token, issuer, keys.getKey, checkAudience, requiredClaims) };
       } catch (error) {
@@ -247,25 +290,29 @@ export class BearerVerifier {
     }
   }
 
-  private async verifyWith(token: string, issuer: TrustedIssuer, getKey: JWTVerifyGetKey, checkAudience: boolean, requiredClaims: readonly string[]): Promise<Claims> {
-    // jose checks a plain audience list itself; with authorized parties, "aud or azp" is checked here.
-    const joseAudience = checkAudience && issuer.authorizedParties.length === 0;
-    const { payload } = await jwtVerify(token, getKey, {
+  /** What jose checks of the claims; `audience`: jose checks a plain audience list itself. */
+  private claimOptions(issuer: TrustedIssuer, audience: boolean, requiredClaims: readonly string[]): JWTClaimVerificationOptions {
+    return {
       issuer: issuer.issuer,
-      ...(joseAudience ? { audience: issuer.audiences as string[] } : {}),
-      algorithms: issuer.algorithms as string[],
+      ...(audience ? { audience: issuer.audiences as string[] } : {}),
       clockTolerance: this.options.clockSkewMs / 1000,
       requiredClaims: [...requiredClaims],
       currentDate: new Date(this.now()),
-    });
+    };
+  }
+
+  private async verifyWith(token: string, issuer: TrustedIssuer, getKey: JWTVerifyGetKey, checkAudience: boolean, requiredClaims: readonly string[]): Promise<Claims> {
+    // jose checks a plain audience list itself; with authorized parties, "aud or azp" is checked here.
+    const joseAudience = checkAudience && issuer.authorizedParties.length === 0;
+    const { payload } = await jwtVerify(token, getKey, { ...this.claimOptions(issuer, joseAudience, requiredClaims), algorithms: issuer.algorithms as string[] });
     const claims = payload as Claims;
     if (checkAudience && !joseAudience && !isForUs(claims, issuer.audiences, issuer.authorizedParties)) throw new WrongAudienceError();
     return claims;
   }
 
-  private remember(key: string, result: BearerResult): BearerResult {
+  private remember(token: string, result: BearerResult): BearerResult {
     if (result.kind === 'invalid' && CACHEABLE_FAILURES.has(result.reason)) {
-      this.cache.set(key, result, this.now() + FAILURE_CACHE_MS);
+      this.cache.set(token, result, this.now() + FAILURE_CACHE_MS, false);
     }
     return result;
   }

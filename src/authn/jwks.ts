@@ -6,6 +6,7 @@
  */
 import { createLocalJWKSet, type JSONWebKeySet, type JWTVerifyGetKey } from 'jose';
 import { discoveryUrl } from '../oidc/discovery.js';
+import { SelectedKeys } from './sync-verify.js';
 
 export interface JwksSettings {
   readonly maxAgeMs: number;
@@ -21,10 +22,25 @@ export class KeysUnavailableError extends Error {
   }
 }
 
-interface KeySet {
+export interface KeySet {
   readonly getKey: JWTVerifyGetKey;
   readonly kids: ReadonlySet<string>;
   readonly fetchedAt: number;
+  /** The keys getKey has returned, for synchronous verification of later tokens with the same alg and kid. */
+  readonly selected: SelectedKeys;
+}
+
+/** A key set over `jwks`: jose selects and imports the keys; what it selects is remembered for sync-verify.ts. */
+export function keySetOf(jwks: JSONWebKeySet, fetchedAt: number): KeySet {
+  const local = createLocalJWKSet(jwks);
+  const selected = new SelectedKeys();
+  const getKey: JWTVerifyGetKey = async (header, token) => {
+    const key = await local(header, token);
+    selected.remember(header.alg, header.kid, key);
+    return key;
+  };
+  const kids = new Set(jwks.keys.map((k) => k.kid).filter((k): k is string => typeof k === 'string'));
+  return { getKey, kids, fetchedAt, selected };
 }
 
 const MAX_DOCUMENT_BYTES = 512 * 1024;
@@ -89,8 +105,7 @@ export class IssuerKeys {
     this.jwksUri ??= await this.discoverJwksUri();
     const jwks = await this.fetchJson(this.jwksUri);
     if (!isJwks(jwks)) throw new Error(`${this.jwksUri} is not a JWK set`);
-    const kids = new Set(jwks.keys.map((k) => k.kid).filter((k): k is string => typeof k === 'string'));
-    return { getKey: createLocalJWKSet(jwks), kids, fetchedAt: this.now() };
+    return keySetOf(jwks, this.now());
   }
 
   private async discoverJwksUri(): Promise<string> {

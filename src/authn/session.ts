@@ -1,12 +1,11 @@
 /**
  * Session-cookie authentication. The cookie is the only source of truth; unsealing costs ~300 µs, so
- * opened sessions are cached by a hash of the cookie value, never past the tokens' expiry or the
+ * opened sessions are cached by the cookie value (cache.ts CredentialCache), never past the tokens' expiry or the
  * session's absolute end. Expired tokens are refreshed through the IdP once per session at a time
  * (concurrent checks share the refresh), re-sealed, and the new cookie goes back with the answer.
  */
-import { hash } from 'node:crypto';
 import { decodeJwt } from 'jose';
-import { ExpiringLru } from '../cache.js';
+import { CredentialCache, digestOf } from '../cache.js';
 import { sessionClaims, type SessionTokens } from '../oidc/session-claims.js';
 import type { SessionCookie } from '../session/cookies.js';
 import { STORE_UNAVAILABLE, type Renewal, type RenewOutcome, type SessionData, type SessionOwner, type SessionStore } from '../session-store/contract.js';
@@ -102,7 +101,7 @@ export class SessionMemory {
 }
 
 export class SessionAuthenticator {
-  private readonly cache: ExpiringLru<SessionResult>;
+  private readonly cache: CredentialCache<SessionResult>;
   /** Opens in progress, by cookie hash: concurrent checks with one cookie share one unseal and refresh. */
   private readonly opening = new Map<string, Promise<SessionResult>>();
   /** memory.signedOut: shared with the authenticators before and after a reload. */
@@ -119,7 +118,7 @@ export class SessionAuthenticator {
     private readonly revalidateAfterMs = Number.POSITIVE_INFINITY,
     private readonly memory = new SessionMemory(),
   ) {
-    this.cache = new ExpiringLru(cacheMaxEntries);
+    this.cache = new CredentialCache(cacheMaxEntries);
     this.signedOut = memory.signedOut;
   }
 
@@ -157,9 +156,9 @@ export class SessionAuthenticator {
         : this.store.clear(cookie.names, secure);
       return { kind: 'invalid', credential: 'cookie', reason: 'session_invalid', setCookie };
     }
-    const key = hash('sha256', cookie.value, 'base64url');
-    const cached = this.cache.get(key, this.now());
+    const cached = this.cache.get(cookie.value, this.now());
     if (cached !== undefined) return this.signedOut.size === 0 ? cached : this.unlessSignedOut(cached);
+    const key = digestOf(cookie.value);
     let pending = this.opening.get(key);
     if (pending === undefined) {
       pending = this.open(cookie.value, key, cookie.names, servedOverHttps(context)).finally(() => this.opening.delete(key));
@@ -185,7 +184,7 @@ export class SessionAuthenticator {
     const issued = await this.store.issue(data, previousNames, requestSecure, ownerOf(built.identity));
     this.events.issued(issued.chunks);
     const identity: Identity = { ...built.identity, idToken: data.idToken, accessToken: data.accessToken };
-    this.cache.set(hash('sha256', issued.sealed, 'base64url'), { kind: 'identity', identity, session: data, lineage: lineageOf(identity.claims, data.createdAt) }, this.validUntil(data));
+    this.cache.set(issued.sealed, { kind: 'identity', identity, session: data, lineage: lineageOf(identity.claims, data.createdAt) }, this.validUntil(data), true);
     return { setCookies: issued.setCookies, identity, session: data };
   }
 
@@ -207,7 +206,7 @@ export class SessionAuthenticator {
   async signOut(cookieHeader: string | undefined): Promise<{ session: SessionData | null; names: readonly string[]; refreshTokens: string[] }> {
     const cookie = this.store.read(cookieHeader);
     if (cookie.kind !== 'present') return { session: null, names: cookie.kind === 'none' ? [] : cookie.names, refreshTokens: [] };
-    const key = hash('sha256', cookie.value, 'base64url');
+    const key = digestOf(cookie.value);
     await this.opening.get(key)?.catch(() => undefined);
     // A renewal another authenticator (before a reload) started for this cookie: its new refresh token too.
     const renewed = await this.memory.renewals.get(key)?.catch(() => undefined);
@@ -215,7 +214,7 @@ export class SessionAuthenticator {
     if (opened === STORE_UNAVAILABLE) {
       // Nothing to read the session (or its refresh token, to end at the IdP) from: it is ended all the
       // same, the store retrying once it is back.
-      this.cache.delete(key);
+      this.cache.delete(cookie.value, this.now());
       await this.store.end(cookie.value);
       return { session: null, names: cookie.names, refreshTokens: [] };
     }
@@ -229,12 +228,12 @@ export class SessionAuthenticator {
     }
     this.rememberSignOut(lineageOf(claims, session.createdAt), this.store.endOf(session.createdAt));
     const refreshTokens = new Set<string>(session.refreshToken === null ? [] : [session.refreshToken]);
-    const successor = this.cache.get(key, this.now());
+    const successor = this.cache.get(cookie.value, this.now());
     if (successor?.kind === 'identity' && successor.session.refreshToken !== null) refreshTokens.add(successor.session.refreshToken);
     if (renewed?.kind === 'renewed' && renewed.session.refreshToken !== null) refreshTokens.add(renewed.session.refreshToken);
     // A shared store forgets it now (every replica refuses it within recheckAfterMs; retried when unreachable),
     // and so does this replica's memory. A cookie's cached result stays: the lineage refuses it, unopened.
-    if (this.store.kind === 'redis') this.cache.delete(key);
+    if (this.store.kind === 'redis') this.cache.delete(cookie.value, this.now());
     await this.store.end(cookie.value);
     return { session, names: cookie.names, refreshTokens: [...refreshTokens] };
   }
@@ -258,7 +257,7 @@ export class SessionAuthenticator {
   async endReplaced(cookieHeader: string | undefined): Promise<void> {
     const cookie = this.store.read(cookieHeader);
     if (cookie.kind !== 'present') return;
-    this.cache.delete(hash('sha256', cookie.value, 'base64url'));
+    this.cache.delete(cookie.value, this.now());
     await this.store.end(cookie.value);
   }
 
@@ -276,10 +275,10 @@ export class SessionAuthenticator {
     const session = await this.store.open(value);
     if (session === STORE_UNAVAILABLE) return STORE_DOWN;
     const now = this.now();
-    if (session === null) return this.remember(key, { kind: 'invalid', credential: 'cookie', reason: 'session_invalid', setCookie: this.store.clear(names, requestSecure) });
-    if (now >= this.store.endOf(session.createdAt)) return this.remember(key, { kind: 'invalid', credential: 'cookie', reason: 'session_expired', setCookie: this.store.clear(names, requestSecure) });
+    if (session === null) return this.remember(value, { kind: 'invalid', credential: 'cookie', reason: 'session_invalid', setCookie: this.store.clear(names, requestSecure) });
+    if (now >= this.store.endOf(session.createdAt)) return this.remember(value, { kind: 'invalid', credential: 'cookie', reason: 'session_expired', setCookie: this.store.clear(names, requestSecure) });
     const sealedBeforeRevalidation = session.refreshToken !== null && session.expiresAt > now + this.revalidateAfterMs + REVALIDATION_CLOCK_SLACK_MS;
-    if (now < session.expiresAt && !sealedBeforeRevalidation) return this.opened(key, session, names, requestSecure);
+    if (now < session.expiresAt && !sealedBeforeRevalidation) return this.opened(value, session, names, requestSecure);
     if (session.refreshToken === null || this.refresher === null) {
       return { kind: 'invalid', credential: 'cookie', reason: 'session_expired', setCookie: this.store.clear(names, requestSecure) };
     }
@@ -290,11 +289,11 @@ export class SessionAuthenticator {
   }
 
   /** A session read from its cookie or the store: its identity, cached until due (or rechecked). */
-  private opened(key: string, session: SessionData, names: readonly string[], requestSecure: boolean, setCookie?: readonly string[]): SessionResult {
+  private opened(value: string, session: SessionData, names: readonly string[], requestSecure: boolean, setCookie?: readonly string[]): SessionResult {
     const result = this.identityResult(session, names, requestSecure);
-    if (result.kind !== 'identity') return this.remember(key, result);
+    if (result.kind !== 'identity') return this.remember(value, result);
     const withCookies: SessionResult = setCookie === undefined ? result : { ...result, setCookie };
-    this.cache.set(key, withCookies, this.validUntil(session));
+    this.cache.set(value, withCookies, this.validUntil(session), true);
     return withCookies;
   }
 
@@ -330,38 +329,38 @@ export class SessionAuthenticator {
       case STORE_UNAVAILABLE:
         return STORE_DOWN;
       case 'gone':
-        return this.remember(key, { kind: 'invalid', credential: 'cookie', reason: 'session_revoked', setCookie: [] }, this.store.endOf(stale.createdAt));
+        return this.remember(value, { kind: 'invalid', credential: 'cookie', reason: 'session_revoked', setCookie: [] }, this.store.endOf(stale.createdAt));
       case 'current':
         // Renewed by another replica a moment ago: nothing to ask the IdP, the cookie stays as it is.
-        return this.opened(key, outcome.session, names, requestSecure);
+        return this.opened(value, outcome.session, names, requestSecure);
       case 'not_renewed': {
         const { renewal } = outcome;
         if (renewal.kind === 'failed' && !renewal.final) return { kind: 'unavailable', reason: 'idp_unavailable' };
-        if (renewal.kind === 'failed') return this.remember(key, { kind: 'invalid', credential: 'cookie', reason: identityFailure ?? 'session_invalid', setCookie: this.store.clear(names, requestSecure) });
+        if (renewal.kind === 'failed') return this.remember(value, { kind: 'invalid', credential: 'cookie', reason: identityFailure ?? 'session_invalid', setCookie: this.store.clear(names, requestSecure) });
         // No clearing Set-Cookie: when another replica refreshed the same session at the same moment and
         // the IdP refused the second use of the refresh token (Dex without a reuse interval), clearing
         // here could land after that replica's fresh cookie and end a live session. A dead cookie does no
         // harm: its next check is refused again, and the next login overwrites it.
         // A refused refresh token never becomes good again: remember that for the rest of the session, so a
         // page that keeps polling with a dead cookie does not ask the IdP again every minute.
-        return this.remember(key, { kind: 'invalid', credential: 'cookie', reason: 'session_revoked', setCookie: [] }, this.store.endOf(stale.createdAt));
+        return this.remember(value, { kind: 'invalid', credential: 'cookie', reason: 'session_revoked', setCookie: [] }, this.store.endOf(stale.createdAt));
       }
       case 'renewed':
         break;
     }
     const renewed = outcome.session;
     const result = this.identityResult(renewed, names, requestSecure);
-    if (result.kind !== 'identity') return this.remember(key, result);
+    if (result.kind !== 'identity') return this.remember(value, result);
     if (outcome.sealed === undefined) {
       // The cookie stays the same (a shared store renewed the session behind it).
-      this.cache.set(key, result, this.validUntil(renewed));
+      this.cache.set(value, result, this.validUntil(renewed), true);
       return result;
     }
     // Counted once, by the authenticator that renewed.
     if (joined === undefined) this.events.issued(outcome.chunks ?? 1);
-    this.cache.set(hash('sha256', outcome.sealed, 'base64url'), result, this.validUntil(renewed));
+    this.cache.set(outcome.sealed, result, this.validUntil(renewed), true);
     const withCookies: SessionResult = { ...result, setCookie: outcome.setCookies };
-    this.cache.set(key, withCookies, Math.min(this.validUntil(renewed), this.now() + OLD_COOKIE_GRACE_MS));
+    this.cache.set(value, withCookies, Math.min(this.validUntil(renewed), this.now() + OLD_COOKIE_GRACE_MS), true);
     return withCookies;
   }
 
@@ -382,8 +381,9 @@ export class SessionAuthenticator {
     return Math.min(session.expiresAt, this.store.endOf(session.createdAt), this.now() + this.store.recheckAfterMs);
   }
 
-  private remember(key: string, result: SessionResult, until = this.now() + FAILURE_CACHE_MS): SessionResult {
-    this.cache.set(key, result, until);
+  /** `value`'s result until `until`: the cookie itself is kept only for an opened session (cache.ts). */
+  private remember(value: string, result: SessionResult, until = this.now() + FAILURE_CACHE_MS): SessionResult {
+    this.cache.set(value, result, until, result.kind === 'identity');
     return result;
   }
 }

@@ -9,11 +9,12 @@ import type { SessionFailure, SessionUnavailable } from '../authn/session.js';
 import type { Identity } from '../authn/identity.js';
 import { evaluateRequirement, type UnmetRequirement } from '../policy/requirement.js';
 import type { AuditMatch, CompiledRule, Policy } from '../policy/rules.js';
-import { pathSegments, type PathParams } from '../policy/template.js';
+import type { PathParams } from '../policy/template.js';
 import { readCookieHeader, type CookieNames } from '../session/cookie-header.js';
 import type { ExchangeError, ExchangeOutcome, TokenExchanger } from '../token-exchange/contract.js';
 import type { OfflineHandover, OfflineHandoverResult } from '../oidc/offline.js';
-import { normalizeHost, normalizePath, type BadRequestReason } from './normalize.js';
+import type { BadRequestReason } from './normalize.js';
+import { rememberedRoute } from './route.js';
 import { isBrowserNavigation, type CheckRequest } from './request.js';
 
 export type UnauthorizedReason = 'no_credentials' | TokenFailure | SessionFailure;
@@ -82,31 +83,29 @@ export interface DecideDeps {
 
 
 export function decide(request: CheckRequest, deps: DecideDeps): Decision | Promise<Decision> {
-  const path = normalizePath(request.rawPath);
-  if (!path.ok) return { kind: 'bad_request', rule: null, reason: path.reason };
-  const host = normalizeHost(request.authority);
-  if (!host.ok) return { kind: 'bad_request', rule: null, reason: host.reason };
+  const route = rememberedRoute(deps.policy, request.method, request.authority, request.rawPath);
+  if (!route.ok) return { kind: 'bad_request', rule: null, reason: route.reason };
 
   // Read once: the session for the authenticator, the rest for the upstream (which never gets our cookies).
   const cookies = readCookieHeader(request.headers.cookie, deps.cookieNames);
   if (cookies.overflow) return { kind: 'bad_request', rule: null, reason: 'too_many_cookies' };
 
-  const segments = pathSegments(path.path);
   const preflight = corsPreflightOf(request);
   if (preflight !== null) {
     // The rule that decides the request the preflight asks about decides whether it may be asked.
-    const asked = deps.policy.match(preflight.method, host.host, segments).rule;
+    const asked = deps.policy.match(preflight.method, route.host, route.segments).rule;
     if (asked.corsPreflight !== null && (asked.corsPreflight.origins === null || asked.corsPreflight.origins.has(preflight.origin) || asked.corsPreflight.origins.has('*'))) {
       return { kind: 'allow', rule: asked, identity: null, reason: 'cors_preflight', upstreamCookie: cookies.upstream };
     }
   }
 
-  const { rule, params, audits } = deps.policy.match(request.method, host.host, segments);
+  const { path } = route;
+  const { rule, params, audits } = route.match;
   const context: AuthorizationContext = { request, loginUrl: deps.loginUrl, upstreamCookie: cookies.upstream };
   if (audits !== null) {
     const decidedWithAudits = decideWithAudits(rule, params, audits, context, () => deps.authenticator.authenticate(request, cookies.session));
     if (rule.exchange === null && rule.offlineToken === null) return decidedWithAudits;
-    return decidedWithAudits instanceof Promise ? decidedWithAudits.then((d) => finishAllow(d, request, path.path, deps)) : finishAllow(decidedWithAudits, request, path.path, deps);
+    return decidedWithAudits instanceof Promise ? decidedWithAudits.then((d) => finishAllow(d, request, path, deps)) : finishAllow(decidedWithAudits, request, path, deps);
   }
   const decided = decideWithoutCredentials(rule, context);
   if (decided !== null) return decided;
@@ -114,8 +113,8 @@ export function decide(request: CheckRequest, deps: DecideDeps): Decision | Prom
   // Rules without an exchange or offline grant (nearly all) take the path they always took: nothing more to read or allocate.
   if (rule.exchange === null && rule.offlineToken === null) return auth instanceof Promise ? auth.then((a) => authorize(rule, params, a, context)) : authorize(rule, params, auth, context);
   return auth instanceof Promise
-    ? auth.then((a) => finishAllow(authorize(rule, params, a, context), request, path.path, deps))
-    : finishAllow(authorize(rule, params, auth, context), request, path.path, deps);
+    ? auth.then((a) => finishAllow(authorize(rule, params, a, context), request, path, deps))
+    : finishAllow(authorize(rule, params, auth, context), request, path, deps);
 }
 
 /** Rules that add a token to their allow (upstreamToken, offlineToken) finish it after the authorization. */

@@ -6,7 +6,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { decide, type AuditOutcome, type DecideDeps, type Decision } from '../check/decide.js';
 import { clip, type DecisionLog } from '../decision-log.js';
-import { checkRequestFrom, schemeOf } from '../check/request.js';
+import { checkRequestFrom, schemeOf, type CheckRequest } from '../check/request.js';
 import { sendJson, type Responder } from '../check/respond.js';
 import type { LineLimiter } from '../log-limit.js';
 import type { Logger } from '../log.js';
@@ -55,10 +55,10 @@ export function createCheckHandler(options: CheckHandlerOptions): (req: Incoming
     }
   };
 
+  const { checkTally } = metrics;
   const record = (decision: Decision, startedAt: number, method: string, path: string) => {
     const rule = decision.rule?.name ?? 'none';
-    metrics.checks.inc({ decision: decision.kind, reason: decision.reason, rule });
-    metrics.checkDuration.observe({ decision: decision.kind }, (performance.now() - startedAt) / 1000);
+    checkTally.record(decision.kind, decision.reason, rule, (performance.now() - startedAt) / 1000);
     const denial = decision.kind !== 'allow' && decision.reason !== 'no_credentials';
     // A denial costs a client one request and would cost us a line: past log.rateLimit for its reason the
     // line is only counted, before any of it is built. At debug every decision is logged, limit or not.
@@ -80,28 +80,33 @@ export function createCheckHandler(options: CheckHandlerOptions): (req: Incoming
     }
   };
 
+  const finish = (res: ServerResponse, request: CheckRequest, startedAt: number, decision: Decision) => {
+    respond(res, decision);
+    record(decision, startedAt, request.method, request.rawPath);
+    if (decision.audits) recordAudits(decision, decision.audits, request.method, request.rawPath);
+    decisionLog.record(decision, request);
+  };
+  const fail = (res: ServerResponse, startedAt: number, method: string, error: unknown) => {
+    logger.error('check failed', { error, method });
+    checkTally.record('unavailable', 'internal_error', 'none', (performance.now() - startedAt) / 1000);
+    if (!res.headersSent) sendJson(res, 503, { error: 'unavailable', reason: 'internal_error' }, ['retry-after', '1']);
+    else res.destroy();
+  };
+
+  // No closure per check: a cached check allocates its request view, its answer's headers and little else.
   return (req, res) => {
     const startedAt = performance.now();
     const method = req.method ?? 'GET';
     const request = checkRequestFrom(method, (req.url ?? '').slice(prefixLength), req.headers, schemeOf(req.headers, trustForwardedProto, fallbackScheme));
-    const finish = (decision: Decision) => {
-      respond(res, decision);
-      record(decision, startedAt, method, request.rawPath);
-      if (decision.audits) recordAudits(decision, decision.audits, method, request.rawPath);
-      decisionLog.record(decision, request);
-    };
-    const fail = (error: unknown) => {
-      logger.error('check failed', { error, method });
-      metrics.checks.inc({ decision: 'unavailable', reason: 'internal_error', rule: 'none' });
-      if (!res.headersSent) sendJson(res, 503, { error: 'unavailable', reason: 'internal_error' }, ['retry-after', '1']);
-      else res.destroy();
-    };
     try {
       const result = decide(request, deps());
-      if (result instanceof Promise) result.then(finish).catch(fail);
-      else finish(result);
+      if (result instanceof Promise) {
+        result.then((decision) => finish(res, request, startedAt, decision)).catch((error: unknown) => fail(res, startedAt, method, error));
+      } else {
+        finish(res, request, startedAt, result);
+      }
     } catch (error) {
-      fail(error);
+      fail(res, startedAt, method, error);
     }
   };
 }

@@ -2,20 +2,16 @@
  * Token identities of a cases file are verified by the service's own verifier (authn/issuers.ts), with
  * the keys of the file's `jwks` in place of the issuers' JWKS and the clock at the file's `now`.
  */
-import { createLocalJWKSet, type JSONWebKeySet } from 'jose';
+import type { JSONWebKeySet } from 'jose';
 import { bearerVerifierFor } from '../authn/issuers.js';
-import type { KeySource } from '../authn/jwks.js';
+import { keySetOf, type KeySource } from '../authn/jwks.js';
 import type { Config } from '../config/schema.js';
 import { ANY_ISSUER, type CasesFile } from './cases.js';
 import { networkTokenContext, type TokenCheckContext } from './token.js';
 
 /** A fixed key set: never fetched, never refetched. */
 export function fixedKeys(jwks: JSONWebKeySet, now: () => number): KeySource {
-  const keySet = {
-    getKey: createLocalJWKSet(jwks),
-    kids: new Set(jwks.keys.map((key) => key.kid).filter((kid): kid is string => typeof kid === 'string')),
-    fetchedAt: now(),
-  };
+  const keySet = keySetOf(jwks, now());
   return { keys: () => keySet, refetchForUnknownKey: () => Promise.resolve(null) };
 }
 
