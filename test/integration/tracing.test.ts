@@ -5,6 +5,8 @@
  * The joining with Envoy's own trace is test/e2e/tracing-envoy.test.ts.
  */
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startDevIdp, type DevIdp } from '../../demo/dev-idp.js';
@@ -12,6 +14,7 @@ import type { ConfigInput } from '../../src/config/schema.js';
 import { CHECK_ATTRIBUTES, EDGE_ATTRIBUTES, SPAN_NAMES } from '../../src/tracing/contract.js';
 import { Browser, sendHttp } from '../support/browser.js';
 import { metricValue } from '../support/gateway-client.js';
+import { startOpaqueTokenServer } from '../support/introspection-server.js';
 import { createSigningKey, startIssuer, type TestIssuer } from '../support/issuer.js';
 import { startServeProcess, writeTempConfig } from '../support/process.js';
 import { startRedis, type RunningRedis } from '../support/redis.js';
@@ -184,6 +187,90 @@ describe('tracing on: spans reach a real OTLP receiver', () => {
     assertNoSecretIn(receiver, [...cookieValues, COOKIE_SECRET, CLIENT.clientSecret, OTLP_KEY]);
     // Nor a person: the user's email is in no span.
     expect(receiver.requests.map((r) => r.text).join('\n')).not.toContain('alice@example.com');
+  });
+});
+
+describe('introspection', () => {
+  test('an opaque token: the introspection (with its discovery) is a child of the check; neither the token nor the client secret is exported', async () => {
+    const opaque = await startOpaqueTokenServer();
+    const service = await startService({
+      listen: { port: 0 },
+      issuers: [{ issuer: opaque.issuer, audiences: ['kubeflow'], introspection: { clientId: opaque.clientId, clientSecretFile: tempFile(opaque.clientSecret) } }],
+      rules: [{ name: 'everything', paths: ['/**'], allow: 'authenticated' }],
+      tracing: { enabled: true, endpoint: receiver.url, serviceName: 'oidc-authz-introspecting' },
+    });
+    try {
+      const token = opaque.issue({ sub: 'u-1', aud: 'kubeflow', email: 'carol@example.com', email_verified: true });
+      const parent = traceparent();
+      const answer = await sendHttp('GET', `${service.url}/authz/data`, { host: 'api.example.com', authorization: `Bearer ${token}`, traceparent: parent.header });
+      expect(answer.status).toBe(200);
+      await service.tracing!.flush();
+      const checkSpan = await receiver.waitFor((s) => s.name === SPAN_NAMES.check && s.traceId === parent.traceId, 'check');
+      expect(checkSpan.attributes).toMatchObject({ [CHECK_ATTRIBUTES.decision]: 'allow', [CHECK_ATTRIBUTES.reason]: 'bearer' });
+      const introspection = await receiver.waitFor((s) => childrenOf(checkSpan)(s) && s.name === SPAN_NAMES.introspection, 'introspection under the check');
+      expect(introspection.attributes).toEqual({ [EDGE_ATTRIBUTES.issuer]: opaque.issuer, [EDGE_ATTRIBUTES.result]: 'active' });
+      assertNoSecretIn(receiver, [token, opaque.clientSecret]);
+      expect(receiver.requests.map((r) => r.text).join('\n')).not.toContain('carol@example.com');
+    } finally {
+      await service.close();
+      await opaque.stop();
+    }
+  });
+});
+
+describe('token exchange', () => {
+  /**
+   * The IdP here is a small HTTP server on 127.0.0.1 (discovery, real keys, a token endpoint that grants the
+   * exchange), as in token-exchange-idp.test.ts: the dev IdP has no RFC 8693 grant; Keycloak's own answers
+   * are tested in test/idp. Everything on our side is the real service.
+   */
+  test('a rule\'s upstreamToken: the exchange is a child of the check, with the audience and scope asked for; neither token is exported', async () => {
+    const key = await createSigningKey('RS256', 'idp-1');
+    const exchanged = 'exchanged-access-token-for-ml-pipeline';
+    let issuer = '';
+    const idpServer = createServer((req, res) => {
+      req.resume();
+      req.on('end', () => {
+        const send = (body: object) => res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'no-store' }).end(JSON.stringify(body));
+        if (req.url === '/.well-known/openid-configuration') {
+          return send({ issuer, authorization_endpoint: `${issuer}/auth`, token_endpoint: `${issuer}/token`, jwks_uri: `${issuer}/jwks`, response_types_supported: ['code'], subject_types_supported: ['public'], id_token_signing_alg_values_supported: ['RS256'] });
+        }
+        if (req.url === '/jwks') return send({ keys: [key.publicJwk] });
+        if (req.url === '/token') return send({ access_token: exchanged, token_type: 'Bearer', expires_in: 300, issued_token_type: 'urn:ietf:params:oauth:token-type:access_token' });
+        res.writeHead(404).end();
+      });
+    });
+    await new Promise<void>((resolve) => idpServer.listen(0, '127.0.0.1', resolve));
+    issuer = `http://127.0.0.1:${(idpServer.address() as AddressInfo).port}`;
+    const service = await startService({
+      listen: { port: 0 },
+      publicUrl: 'http://kubeflow.example.com',
+      oidc: { issuer, clientId: 'oidc-authz', clientSecretFile, audiences: ['oidc-authz'] },
+      session: { secretsFile, secure: false },
+      rules: [{ name: 'pipelines', paths: ['/**'], allow: 'authenticated', upstreamToken: { exchange: { audience: 'ml-pipeline', scope: 'read' } } }],
+      tracing: { enabled: true, endpoint: receiver.url, serviceName: 'oidc-authz-exchanging' },
+    });
+    try {
+      const { SignJWT } = await import('jose');
+      const now = Math.floor(Date.now() / 1000);
+      const subject = await new SignJWT({ sub: 'u-dave', email: 'dave@example.com', email_verified: true, azp: 'oidc-authz' })
+        .setProtectedHeader({ alg: 'RS256', kid: key.kid }).setIssuer(issuer).setAudience('oidc-authz').setIssuedAt(now).setExpirationTime(now + 600)
+        .sign(key.privateKey);
+      const parent = traceparent();
+      const answer = await sendHttp('GET', `${service.url}/authz/pipelines/`, { host: 'kubeflow.example.com', authorization: `Bearer ${subject}`, traceparent: parent.header });
+      expect(answer.status).toBe(200);
+      expect(answer.headers.get('authorization')).toBe(`Bearer ${exchanged}`);
+      await service.tracing!.flush();
+      const checkSpan = await receiver.waitFor((s) => s.name === SPAN_NAMES.check && s.traceId === parent.traceId, 'check');
+      expect(checkSpan.attributes).toMatchObject({ [CHECK_ATTRIBUTES.decision]: 'allow', [CHECK_ATTRIBUTES.rule]: 'pipelines' });
+      const exchange = await receiver.waitFor((s) => childrenOf(checkSpan)(s) && s.name === SPAN_NAMES.tokenExchange, 'token exchange under the check');
+      expect(exchange.attributes).toEqual({ [EDGE_ATTRIBUTES.audience]: 'ml-pipeline', [EDGE_ATTRIBUTES.scope]: 'read', [EDGE_ATTRIBUTES.result]: 'ok' });
+      assertNoSecretIn(receiver, [subject.split('.')[2]!, exchanged, CLIENT.clientSecret]);
+    } finally {
+      await service.close();
+      idpServer.closeAllConnections();
+      await new Promise<void>((resolve) => idpServer.close(() => resolve()));
+    }
   });
 });
 
