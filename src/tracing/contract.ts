@@ -26,6 +26,8 @@
  *
  * Off (the default): nothing is loaded (the OpenTelemetry packages are imported by startTracing() only
  * when enabled), the check handler is the untraced function itself, and an edge is one null check.
+ * The check's tracer is the service's (CheckHandlerOptions.tracer); the edges' is process-wide (edge.ts), as
+ * a process runs one service: with several (tests), the last started is in force until it stops.
  * Export failures never change an answer: spans of a failed export are dropped, each failed export is
  * counted in oidc_authz_trace_export_failures_total and logged at most once a minute.
  */

@@ -6,10 +6,18 @@
 import type { Attributes, EdgeOutcome, EdgeTracer, RedisCommandSender } from './contract.js';
 
 let installed: EdgeTracer | null = null;
+/** Every tracer started and not yet stopped, oldest first: the last is in force (a process runs one service; tests may run several). */
+const started: EdgeTracer[] = [];
 
-/** Puts `edges` in force for every edge of this process (null: tracing off again). */
-export function installEdgeTracer(edges: EdgeTracer | null): void {
+/** Puts `edges` in force for every edge of this process; the function returned takes it out again. */
+export function installEdgeTracer(edges: EdgeTracer): () => void {
+  started.push(edges);
   installed = edges;
+  return () => {
+    const at = started.indexOf(edges);
+    if (at !== -1) started.splice(at, 1);
+    installed = started.at(-1) ?? null;
+  };
 }
 
 /**

@@ -16,12 +16,12 @@ export async function startTracing(config: TracingConfig, deps: { readonly logge
   if (!config.enabled) return null;
   const { createTracing } = await import('./sdk.js');
   const tracing = createTracing(config, deps);
-  installEdgeTracer(tracing.edges);
+  const uninstall = installEdgeTracer(tracing.edges);
   const endpoint = new URL(config.endpoint!);
   // Without the query: some backends take a key there.
   deps.logger.info('tracing on', { endpoint: `${endpoint.origin}${endpoint.pathname}`, serviceName: config.serviceName, sampleRatio: config.sampleRatio });
   return {
     ...tracing,
-    shutdown: () => tracing.shutdown().finally(() => installEdgeTracer(null)),
+    shutdown: () => tracing.shutdown().finally(uninstall),
   };
 }

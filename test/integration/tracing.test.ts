@@ -147,6 +147,32 @@ describe('tracing on: spans reach a real OTLP receiver', () => {
     assertNoSecretIn(receiver, [token, token.split('.')[2]!, forged.split('.')[2]!, QUERY_SECRET, OTLP_KEY]);
   });
 
+  test('parent-based sampling: a caller\'s traceparent that says "not sampled" records nothing, its JWKS fetch included', async () => {
+    const other = await startIssuer([await createSigningKey('ES256', 'unsampled-1')], '/unsampled-issuer');
+    const local = await startService({
+      listen: { port: 0 },
+      issuers: [{ issuer: other.issuer, audiences: [API_AUDIENCE], userIdClaim: 'sub' }],
+      rules: [{ name: 'everything', paths: ['/**'], allow: 'authenticated' }],
+      tracing: { enabled: true, endpoint: receiver.url, serviceName: 'oidc-authz-unsampled' },
+    });
+    try {
+      const unsampled = traceparent();
+      const header = unsampled.header.replace(/-01$/, '-00');
+      const token = await other.sign({ sub: 'robot-2', aud: API_AUDIENCE });
+      expect((await sendHttp('GET', `${local.url}/authz/x`, { host: 'api.example.com', authorization: `Bearer ${token}`, traceparent: header })).status).toBe(200);
+      // The same service's next check, sampled, is exported: the flush below is known to have sent what there was.
+      const sampled = traceparent();
+      expect((await sendHttp('GET', `${local.url}/authz/y`, { host: 'api.example.com', authorization: `Bearer ${token}`, traceparent: sampled.header })).status).toBe(200);
+      await local.tracing!.flush();
+      await receiver.waitFor((s) => s.traceId === sampled.traceId && s.name === SPAN_NAMES.check, 'the sampled check');
+      expect(receiver.spans.filter((s) => s.traceId === unsampled.traceId)).toEqual([]);
+      expect(receiver.spans.filter((s) => s.service === 'oidc-authz-unsampled' && s.name === SPAN_NAMES.jwksFetch)).toEqual([]);
+    } finally {
+      await local.close();
+      await other.stop();
+    }
+  });
+
   test('a cookie session in Redis: Redis commands and the refresh are children of the check that needed them; no cookie, token or secret in any span', async () => {
     const browser = new Browser();
     const first = await browser.get(`${publicUrl}/authz/notebooks/`, { host, 'sec-fetch-mode': 'navigate', accept: 'text/html' });
