@@ -61,6 +61,34 @@ export interface GatewayOptions {
   readonly authzRoutes: readonly string[];
   /** Other services behind the gateway, not checked (as Kubeflow routes /dex/ to Dex and excludes it). */
   readonly uncheckedRoutes?: ReadonlyArray<{ prefix: string; host: string; port: number }>;
+  /** Envoy's own traces (what Istio's meshConfig tracing turns on), sent to an OTLP/HTTP collector. */
+  readonly tracing?: EnvoyTracing;
+}
+
+export interface EnvoyTracing {
+  readonly collector: { host: string; port: number };
+  readonly serviceName: string;
+}
+
+/**
+ * Envoy's OpenTelemetry tracer (envoy.tracers.opentelemetry) exporting OTLP/HTTP: a span for each request
+ * and one for the ext_authz call, whose context Envoy sends to the check in `traceparent`. Every request
+ * sampled; each finished span is exported at once (runtime min_flush_spans 1) instead of in fives.
+ */
+function tracingConfig(tracing: EnvoyTracing) {
+  return {
+    provider: {
+      name: 'envoy.tracers.opentelemetry',
+      typed_config: {
+        '@type': 'type.googleapis.com/envoy.config.trace.v3.OpenTelemetryConfig',
+        http_service: {
+          http_uri: { uri: `http://${tracing.collector.host}:${tracing.collector.port}/v1/traces`, cluster: 'otlp-collector', timeout: '2s' },
+        },
+        service_name: tracing.serviceName,
+      },
+    },
+    random_sampling: { value: 100 },
+  };
 }
 
 /**
@@ -103,6 +131,7 @@ export function gatewayConfig(options: GatewayOptions) {
               normalize_path: true,
               merge_slashes: false,
               path_with_escaped_slashes_action: 'KEEP_UNCHANGED',
+              ...(options.tracing === undefined ? {} : { tracing: tracingConfig(options.tracing) }),
               route_config: {
                 virtual_hosts: [{
                   name: 'all',
@@ -126,8 +155,12 @@ export function gatewayConfig(options: GatewayOptions) {
         cluster('oidc-authz', options.authz),
         cluster('upstream', options.upstream),
         ...(options.uncheckedRoutes ?? []).map((r, i) => cluster(`unchecked-${i}`, r)),
+        ...(options.tracing === undefined ? [] : [cluster('otlp-collector', options.tracing.collector)]),
       ],
     },
+    ...(options.tracing === undefined ? {} : {
+      layered_runtime: { layers: [{ name: 'tracing', static_layer: { 'tracing.opentelemetry.min_flush_spans': 1 } }] },
+    }),
   };
 }
 

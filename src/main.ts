@@ -6,12 +6,15 @@
 import { createLogger } from './log.js';
 import { createMetrics } from './metrics.js';
 import { loadFiles, serviceFromFiles } from './reload/reloader.js';
+import { startTracing } from './tracing/index.js';
 
 export async function serve(configFile: string): Promise<void> {
   const files = loadFiles(configFile);
   const logger = createLogger(files.config.log.level);
   const metrics = createMetrics();
-  const { service, reloader } = serviceFromFiles(files, { logger, metrics });
+  // Off by default; on, the OpenTelemetry SDK is loaded here, before anything that makes spans is built.
+  const tracing = await startTracing(files.config.tracing, { logger, metrics });
+  const { service, reloader } = serviceFromFiles(files, { logger, metrics, tracing });
 
   process.on('uncaughtException', (error) => {
     logger.error('uncaught exception', { error });

@@ -13,6 +13,8 @@
 import type { Claims } from './claims.js';
 import { isForUs, type TokenFailure } from './bearer.js';
 import { discoveryUrl } from '../oidc/discovery.js';
+import { EDGE_ATTRIBUTES, SPAN_NAMES, type EdgeOutcome } from '../tracing/contract.js';
+import { traced } from '../tracing/edge.js';
 
 export interface IntrospectionSettings {
   readonly issuer: string;
@@ -111,7 +113,8 @@ export class Introspector {
     if (this.now() < this.unavailableUntil) return Promise.resolve({ kind: 'unavailable' });
     const running = this.inflight.get(key);
     if (running !== undefined) return running;
-    const outcome = this.ask(token, expect).finally(() => this.inflight.delete(key));
+    const outcome = traced(SPAN_NAMES.introspection, { [EDGE_ATTRIBUTES.issuer]: this.settings.issuer }, () => this.ask(token, expect), describeIntrospection)
+      .finally(() => this.inflight.delete(key));
     this.inflight.set(key, outcome);
     return outcome;
   }
@@ -167,6 +170,12 @@ export class Introspector {
     if (typeof endpoint !== 'string' || !/^https?:\/\//.test(endpoint)) throw new IntrospectionUnavailableError(`${url} has no usable introspection_endpoint`);
     return endpoint;
   }
+}
+
+/** For the introspection span: the outcome and, for an inactive token, why (a bounded TokenFailure). */
+function describeIntrospection(outcome: IntrospectionOutcome): EdgeOutcome {
+  if (outcome.kind === 'inactive') return { result: 'inactive', error: outcome.reason };
+  return { result: outcome.kind, failed: outcome.kind === 'unavailable' };
 }
 
 async function readJson(response: Response, url: string): Promise<unknown> {

@@ -6,6 +6,8 @@
  */
 import { createLocalJWKSet, type JSONWebKeySet, type JWTVerifyGetKey } from 'jose';
 import { discoveryUrl } from '../oidc/discovery.js';
+import { EDGE_ATTRIBUTES, SPAN_NAMES } from '../tracing/contract.js';
+import { traced } from '../tracing/edge.js';
 import { SelectedKeys } from './sync-verify.js';
 
 export interface JwksSettings {
@@ -85,7 +87,8 @@ export class IssuerKeys {
   private load(): Promise<KeySet> {
     if (this.inflight) return this.inflight;
     this.lastFetchStartedAt = this.now();
-    this.inflight = this.fetchKeySet()
+    // Traced (src/tracing) as a child of the check that needed the keys; a failure is the span's error.
+    this.inflight = traced(SPAN_NAMES.jwksFetch, { [EDGE_ATTRIBUTES.issuer]: this.issuer }, () => this.fetchKeySet(), (keySet) => ({ result: 'ok', attributes: { [EDGE_ATTRIBUTES.keys]: keySet.kids.size } }))
       .then((keySet) => {
         this.current = keySet;
         this.onFetch('ok');

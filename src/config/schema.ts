@@ -552,6 +552,35 @@ export const configSchema = z
         debounce: duration('200ms').refine((ms) => ms >= 10 && ms <= 60_000, 'must be between 10ms and 60s'),
       })
       .prefault({}),
+    /**
+     * OpenTelemetry traces (src/tracing/contract.ts, README "Tracing"): a span per check, joined to Envoy's
+     * trace through the `traceparent` Envoy sends, and spans for JWKS fetches, session refreshes, token
+     * exchanges, introspection and Redis commands. Off: the SDK is never loaded and a check does no extra work.
+     * Restart-only.
+     */
+    tracing: z
+      .strictObject({
+        enabled: z.boolean().default(false),
+        /** OTLP/HTTP (JSON) traces endpoint, the full URL: http://otel-collector.observability:4318/v1/traces. */
+        endpoint: httpUrl.optional(),
+        /** service.name of every span. */
+        serviceName: z.string().regex(/^[\x21-\x7e]{1,128}$/, '1–128 printable ASCII characters without spaces').default('oidc-authz'),
+        /**
+         * Share of traces started here that are recorded (0–1). A check whose caller (Envoy) sent a
+         * traceparent follows the caller's sampled flag instead (parent-based sampling).
+         */
+        sampleRatio: z.number().min(0).max(1).default(1),
+        /** Extra request headers of every export that are no secret (a tenant id); secrets go in headersFile. */
+        headers: z.record(z.string().regex(/^[A-Za-z0-9!#$%&'*+.^_`|~-]+$/, 'a header name'), z.string().regex(/^[\x20-\x7e]*$/, 'printable ASCII')).default({}),
+        /** A file of `Name: value` lines sent with every export (an API key), read at start-up; never in the YAML. */
+        headersFile: z.string().min(1).optional(),
+        /** One export request may take this long; spans of a failed export are dropped and counted. */
+        timeout: duration('5s').refine((ms) => ms >= 100 && ms <= 60_000, 'must be between 100ms and 60s'),
+      })
+      .prefault({})
+      .superRefine((tracing, ctx) => {
+        if (tracing.enabled && tracing.endpoint === undefined) ctx.addIssue({ code: 'custom', path: ['endpoint'], message: 'is required with tracing.enabled (the collector\'s OTLP/HTTP traces URL, e.g. http://otel-collector:4318/v1/traces)' });
+      }),
   })
   .superRefine((config, ctx) => {
     const names = new Set<string>();
@@ -643,6 +672,7 @@ export type IssuerConfig = z.infer<typeof issuerSchema>;
 export type IdentityConfig = Config['identity'];
 export type MachineIdentityConfig = z.infer<typeof machineIdentitySchema>;
 export type RedisConfig = z.infer<typeof redisSchema>;
+export type TracingConfig = Config['tracing'];
 
 /** Whether the issuer whose introspection settings these are takes opaque tokens (opaqueTokens, or the only one). */
 export function takesOpaqueTokens(config: Pick<Config, 'oidc' | 'issuers'>, settings: IntrospectionConfig): boolean {

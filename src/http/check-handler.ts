@@ -11,6 +11,7 @@ import { sendJson, type Responder } from '../check/respond.js';
 import type { LineLimiter } from '../log-limit.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
+import type { CheckTracer } from '../tracing/contract.js';
 
 export interface CheckHandlerOptions {
   readonly prefixLength: number;
@@ -28,10 +29,14 @@ export interface CheckHandlerOptions {
   readonly denialLog: LineLimiter;
   /** log.decisions: a line per decision when enabled, sampled and capped. */
   readonly decisionLog: DecisionLog;
+  /** tracing.enabled (src/tracing): absent or null when off, and then the handler is the untraced one itself. */
+  readonly tracer?: CheckTracer | null;
 }
 
 export function createCheckHandler(options: CheckHandlerOptions): (req: IncomingMessage, res: ServerResponse) => void {
-  const { prefixLength, trustForwardedProto, fallbackScheme, deps, respond, metrics, logger, denialLog, decisionLog } = options;
+  const { prefixLength, trustForwardedProto, fallbackScheme, deps, metrics, logger, denialLog, decisionLog } = options;
+  const tracer = options.tracer ?? null;
+  const respond = tracer === null ? options.respond : tracer.responder(options.respond);
 
   const recordAudits = (decision: Decision, audits: readonly AuditOutcome[], method: string, path: string) => {
     for (const audit of audits) {
@@ -94,7 +99,7 @@ export function createCheckHandler(options: CheckHandlerOptions): (req: Incoming
   };
 
   // No closure per check: a cached check allocates its request view, its answer's headers and little else.
-  return (req, res) => {
+  const handle = (req: IncomingMessage, res: ServerResponse) => {
     const startedAt = performance.now();
     const method = req.method ?? 'GET';
     const request = checkRequestFrom(method, (req.url ?? '').slice(prefixLength), req.headers, schemeOf(req.headers, trustForwardedProto, fallbackScheme));
@@ -109,4 +114,6 @@ export function createCheckHandler(options: CheckHandlerOptions): (req: Incoming
       fail(res, startedAt, method, error);
     }
   };
+  // Tracing wraps the handler once, here: off, a check runs exactly the code above, with no extra step.
+  return tracer === null ? handle : tracer.handler(handle, prefixLength);
 }

@@ -19,6 +19,7 @@ import { lintPolicy, warningLogFields } from '../policy/lint.js';
 import { hashOfText } from '../reload/source.js';
 import { buildRuntime, type Runtime } from '../reload/runtime.js';
 import { SecretRing, type SealingSecrets } from '../session/secrets.js';
+import type { Tracing } from '../tracing/contract.js';
 import { createApp, type AppState } from './app.js';
 import { createCheckHandler } from './check-handler.js';
 
@@ -57,6 +58,8 @@ export interface ServiceDeps {
   readonly configHash?: string;
   /** The cookie secrets already read (hot reload compares with what it read); default: read from session.secretsFile. */
   readonly secrets?: SealingSecrets | null;
+  /** tracing.enabled: started before the service (tracing/index.ts startTracing); flushed by shutdown(). */
+  readonly tracing?: Tracing | null;
 }
 
 export function createService(config: Config, deps: ServiceDeps): Service {
@@ -124,6 +127,7 @@ export function createService(config: Config, deps: ServiceDeps): Service {
     logger,
     denialLog,
     decisionLog,
+    tracer: deps.tracing?.check ?? null,
   });
   const app = createApp(state, logger, login?.routes ?? null);
 
@@ -235,6 +239,8 @@ export function createService(config: Config, deps: ServiceDeps): Service {
       // Lines dropped in windows still open are said now, or never.
       denialLog.flush(true);
       loginLog.flush(true);
+      // The spans of the last checks, bounded by tracing.timeout.
+      await deps.tracing?.shutdown();
       logger.info('stopped');
     },
   };

@@ -17,6 +17,8 @@ import type { ClaimSource } from '../config/schema.js';
 import type { Logger } from '../log.js';
 import type { RefreshResult, TokenRefresher } from '../authn/session.js';
 import type { SessionData } from '../session/store.js';
+import { SPAN_NAMES, type EdgeOutcome } from '../tracing/contract.js';
+import { traced } from '../tracing/edge.js';
 import { IdpRejectedError, IdpUnavailableError, MIN_TOKEN_LIFETIME_MS, type OidcClient, type TokenSet } from './client.js';
 
 /** Claims about the token rather than the person (RFC 7519 §4.1, OIDC Core §2, Keycloak's session_state). */
@@ -151,7 +153,12 @@ export class SessionTokenSource implements TokenRefresher {
     return collectSessionTokens(tokens, null, this.sources);
   }
 
-  async refresh(session: SessionData): Promise<RefreshResult> {
+  refresh(session: SessionData): Promise<RefreshResult> {
+    // Traced (src/tracing): the IdP call and the claims it reads (userinfo, the access token's keys) in one span.
+    return traced(SPAN_NAMES.sessionRefresh, {}, () => this.refreshAtIdp(session), describeRefresh);
+  }
+
+  private async refreshAtIdp(session: SessionData): Promise<RefreshResult> {
     if (session.refreshToken === null) return { kind: 'rejected', error: 'no_refresh_token', description: 'the session has no refresh token' };
     const outcome = await this.client.refresh(session.refreshToken, session.idToken, this.now());
     if (outcome.kind !== 'ok') return outcome;
@@ -175,4 +182,10 @@ export class SessionTokenSource implements TokenRefresher {
       };
     }
   }
+}
+
+/** For the refresh span: the outcome and the IdP's error code (a metric label), never its description. */
+function describeRefresh(result: RefreshResult): EdgeOutcome {
+  if (result.kind === 'ok') return result.partial === undefined ? { result: 'ok' } : { result: 'ok', error: result.partial };
+  return { result: result.kind, error: result.error, failed: result.kind === 'unavailable' };
 }

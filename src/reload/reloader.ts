@@ -18,6 +18,7 @@ import type { Metrics } from '../metrics.js';
 import { cookieSecretsFrom } from '../oidc/setup.js';
 import { PolicyError } from '../policy/rules.js';
 import { sameSecrets } from '../session/secrets.js';
+import type { Tracing } from '../tracing/contract.js';
 import {
   changedFields, keepRunningValues, RESTART_ONLY_FILES, restartRequiredChanges,
   type ReloadOutcome, type Reloader, type ReloadTrigger,
@@ -80,7 +81,7 @@ export interface ReloaderDeps {
 }
 
 /** The service built from loaded files, and its reloader (not watching yet: watch()). */
-export function serviceFromFiles(initial: LoadedFiles, deps: { logger: Logger; metrics: Metrics; env?: NodeJS.ProcessEnv; now?: () => number }): { service: Service; reloader: Reloader } {
+export function serviceFromFiles(initial: LoadedFiles, deps: { logger: Logger; metrics: Metrics; env?: NodeJS.ProcessEnv; now?: () => number; tracing?: Tracing | null }): { service: Service; reloader: Reloader } {
   const now = deps.now ?? Date.now;
   const secretsText = initial.texts.get('session.secretsFile');
   const service = createService(initial.config, {
@@ -90,6 +91,7 @@ export function serviceFromFiles(initial: LoadedFiles, deps: { logger: Logger; m
     configHash: initial.configHash,
     // The text the reloader will compare with; unreadable: the service reads it and names the problem.
     secrets: secretsText === undefined ? undefined : cookieSecretsFrom(secretsText),
+    tracing: deps.tracing ?? null,
   });
   return { service, reloader: createReloader(initial, { service, env: deps.env ?? process.env, logger: deps.logger, metrics: deps.metrics, now }) };
 }

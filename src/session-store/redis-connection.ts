@@ -7,6 +7,7 @@ import { readFileSync } from 'node:fs';
 import { Cluster, Redis, type ClusterOptions, type RedisOptions } from 'ioredis';
 import { ConfigError } from '../config/load.js';
 import type { RedisConfig } from '../config/schema.js';
+import { traceRedis } from '../tracing/edge.js';
 
 export type RedisClient = Redis | Cluster;
 
@@ -29,7 +30,12 @@ function hostPort(node: string): { host: string; port: number } {
 /** Reconnect quickly at first, then every 2 s at most, for as long as it takes. */
 const retryStrategy = (attempt: number) => Math.min(100 * attempt, 2_000);
 
+/** The client for session.redis; with tracing on, its commands inside a traced check are spans (src/tracing). */
 export function connectRedis(config: RedisConfig): RedisClient {
+  return traceRedis(clientFor(config));
+}
+
+function clientFor(config: RedisConfig): RedisClient {
   const password = config.passwordFile === undefined ? undefined : readSecretFile('session.redis.passwordFile', config.passwordFile);
   const url = config.url === undefined ? undefined : new URL(config.url);
   const tlsWanted = url?.protocol === 'rediss:' || (config.tls !== undefined && config.tls.enabled);

@@ -5,6 +5,8 @@
  * adds the role; the IdP's outage ends). Tokens never reach a log from here.
  */
 import { ExpiringLru } from '../cache.js';
+import { EDGE_ATTRIBUTES, SPAN_NAMES, type Attributes, type EdgeOutcome } from '../tracing/contract.js';
+import { traced } from '../tracing/edge.js';
 import {
   exchangeCacheKey, reusableUntil,
   type ExchangeError, type ExchangeGrant, type ExchangeGrantResult, type ExchangeOutcome, type ExchangeTarget, type TokenExchanger,
@@ -55,7 +57,9 @@ export function createTokenExchanger(options: ExchangerOptions): TokenExchanger 
       const pending = inFlight.get(key);
       if (pending !== undefined) return pending;
       // A thrown grant (a bug, not an IdP answer) must not leave the key stuck in flight, nor allow.
-      const started = grant(subjectToken, target)
+      // Traced (src/tracing): the IdP call only, never the tokens; the audience and scope are the rule's.
+      const attributes: Attributes = target.scope === null ? { [EDGE_ATTRIBUTES.audience]: target.audience } : { [EDGE_ATTRIBUTES.audience]: target.audience, [EDGE_ATTRIBUTES.scope]: target.scope };
+      const started = traced(SPAN_NAMES.tokenExchange, attributes, () => grant(subjectToken, target), describeGrant)
         .catch((): ExchangeGrantResult => ({ kind: 'unavailable', error: 'other' }))
         .then((result) => settle(key, subjectExpiresAt, result))
         .finally(() => inFlight.delete(key));
@@ -63,4 +67,9 @@ export function createTokenExchanger(options: ExchangerOptions): TokenExchanger 
       return started;
     },
   };
+}
+
+/** For the exchange span: the outcome and its bounded error label (EXCHANGE_ERRORS). */
+function describeGrant(result: ExchangeGrantResult): EdgeOutcome {
+  return result.kind === 'ok' ? { result: 'ok' } : { result: result.kind, error: result.error, failed: result.kind === 'unavailable' };
 }

@@ -21,8 +21,9 @@ export interface ServeProcess {
   readonly exited: Promise<number | null>;
 }
 
-export function startServeProcess(configFile: string): ServeProcess {
-  const child = spawn(process.execPath, [CLI, 'serve', '--config', configFile], { stdio: 'pipe' });
+/** `nodeArgs`: options for node itself, before the script (--import a module hook). */
+export function startServeProcess(configFile: string, options: { nodeArgs?: readonly string[] } = {}): ServeProcess {
+  const child = spawn(process.execPath, [...(options.nodeArgs ?? []), CLI, 'serve', '--config', configFile], { stdio: 'pipe' });
   const logs: Array<Record<string, unknown>> = [];
   const waiters: Array<{ msg: string; resolve: (r: Record<string, unknown>) => void }> = [];
   let buffer = '';

@@ -9,6 +9,7 @@ import type { ConfigInput } from '../../src/config/schema.js';
 import { createService, type Service } from '../../src/http/server.js';
 import { createLogger } from '../../src/log.js';
 import { createMetrics, type Metrics } from '../../src/metrics.js';
+import { startTracing, type Tracing } from '../../src/tracing/index.js';
 
 export interface RunningService {
   readonly url: string;
@@ -17,6 +18,8 @@ export interface RunningService {
   readonly metrics: Metrics;
   /** Every log line the service wrote, parsed. */
   readonly logs: Array<Record<string, unknown>>;
+  /** With config tracing.enabled, as `serve` starts it (src/main.ts); null otherwise. */
+  readonly tracing?: Tracing | null;
   close(): Promise<void>;
 }
 
@@ -55,7 +58,8 @@ export async function startService(input: ConfigInput, options: { now?: () => nu
   const logs: Array<Record<string, unknown>> = [];
   const logger = createLogger(config.log.level, (line) => void logs.push(JSON.parse(line) as Record<string, unknown>));
   const metrics = createMetrics({ defaultMetrics: false });
-  const service = createService(config, { logger, metrics, writeLine: (line) => void logs.push(JSON.parse(line) as Record<string, unknown>), ...(options.now ? { now: options.now } : {}) });
+  const tracing = await startTracing(config.tracing, { logger, metrics });
+  const service = createService(config, { logger, metrics, tracing, writeLine: (line) => void logs.push(JSON.parse(line) as Record<string, unknown>), ...(options.now ? { now: options.now } : {}) });
   const { port, metricsPort } = await service.listen();
   return {
     url: `http://127.0.0.1:${port}`,
@@ -63,6 +67,7 @@ export async function startService(input: ConfigInput, options: { now?: () => nu
     service,
     metrics,
     logs,
+    tracing,
     close: () => service.shutdown(),
   };
 }

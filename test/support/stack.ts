@@ -8,7 +8,7 @@ import { startEcho, type Echo } from '../../demo/echo.js';
 import { startEnvoy, type RunningEnvoy } from '../../demo/envoy.js';
 import type { ConfigInput } from '../../src/config/schema.js';
 import { extAuthzProvider } from '../../src/envoy-contract.js';
-import { AUTHZ_ROUTES, type ExtAuthzProvider } from '../../src/envoy-config.js';
+import { AUTHZ_ROUTES, type EnvoyTracing, type ExtAuthzProvider } from '../../src/envoy-config.js';
 import { freePort, startService, tempFile, type RunningService } from './service.js';
 
 export const STACK_CLIENT = { clientId: 'kubeflow-oidc-authservice', clientSecret: 'e2e-client-secret' };
@@ -53,6 +53,8 @@ export interface GatewayOptions {
   readonly uncheckedRoutes?: ReadonlyArray<{ prefix: string; host: string; port: number }>;
   /** The extension provider as a mesh config states it (its service and port are pointed at the service here); default: extAuthzProvider(config). */
   readonly provider?: ExtAuthzProvider;
+  /** Envoy's own OpenTelemetry traces, to this collector. */
+  readonly envoyTracing?: EnvoyTracing;
 }
 
 export async function startGateway(options: GatewayOptions): Promise<Gateway> {
@@ -70,6 +72,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     provider,
     authzRoutes: AUTHZ_ROUTES,
     uncheckedRoutes: options.uncheckedRoutes ?? [],
+    ...(options.envoyTracing === undefined ? {} : { tracing: options.envoyTracing }),
   });
   return {
     url,

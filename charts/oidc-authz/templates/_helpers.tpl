@@ -150,6 +150,11 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- $_ := set $reload "watch" .Values.reload.enabled -}}
 {{- end -}}
 {{- $_ := set $config "reload" $reload -}}
+{{- if .Values.tracing.headersSecret -}}
+{{- $tracing := default (dict) $config.tracing -}}
+{{- $_ := set $tracing "headersFile" "/etc/oidc-authz/tracing/headers" -}}
+{{- $_ := set $config "tracing" $tracing -}}
+{{- end -}}
 {{- if $config.oidc -}}
 {{- $oidc := $config.oidc -}}
 {{- if .Values.secrets.publicClient -}}
