@@ -19,7 +19,9 @@ HELM_STAMP := $(TOOLS)/bin/.helm-$(HELM_VERSION)
 KUSTOMIZE_STAMP := $(TOOLS)/bin/.kustomize-$(KUSTOMIZE_VERSION)
 # promtool for the chart's alerts and dashboard queries (test/chart/observability.test.ts: `promtool check rules`,
 # `promtool test rules`), built from the Go module proxy: Prometheus v3.x tags are published as v0.3xx.y module
-# versions (v0.316.0 is Prometheus v3.16.0). PROMTOOL_BUILD_TIME below.
+# versions (v0.316.0 is Prometheus v3.16.0). Built without the service-discovery plugins (tag remove_all_sd: no
+# cloud SDKs; rule checks and rule unit tests need none): ~6.6 CPU-minutes from an empty Go build cache (~4 min on
+# 2 idle cores), against ~14.5 with them; seconds with Go's build cache.
 PROMTOOL_VERSION := v0.316.0
 PROMTOOL := $(TOOLS)/bin/promtool
 PROMTOOL_STAMP := $(TOOLS)/bin/.promtool-$(PROMTOOL_VERSION)
@@ -79,7 +81,7 @@ $(KUSTOMIZE_STAMP):
 	@$(KUSTOMIZE) version && touch $@
 
 $(PROMTOOL_STAMP):
-	GOBIN=$(CURDIR)/$(TOOLS)/bin GOTOOLCHAIN=local go install github.com/prometheus/prometheus/cmd/promtool@$(PROMTOOL_VERSION)
+	GOBIN=$(CURDIR)/$(TOOLS)/bin GOTOOLCHAIN=local go install -tags remove_all_sd github.com/prometheus/prometheus/cmd/promtool@$(PROMTOOL_VERSION)
 	@$(PROMTOOL) --version | head -1 && touch $@
 
 $(GRAFANA_SCHEMA):
