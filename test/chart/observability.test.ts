@@ -406,6 +406,30 @@ describe('PrometheusRule (prometheusRule.enabled)', () => {
   });
 });
 
+test('promtool test rules: the annotations render with the alert\'s value and labels', () => {
+  const groups = groupsOf(ruleOf(helmTemplate([...ON, '--set', 'prometheusRule.runbookUrl=https://runbooks.example.com/oidc-authz'])));
+  const rule = groups[0]!.rules.find((r) => r.alert === 'OidcAuthzChecksUnavailable')!;
+  const sel = 'namespace="oidc-authz", job="oidc-authz", instance="a"';
+  // 1 of 11 checks per second answers 503: 9.091 %.
+  const expanded = Object.fromEntries(Object.entries(rule.annotations!).map(([k, v]) => [k, v
+    .replace('{{ $value | humanizePercentage }}', '9.091%').replace('{{ $labels.namespace }}', 'oidc-authz').replace('{{ $labels.job }}', 'oidc-authz')]));
+  expect(expanded.description).toMatch(/^9\.091% of the checks of oidc-authz\/oidc-authz answered 503 \(decision unavailable\) over 5m/);
+  const tests = [{
+    interval: '1m',
+    input_series: [
+      { series: `oidc_authz_checks_total{${sel}, decision="allow", reason="bearer", rule="api"}`, values: '0+600x30' },
+      { series: `oidc_authz_checks_total{${sel}, decision="unavailable", reason="jwks_unavailable", rule="api"}`, values: '0+60x30' },
+    ],
+    alert_rule_test: [{ eval_time: '15m', alertname: 'OidcAuthzChecksUnavailable', exp_alerts: [{ exp_labels: { namespace: 'oidc-authz', job: 'oidc-authz', severity: 'critical' }, exp_annotations: expanded }] }],
+  }];
+  const result = promtool(['test', 'rules', 'tests.yaml'], {
+    'rules.yaml': toYaml({ groups: [{ name: 'oidc-authz', rules: [rule] }] }),
+    'tests.yaml': toYaml({ rule_files: ['rules.yaml'], evaluation_interval: '1m', tests }),
+  });
+  expect(result.out).toContain('SUCCESS');
+  expect(result.status).toBe(0);
+});
+
 describe('metric names: what the dashboard and the alerts query is what the service exports', () => {
   let issuer: TestIssuer;
   let proc: ServeProcess;
