@@ -155,7 +155,8 @@ export async function startServiceProcess(name: string, configFile: string, port
   await until(`${name} ready`, async () => {
     if (gone) throw new Error(`${name} exited before it was ready:\n${tail.text()}`);
     return answers(`http://127.0.0.1:${port}/readyz`);
-  }, 30_000);
+    // Generous: on a machine shared with other work a Node process under load can take tens of seconds to start.
+  }, 120_000);
   return { name, port, metricsPort, child, tail, exited, terminate: () => void child.kill('SIGTERM') };
 }
 
