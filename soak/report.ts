@@ -65,7 +65,7 @@ noisy; the wrong-answer counts are not.
 - **Rolling restart**: the service closed its listener at SIGTERM, but the gateway keeps sending to a
   terminating pod until its endpoint update arrives; every check in between was refused and answered 503 by
   Envoy (217 of 3,537 requests in a short run before the fix, 1 s endpoint lag). Now the listener stays open
-  while checks keep arriving (answers close their connections) and closes 500 ms after the last one, within a
+  while checks keep arriving (answers close their connections) and closes 1 s after the last one, within a
   quarter of \`shutdownTimeout\` (src/http/server.ts; test/integration/drain.test.ts).
 - **JWKS outage with a new key**: only the first token with the new \`kid\` got 503; the others within
   \`jwks.cooldown\` of that failed fetch got 401 \`unknown_key\` (and the token cache remembered it). Now an

@@ -64,7 +64,7 @@ export interface ServiceDeps {
 }
 
 /** While draining, the listener closes once no request has arrived for this long (see keepAcceptingWhileSent). */
-const DRAIN_QUIET_MS = 500;
+const DRAIN_QUIET_MS = 1_000;
 
 export function createService(config: Config, deps: ServiceDeps): Service {
   const { logger, metrics } = deps;
