@@ -48,12 +48,13 @@ KEYCLOAK_STAMP := $(TOOLS)/keycloak-$(KEYCLOAK_VERSION)-db/keycloakdb.mv.db
 REDIS_VERSION := 5:7.0.15-*
 REDIS := /usr/bin/redis-server
 
-.PHONY: help install build typecheck lint test bench demo manifests clean
+.PHONY: help install build typecheck lint test bench soak demo manifests clean
 
 help:
 	@echo "make demo     run it: dev IdP + oidc-authz + echo app + Envoy on 127.0.0.1 (Ctrl-C stops)"
 	@echo "make test     install what is missing, type-check, lint, run every test"
 	@echo "make bench    load benchmark of the check endpoint (writes bench/RESULTS.md)"
+	@echo "make soak     faults and operations under load: rolling restart, key rotation, JWKS and IdP outages, steady load (writes bench/SOAK.md; ~15 min, SOAK_S=3600 for the hour)"
 	@echo "make build    compile TypeScript to dist/"
 	@echo "make manifests  regenerate the chart's generated files and manifests/ from the code and the chart"
 	@echo "make install  npm packages, Envoy, Chromium, helm, kustomize, promtool, Grafana's dashboard schema, Dex, Keycloak, Redis: every tool the tests need (idempotent)"
@@ -118,6 +119,16 @@ test: install typecheck lint build
 
 bench: build
 	bash bench/run.sh
+
+# Faults and operations under a fixed-rate load (soak/run.ts → bench/SOAK.md): Envoy in front of two oidc-authz
+# processes, Dex and a JWKS issuer behind fault proxies, all on 127.0.0.1 (needs npm packages, Envoy and Dex only).
+# Not part of `make test`. SOAK_S sets the
+# steady-load scenario's length (default 300; 3600 for the full hour); the run stops itself after SOAK_TIMEOUT_S,
+# and `timeout` is the last resort.
+soak: $(NODE_MODULES_STAMP) $(ENVOY) $(DEX)
+	npx tsc -p tsconfig.build.json
+	npx tsc -p tsconfig.soak.json
+	timeout --kill-after=30 $$(( $${SOAK_S:-300} + 2400 )) node .build/soak/run.js
 
 # The chart's generated files (header lists, values schema) from the code, then manifests/ from the chart.
 manifests: build $(HELM_STAMP)

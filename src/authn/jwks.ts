@@ -1,7 +1,8 @@
 /**
  * Signing keys of one issuer: found by OIDC discovery or a configured `jwksUri`, fetched lazily on the
  * first token, refreshed in the background when older than `maxAge` (stale keys keep working while
- * the issuer is unreachable), and refetched on an unknown `kid` at most once per `cooldown`.
+ * the issuer is unreachable), and refetched on an unknown `kid` at most once per `cooldown` (within the
+ * cooldown of a failed fetch an unknown `kid` is "keys unavailable", not "no such key").
  * Fetches are single-flight: a burst of tokens triggers one request.
  */
 import { createLocalJWKSet, type JSONWebKeySet, type JWTVerifyGetKey } from 'jose';
@@ -55,6 +56,8 @@ export class IssuerKeys {
   private inflight: Promise<KeySet> | null = null;
   private jwksUri: string | null;
   private lastFetchStartedAt = -Infinity;
+  /** Why the last fetch failed; null once one succeeds. */
+  private lastFetchError: KeysUnavailableError | null = null;
 
   constructor(
     readonly issuer: string,
@@ -80,7 +83,12 @@ export class IssuerKeys {
    */
   async refetchForUnknownKey(): Promise<KeySet | null> {
     if (this.inflight) return this.inflight;
-    if (this.now() - this.lastFetchStartedAt < this.settings.cooldownMs) return null;
+    if (this.now() - this.lastFetchStartedAt < this.settings.cooldownMs) {
+      // The last fetch failed: the key may be one the issuer published since, we could not ask. The
+      // token is unverifiable for now (503), not invalid (401, which the token cache would remember).
+      if (this.lastFetchError !== null) throw this.lastFetchError;
+      return null;
+    }
     return this.load();
   }
 
@@ -91,12 +99,14 @@ export class IssuerKeys {
     this.inflight = traced(SPAN_NAMES.jwksFetch, { [EDGE_ATTRIBUTES.issuer]: this.issuer }, () => this.fetchKeySet(), (keySet) => ({ result: 'ok', attributes: { [EDGE_ATTRIBUTES.keys]: keySet.kids.size } }))
       .then((keySet) => {
         this.current = keySet;
+        this.lastFetchError = null;
         this.onFetch('ok');
         return keySet;
       })
       .catch((error: unknown) => {
         this.onFetch('error', error);
-        throw new KeysUnavailableError(this.issuer, error);
+        this.lastFetchError = new KeysUnavailableError(this.issuer, error);
+        throw this.lastFetchError;
       })
       .finally(() => {
         this.inflight = null;

@@ -44,7 +44,11 @@ export interface Service {
    */
   activate(runtime: Runtime): void;
   listen(): Promise<{ port: number; metricsPort: number | null }>;
-  /** Stops accepting, waits for in-flight requests (at most shutdownTimeout), closes everything. */
+  /**
+   * Fails readiness, keeps accepting while checks still arrive (the gateway has not yet removed this
+   * endpoint; at most a quarter of shutdownTimeout, 5 s), stops accepting, waits for in-flight requests
+   * (at most shutdownTimeout), closes everything.
+   */
   shutdown(): Promise<void>;
 }
 
@@ -61,6 +65,9 @@ export interface ServiceDeps {
   /** tracing.enabled: started before the service (tracing/index.ts startTracing); flushed by shutdown(). */
   readonly tracing?: Tracing | null;
 }
+
+/** While draining, the listener closes once no request has arrived for this long (see keepAcceptingWhileSent). */
+const DRAIN_QUIET_MS = 1_000;
 
 export function createService(config: Config, deps: ServiceDeps): Service {
   const { logger, metrics } = deps;
@@ -134,8 +141,11 @@ export function createService(config: Config, deps: ServiceDeps): Service {
   let inFlight = 0;
   let draining = false;
   let drained: (() => void) | null = null;
+  /** performance.now() of the last request: while draining, whether the gateway still sends us any. */
+  let lastRequestAt = -Infinity;
   const handle = (req: IncomingMessage, res: ServerResponse) => {
     inFlight++;
+    lastRequestAt = performance.now();
     res.once('close', () => {
       inFlight--;
       if (draining && inFlight === 0) drained?.();
@@ -168,6 +178,25 @@ export function createService(config: Config, deps: ServiceDeps): Service {
           res.writeHead(404, { 'content-type': 'text/plain' }).end('not found\n');
         }
       });
+
+  /**
+   * After SIGTERM the gateway keeps sending checks here until it learns that this endpoint is going away:
+   * Kubernetes removes a terminating pod's endpoint at the same time as it sends SIGTERM, and istiod's push
+   * reaches Envoy a moment later. A listener closed at once refuses those checks, and Envoy answers each
+   * with statusOnError (503) to a user. So while requests keep coming the listener stays open (each answer
+   * closes its connection: Envoy opens the next one elsewhere once it knows), and it closes once none has
+   * arrived for DRAIN_QUIET_MS, or after a quarter of shutdownTimeout (at most 5 s; that time counts
+   * against shutdownTimeout). Without recent requests nobody routes here, and it closes at once.
+   * Returns how long it kept accepting (ms).
+   */
+  const keepAcceptingWhileSent = async () => {
+    const started = performance.now();
+    const limit = Math.min(5_000, config.listen.shutdownTimeout / 4);
+    while (performance.now() - lastRequestAt < DRAIN_QUIET_MS && performance.now() - started < limit) {
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    return performance.now() - started;
+  };
 
   const listenOn = (server: Server, port: number, host: string) =>
     new Promise<number>((resolve, reject) => {
@@ -223,11 +252,13 @@ export function createService(config: Config, deps: ServiceDeps): Service {
       state.ready = false;
       login?.client.stop();
       logger.info('draining', { inFlight });
+      const lingered = await keepAcceptingWhileSent();
+      logger.info('stopped accepting', { afterMs: Math.round(lingered), inFlight });
       const closed = new Promise<void>((resolve) => appServer.close(() => resolve()));
       appServer.closeIdleConnections();
       const idle = inFlight === 0 ? Promise.resolve() : new Promise<void>((resolve) => (drained = resolve));
       let timer: NodeJS.Timeout | undefined;
-      const timeout = new Promise<'timeout'>((resolve) => (timer = setTimeout(() => resolve('timeout'), config.listen.shutdownTimeout)));
+      const timeout = new Promise<'timeout'>((resolve) => (timer = setTimeout(() => resolve('timeout'), config.listen.shutdownTimeout - lingered)));
       const outcome = await Promise.race([idle.then(() => 'drained' as const), timeout]);
       clearTimeout(timer);
       if (outcome === 'timeout') logger.warn('shutdown timeout, closing connections', { inFlight });

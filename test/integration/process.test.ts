@@ -7,7 +7,7 @@ import { createSigningKey, startIssuer } from '../support/issuer.js';
 import { runCli, startServeProcess, writeTempConfig } from '../support/process.js';
 
 describe('serve', () => {
-  test('SIGTERM: readiness off, no new connections, the in-flight check still answered, exit 0', async () => {
+  test('SIGTERM: readiness off, then no new connections, the in-flight check still answered, exit 0', async () => {
     const key = await createSigningKey('RS256', 'k1');
     const issuer = await startIssuer([key], '/idp');
     const configFile = writeTempConfig({
@@ -28,6 +28,8 @@ describe('serve', () => {
       proc.child.kill('SIGTERM');
       const draining = await proc.waitForLog('draining');
       expect(draining.inFlight).toBe(1);
+      // The listener closes once no request has come for a moment (drain.test.ts).
+      await proc.waitForLog('stopped accepting');
       await expect(fetch(`${url}/healthz`)).rejects.toThrow();
 
       hold.release();
