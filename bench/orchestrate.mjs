@@ -15,9 +15,10 @@
 // than MAX_OTHER_CORES cores is redone once, at most REDOS times per bench. REDIS_POOL (1000 sessions
 // for redis-first), MEMORY_SESSIONS (100000; 0 skips the memory step), MEMORY_WORKERS (2 threads sealing).
 import { spawn } from 'node:child_process';
-import { randomUUID } from 'node:crypto';
+import { KeyObject, randomUUID, sign as cryptoSign } from 'node:crypto';
 import { mkdirSync, readFileSync, readdirSync, writeFileSync, existsSync } from 'node:fs';
 import { Agent as HttpAgent, createServer, request as httpRequest } from 'node:http';
+import { connect, createServer as createNetServer } from 'node:net';
 import { cpus } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -54,7 +55,22 @@ const OPTIONS = {
   redisPool: intEnv('REDIS_POOL', 1000),
   memorySessions: intEnv('MEMORY_SESSIONS', 100_000, 0),
   memoryWorkers: intEnv('MEMORY_WORKERS', 2),
+  /** Memory step, cookie store: then this many distinct valid bearer tokens (0: none). */
+  memoryTokens: intEnv('MEMORY_TOKENS', 100_000, 0),
+  /** The 256 MiB container the cache sizes are worked out for, and the share of it kept free. */
+  containerMiB: intEnv('CONTAINER_MIB', 256),
+  headroom: Number(process.env.MEMORY_HEADROOM ?? 0.25),
+  /** Open-loop step: these variants (comma list; "none" skips it), at OPEN_SHARE of their closed-loop req/s. */
+  openLoop: (process.env.OPEN_LOOP ?? 'bare,bearer-cached,cookie-cached').split(',').map((v) => v.trim()).filter((v) => v && v !== 'none'),
+  openShare: Number(process.env.OPEN_SHARE ?? 0.5),
+  openDuration: intEnv('OPEN_DURATION', 8),
+  openConnections: intEnv('OPEN_CONNECTIONS', 64),
+  /** The core Envoy (one worker) runs on in the open-loop runs through Envoy: the generator's, by default. */
+  envoyCpu: intEnv('ENVOY_CPU', intEnv('WRK_CPU', 1, 0), 0),
+  ohaBin: process.env.OHA_BIN || resolve(dirname(fileURLToPath(import.meta.url)), '../.tools/oha/bin/oha'),
+  envoyBin: process.env.ENVOY_BIN || resolve(dirname(fileURLToPath(import.meta.url)), '../.tools/envoy/envoy/_bin/envoy'),
 };
+if (!(OPTIONS.openShare > 0 && OPTIONS.openShare <= 1)) throw new Error(`OPEN_SHARE=${process.env.OPEN_SHARE}: expected a number in (0, 1]`);
 if (!Number.isFinite(OPTIONS.maxOtherCores)) throw new Error(`MAX_OTHER_CORES=${process.env.MAX_OTHER_CORES}: expected a number`);
 const HOST = 'kubeflow.example.com';
 const AUDIENCE = 'oidc-authz-bench';
@@ -418,8 +434,9 @@ for (const signal of ['SIGINT', 'SIGTERM']) {
   });
 }
 
-async function startServer(variant, ctx, { profileDir } = {}) {
+async function startServer(variant, ctx, { profileDir, exposeGc = false } = {}) {
   const nodeArgs = profileDir ? ['--cpu-prof', '--cpu-prof-dir', profileDir, '--cpu-prof-interval', '250'] : [];
+  if (exposeGc) nodeArgs.push('--expose-gc');
   const script = join(BENCH_DIR, variant.server === 'bare' ? 'server-bare.mjs' : 'server-authz.mjs');
   const args = variant.server === 'bare' ? [] : [ctx.configFiles[variant.id]];
   const child = spawn('taskset', ['-c', String(OPTIONS.serverCpu), process.execPath, ...nodeArgs, script, ...args], {
@@ -430,16 +447,32 @@ async function startServer(variant, ctx, { profileDir } = {}) {
   let stderr = '';
   child.stderr.on('data', (d) => (stderr += d));
   const exited = new Promise((r) => child.once('exit', (code, signal) => r({ code, signal })));
+  // Lines the server writes after the ready line (server-authz.mjs's memory reports), for gcMemory().
+  const laterLines = [];
+  let lineWaiter = null;
   const ready = await new Promise((resolvePromise, reject) => {
     let buffer = '';
+    let readySeen = false;
     const timer = setTimeout(() => reject(new BenchFailure(`${variant.id}: server not ready after 15 s\n${stderr}`)), 15_000);
     child.stdout.on('data', (d) => {
       buffer += d;
+      if (readySeen) {
+        let nl;
+        while ((nl = buffer.indexOf('\n')) !== -1) {
+          laterLines.push(buffer.slice(0, nl));
+          buffer = buffer.slice(nl + 1);
+        }
+        lineWaiter?.();
+        return;
+      }
       const nl = buffer.indexOf('\n');
       if (nl === -1) return;
+      readySeen = true;
       clearTimeout(timer);
       try {
-        resolvePromise(JSON.parse(buffer.slice(0, nl)));
+        const line = buffer.slice(0, nl);
+        buffer = buffer.slice(nl + 1);
+        resolvePromise(JSON.parse(line));
       } catch {
         reject(new BenchFailure(`${variant.id}: unexpected server output: ${buffer}`));
       }
@@ -459,6 +492,19 @@ async function startServer(variant, ctx, { profileDir } = {}) {
     port: ready.port,
     metricsPort: ready.metricsPort ?? null,
     stderr: () => stderr,
+    /** Started with exposeGc: a full GC in the server, then its process.memoryUsage() (bytes) and VmRSS after it. */
+    async gcMemory(timeoutMs = 30_000) {
+      const seen = laterLines.length;
+      child.kill('SIGUSR2');
+      const deadline = Date.now() + timeoutMs;
+      while (laterLines.length === seen) {
+        if (Date.now() > deadline) fail(`${variant.id}: no memory report ${timeoutMs} ms after SIGUSR2`);
+        await Promise.race([new Promise((r) => (lineWaiter = r)), sleep(100)]);
+      }
+      const usage = JSON.parse(laterLines[seen]);
+      if (!usage.gc) fail(`${variant.id}: unexpected server output ${laterLines[seen]}`);
+      return { ...usage, ...processMemory(child.pid) };
+    },
     async stop() {
       child.kill('SIGTERM');
       const outcome = await Promise.race([exited, sleep(5_000).then(() => null)]);
@@ -770,14 +816,200 @@ function ctxNeededPools() {
 }
 
 // ---------------------------------------------------------------------------------------------------
+// Open-loop step: a user's latency at normal load. For each OPEN_LOOP variant, at OPEN_SHARE (50 %) of
+// the req/s it reached closed-loop in this run: oha at a fixed rate with latency correction (every
+// request's latency counts from when it was due, not from when a free connection sent it), pinned to
+// the generator's core, (a) directly against the server and (b) through a real Envoy configured like the
+// gateway (src/envoy-config.ts, our ext_authz provider), whose routed upstream is an Envoy
+// direct_response 200 (no upstream process: the latency is Envoy + the check).
+
+const OHA_VERSION = '1.16.0';
+
+/** A free TCP port on 127.0.0.1 (bound, read, released). */
+function freePort() {
+  return new Promise((resolvePromise, reject) => {
+    const server = createNetServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address();
+      server.close(() => resolvePromise(port));
+    });
+  });
+}
+
+/** Until something accepts TCP connections on 127.0.0.1:port, or fails after timeoutMs. */
+async function acceptingConnections(port, timeoutMs, what) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const accepted = await new Promise((r) => {
+      const socket = connect(port, '127.0.0.1');
+      socket.once('connect', () => {
+        socket.destroy();
+        r(true);
+      });
+      socket.once('error', () => r(false));
+    });
+    if (accepted) return;
+    if (Date.now() > deadline) fail(`${what}: nothing accepts connections on 127.0.0.1:${port} after ${timeoutMs} ms`);
+    await sleep(20);
+  }
+}
+
+/**
+ * A real Envoy (one worker, pinned to ENVOY_CPU) in front of the server on `authzPort`: the gateway
+ * config the e2e tests use (dist/envoy-config.js gatewayConfig with extAuthzProvider from the service's
+ * own config), except that the checked route answers with an Envoy direct_response 200.
+ */
+async function startGateway(variant, ctx, authzPort) {
+  const [{ gatewayConfig, AUTHZ_ROUTES }, { extAuthzProvider }, { parseConfig }] = await Promise.all([
+    import(join(ROOT, 'dist/envoy-config.js')), import(join(ROOT, 'dist/envoy-contract.js')), import(join(ROOT, 'dist/config/load.js')),
+  ]);
+  // The bare server has no config; its provider is the cached-bearer variant's (same header lists).
+  const config = parseConfig(variant.server === 'authz' ? variant.config(ctx) : authzConfig(ctx), 'bench config');
+  const listenPort = await freePort();
+  const gateway = gatewayConfig({
+    listenPort,
+    authz: { host: '127.0.0.1', port: authzPort },
+    upstream: { host: '127.0.0.1', port: 9 },
+    provider: extAuthzProvider(config, { service: '127.0.0.1', port: authzPort, timeout: '3s' }),
+    authzRoutes: AUTHZ_ROUTES,
+  });
+  const routes = gateway.static_resources.listeners[0].filter_chains[0].filters[0].typed_config.route_config.virtual_hosts[0].routes;
+  const checked = routes.find((r) => r.match.prefix === '/' && r.route?.cluster === 'upstream');
+  if (!checked) fail('gateway config: no checked route to the upstream cluster');
+  delete checked.route;
+  checked.direct_response = { status: 200 };
+  const file = join(WORK, `envoy-${variant.id}.json`);
+  writeFileSync(file, `${JSON.stringify(gateway, null, 2)}\n`);
+  const child = spawn('taskset', ['-c', String(OPTIONS.envoyCpu), OPTIONS.envoyBin, '-c', file, '--use-dynamic-base-id', '-l', 'warning', '--concurrency', '1', '--disable-hot-restart'], {
+    cwd: ROOT, stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  live.add(child);
+  let stderr = '';
+  child.stderr.on('data', (d) => (stderr += d));
+  const exited = new Promise((r) => child.once('exit', (code, signal) => r({ code, signal })));
+  const stop = async () => {
+    child.kill('SIGTERM');
+    if ((await Promise.race([exited, sleep(5_000).then(() => null)])) === null) {
+      child.kill('SIGKILL');
+      await exited;
+    }
+    live.delete(child);
+  };
+  try {
+    await Promise.race([acceptingConnections(listenPort, 15_000, 'envoy'), exited.then(({ code, signal }) => fail(`envoy exited (${code ?? signal}) before it listened:\n${stderr.slice(-3000)}`))]);
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+  return { pid: child.pid, port: listenPort, file, stderr: () => stderr, stop };
+}
+
+/** One oha run at `rate` req/s for `seconds`, pinned to the generator's core; its JSON report and CPU. */
+async function oha(variant, ctx, port, path, rate, seconds) {
+  const headers = variant.headers(ctx);
+  const args = ['-c', String(OPTIONS.wrkCpu), OPTIONS.ohaBin, '--no-tui', '--output-format', 'json', '-z', `${seconds}s`, '-q', String(rate), '--latency-correction',
+    '-w', '-c', String(OPTIONS.openConnections), '-t', '5s', '--disable-compression', '--host', headers.host];
+  for (const [name, value] of Object.entries(headers)) if (name !== 'host') args.push('-H', `${name}: ${value}`);
+  args.push(`http://127.0.0.1:${port}${path}`);
+  const wrapper = 'taskset "$@" > "$OHA_OUT"; rc=$?; set -- $(sed "s/.*) //" /proc/$$/stat); echo "OHA_CPU_TICKS $((${14} + ${15}))"; exit $rc';
+  const out = join(WORK, 'oha-last.json');
+  const result = await run('sh', ['-c', wrapper, 'sh', ...args], { env: { OHA_OUT: out }, timeoutMs: (seconds + 30) * 1000 });
+  if (result.code !== 0) fail(`${variant.id}: oha failed (exit ${result.code ?? result.signal})\n${result.stdout}\n${result.stderr}`);
+  const report = JSON.parse(readFileSync(out, 'utf8'));
+  const ticks = Number(/^OHA_CPU_TICKS (\d+)$/m.exec(result.stdout)?.[1] ?? NaN);
+  return { report, cpuS: ticks / CLK_TCK };
+}
+
+/** The counts of an oha report: answers by status, errors by kind, and the latency percentiles in ms. */
+function ohaCounts(report) {
+  const statuses = report.statusCodeDistribution ?? {};
+  const answered = Object.values(statuses).reduce((a, n) => a + n, 0);
+  const errors = report.errorDistribution ?? {};
+  const ms = (key) => (report.latencyPercentiles?.[key] ?? NaN) * 1000;
+  return { statuses, answered, errors, errorCount: Object.values(errors).reduce((a, n) => a + n, 0), p50Ms: ms('p50'), p90Ms: ms('p90'), p99Ms: ms('p99'), p999Ms: ms('p99.9'), maxMs: (report.summary?.slowest ?? NaN) * 1000 };
+}
+
+async function openLoopOnce(variant, ctx, via, rate) {
+  const server = await startServer(variant, ctx);
+  let gateway = null;
+  try {
+    await checkExpected(variant, ctx, server.port, 'pre-run');
+    let port = server.port;
+    let path = variant.path;
+    if (via === 'envoy') {
+      gateway = await startGateway(variant, ctx, server.port);
+      port = gateway.port;
+      path = variant.path.slice('/authz'.length);
+      const answer = await probe(port, path, variant.headers(ctx));
+      if (answer.status !== variant.expect.status) fail(`${variant.id} via Envoy: probe answered ${answer.status}, expected ${variant.expect.status}: ${answer.body.slice(0, 300)}`);
+    }
+    const before = server.metricsPort ? await decisionCounts(server.metricsPort) : null;
+    // Warm-up at the same rate (JIT tier-up, Envoy's connection pool), discarded.
+    if (OPTIONS.warmup > 0) await oha(variant, ctx, port, path, rate, OPTIONS.warmup);
+    const ticks0 = processTicks(server.pid);
+    const envoyTicks0 = gateway ? processTicks(gateway.pid) : 0;
+    const cpu0 = cpuTimes(OPTIONS.wrkCpu);
+    const t0 = process.hrtime.bigint();
+    const { report, cpuS } = await oha(variant, ctx, port, path, rate, OPTIONS.openDuration);
+    const wallS = Number(process.hrtime.bigint() - t0) / 1e9;
+    const serverCpuS = (processTicks(server.pid) - ticks0) / CLK_TCK;
+    const envoyCpuS = gateway ? (processTicks(gateway.pid) - envoyTicks0) / CLK_TCK : 0;
+    const cpu1 = cpuTimes(OPTIONS.wrkCpu);
+    const counts = ohaCounts(report);
+    const problems = [];
+    if (counts.errorCount > 0) problems.push(`oha errors ${JSON.stringify(counts.errors)}`);
+    const wrong = Object.entries(counts.statuses).filter(([status]) => Number(status) !== variant.expect.status);
+    if (wrong.length > 0) problems.push(`answers other than ${variant.expect.status}: ${JSON.stringify(Object.fromEntries(wrong))}`);
+    if (server.metricsPort) {
+      // Every answer through Envoy was the service's decision, not Envoy's own (a 200 without a check).
+      const after = await decisionCounts(server.metricsPort);
+      const sum = (c) => Object.entries(c.counts).filter(([k]) => k.startsWith(`${variant.expect.decision}/`)).reduce((a, [, n]) => a + n, 0);
+      const other = Object.entries(after.counts).filter(([k, n]) => !k.startsWith(`${variant.expect.decision}/`) && n > 0);
+      if (other.length > 0) problems.push(`server decided ${JSON.stringify(Object.fromEntries(other))}`);
+      if (sum(after) - sum(before) < counts.answered) problems.push(`server counted ${sum(after) - sum(before)} decisions for ${counts.answered} answers`);
+    }
+    if (problems.length) fail(`${variant.id} open loop (${via}): unexpected answers:\n  ${problems.join('\n  ')}`);
+    const achieved = counts.answered / OPTIONS.openDuration;
+    return {
+      variant: variant.id, via, rate, achieved, ...counts, statuses: counts.statuses, errors: counts.errors,
+      wallS, serverBusy: serverCpuS / wallS, serverCpuUsPerReq: (serverCpuS * 1e6) / counts.answered,
+      envoyBusy: gateway ? envoyCpuS / wallS : null, envoyCpuUsPerReq: gateway ? (envoyCpuS * 1e6) / counts.answered : null,
+      ohaBusy: cpuS / wallS, genCoreBusy: 1 - (cpu1.idle - cpu0.idle) / (cpu1.total - cpu0.total),
+    };
+  } finally {
+    await gateway?.stop();
+    await server.stop();
+  }
+}
+
+/** The open-loop step over OPEN_LOOP variants that ran closed-loop; rate = OPEN_SHARE × their median req/s. */
+async function openLoopStep(runs, ctx) {
+  const results = [];
+  for (const id of OPTIONS.openLoop) {
+    const variant = VARIANTS.find((v) => v.id === id);
+    const mine = runs.filter((r) => r.variant === id);
+    if (!variant || mine.length === 0) continue;
+    const max = median(mine.map((r) => r.reqPerS));
+    const rate = Math.max(1, Math.round(max * OPTIONS.openShare));
+    for (const via of ['direct', 'envoy']) {
+      const result = await openLoopOnce(variant, ctx, via, rate);
+      results.push({ ...result, closedLoopMax: max });
+      log(`open loop ${id.padEnd(14)} ${via.padEnd(6)} ${fmtInt(rate)} req/s due, ${fmtInt(result.achieved)} answered/s  p50 ${fmt(result.p50Ms, 3)} ms  p99 ${fmt(result.p99Ms, 3)} ms  p99.9 ${fmt(result.p999Ms, 3)} ms  max ${fmt(result.maxMs, 1)} ms  server ${pct(result.serverBusy)}${result.envoyBusy === null ? '' : `  envoy ${pct(result.envoyBusy)}`}  oha ${pct(result.ohaBusy)}`);
+    }
+  }
+  return results;
+}
+
+// ---------------------------------------------------------------------------------------------------
 // Memory step: the service's RSS after MEMORY_SESSIONS distinct sessions, with each session store.
 
 const agentFor = (connections) => new HttpAgent({ keepAlive: true, maxSockets: connections });
 
 /** One check with a keep-alive agent: the status and the user id the service answered with. */
-function check(agent, port, cookie) {
+function check(agent, port, cookie, headers = { host: HOST, cookie, accept: 'application/json' }) {
   return new Promise((resolvePromise, reject) => {
-    const req = httpRequest({ host: '127.0.0.1', port, path: API_PATH, method: 'GET', agent, timeout: 30_000, headers: { host: HOST, cookie, accept: 'application/json' } }, (res) => {
+    const req = httpRequest({ host: '127.0.0.1', port, path: API_PATH, method: 'GET', agent, timeout: 30_000, headers }, (res) => {
       res.resume();
       res.on('end', () => resolvePromise({ status: res.statusCode, userId: res.headers['kubeflow-userid'] }));
     });
@@ -802,12 +1034,19 @@ async function memoryRun(mode, ctx) {
   const workers = [];
   try {
     if (mode === 'redis') redis = await startRedis({ cpu: OPTIONS.serverCpu, onChild: (child) => live.add(child) });
-    const rawConfig = mode === 'redis' ? redisConfig(ctx, undefined, redis.url) : cookieConfig(ctx);
+    const base = mode === 'redis' ? redisConfig(ctx, undefined, redis.url) : cookieConfig(ctx);
+    // Caches raised to hold every session and token (bearer.cacheMaxEntries bounds the session cache
+    // and the verified-token cache alike), so the per-entry cost is measured with the caches full;
+    // the oidc issuer also accepts bearer tokens (aud = clientId), ES256 ones included.
+    const rawConfig = { ...base, oidc: { ...base.oidc, algorithms: ['RS256', 'ES256'] }, bearer: { cacheMaxEntries: memoryCacheBound() } };
     const file = join(WORK, `config-${id}.json`);
     writeFileSync(file, `${JSON.stringify(rawConfig, null, 2)}\n`);
     ctx.configFiles[id] = file;
-    server = await startServer({ id, server: 'authz', redis: mode === 'redis' }, ctx);
-    const idle = { ...processMemory(server.pid), ...(await decisionCounts(server.metricsPort)) };
+    server = await startServer({ id, server: 'authz', redis: mode === 'redis' }, ctx, { exposeGc: true });
+    // One check of each kind first, so the idle figure includes the code paths' first-use allocations
+    // (JIT, JWKS fetched, key imported) and the deltas are the caches' entries.
+    await primeServer(server, ctx, mode);
+    const idle = { ...processMemory(server.pid), ...(await decisionCounts(server.metricsPort)), gc: await server.gcMemory() };
     const redisIdle = redis ? await redis.memory() : null;
 
     // The service (and Redis) keep their core; sealing and the checking client get the other one (every
@@ -868,10 +1107,12 @@ async function memoryRun(mode, ctx) {
     if (queue.length !== n || allowed !== n) fail(`${id}: ${queue.length} sessions issued, ${allowed} of them allowed, expected ${n}; e.g. ${problems.join(', ')}`);
 
     const after = { ...processMemory(server.pid), ...(await decisionCounts(server.metricsPort)) };
+    after.gc = await server.gcMemory();
     const decided = Object.entries(after.counts);
     if (decided.some(([k, c]) => !k.startsWith('allow/') && c > 0) || decided.reduce((a, [, c]) => a + c, 0) < n) fail(`${id}: server decisions ${JSON.stringify(after.counts)}`);
     if (redis && after.storeReads < n) fail(`${id}: ${after.storeReads} Redis reads for ${n} first checks`);
     const redisAfter = redis ? await redis.memory() : null;
+    const tokens = mode === 'cookie' && OPTIONS.memoryTokens > 0 ? await fillBearerCache(server, ctx, after) : null;
     const result = {
       mode,
       sessions: n,
@@ -885,7 +1126,11 @@ async function memoryRun(mode, ctx) {
       idleHeapMb: idle.heapUsedBytes / 2 ** 20,
       heapMb: after.heapUsedBytes / 2 ** 20,
       sessionCacheEntries: after.sessionCacheEntries,
-      cacheBound: cookieConfig(ctx).bearer.cacheMaxEntries,
+      cacheBound: memoryCacheBound(),
+      idleGc: idle.gc,
+      afterGc: after.gc,
+      idleSessionEntries: idle.sessionCacheEntries,
+      tokens,
       storeReads: redis ? after.storeReads : null,
       decisions: after.counts,
       redis: redis ? { version: redis.version, keys: await redis.keys(), idleUsedMemory: redisIdle.used_memory, usedMemory: redisAfter.used_memory, usedMemoryRss: redisAfter.used_memory_rss } : null,
@@ -898,6 +1143,77 @@ async function memoryRun(mode, ctx) {
     await server?.stop();
     await redis?.stop();
   }
+}
+
+/** bearer.cacheMaxEntries in the memory step: large enough for every session and every token. */
+const memoryCacheBound = () => Math.max(OPTIONS.memorySessions, OPTIONS.memoryTokens, 1);
+
+/** Before the idle reading (cookie mode): one session check and one bearer check, each answered 200. */
+async function primeServer(server, ctx, mode) {
+  const agent = agentFor(1);
+  try {
+    // Redis mode: the step's Redis is empty, so the first issued session is its first check instead.
+    if (mode !== 'cookie') return;
+    const answers = [
+      await check(agent, server.port, ctx.sessionCookie),
+      await check(agent, server.port, null, { host: HOST, authorization: `Bearer ${ctx.token}` }),
+    ];
+    if (answers.some((a) => a.status !== 200)) fail(`memory-${mode}: priming checks answered ${answers.map((a) => a.status).join(', ')}`);
+  } finally {
+    agent.destroy();
+  }
+}
+
+/**
+ * Memory step, after the sessions (cookie store): MEMORY_TOKENS distinct valid bearer tokens, each checked
+ * once (CONNECTIONS at a time from the generator's core) and so verified and cached. ES256 (signing RS256 on the
+ * generator's core would take minutes), signed here with node:crypto right before each is sent, with the
+ * claims of the rounds' tokens (distinct jti and nonce). Then the service's memory after a full GC.
+ */
+async function fillBearerCache(server, ctx, before) {
+  const n = OPTIONS.memoryTokens;
+  const key = KeyObject.from(ctx.keys.ES256.privateKey);
+  const header = Buffer.from(JSON.stringify({ alg: 'ES256', kid: ctx.keys.ES256.kid, typ: 'JWT' })).toString('base64url');
+  const subject = JSON.parse(Buffer.from(ctx.token.split('.')[1], 'base64url').toString()).sub;
+  const make = (i) => {
+    const payload = { ...ctx.claims(`m-${i}`), iss: ctx.issuer, aud: AUDIENCE, sub: subject, iat: ctx.now, exp: ctx.now + 3600 };
+    const input = `${header}.${Buffer.from(JSON.stringify(payload)).toString('base64url')}`;
+    return `${input}.${cryptoSign('sha256', Buffer.from(input), { key, dsaEncoding: 'ieee-p1363' }).toString('base64url')}`;
+  };
+  await pinSelf(String(OPTIONS.wrkCpu));
+  const agent = agentFor(OPTIONS.connections);
+  const started = Date.now();
+  let next = 0;
+  let allowed = 0;
+  let tokenBytes = 0;
+  const problems = [];
+  try {
+    const sender = async () => {
+      while (next < n) {
+        const token = make(next++);
+        tokenBytes = token.length;
+        const answer = await check(agent, server.port, null, { host: HOST, authorization: `Bearer ${token}` });
+        if (answer.status === 200 && answer.userId === 'alice@example.com') allowed++;
+        else if (problems.length < 5) problems.push(`${answer.status} (user ${answer.userId})`);
+      }
+    };
+    await Promise.all(Array.from({ length: OPTIONS.connections }, sender));
+  } finally {
+    agent.destroy();
+    await pinSelf(OWN_CPUS);
+  }
+  const seconds = (Date.now() - started) / 1000;
+  if (allowed !== n) fail(`memory-cookie: ${allowed} of ${n} bearer tokens allowed; e.g. ${problems.join(', ')}`);
+  const after = { ...processMemory(server.pid), ...(await decisionCounts(server.metricsPort)) };
+  after.gc = await server.gcMemory();
+  if (after.tokenCacheEntries - before.tokenCacheEntries < 0.99 * n) fail(`memory-cookie: token cache grew by ${after.tokenCacheEntries - before.tokenCacheEntries} entries for ${n} tokens`);
+  const result = {
+    tokens: n, tokenBytes, seconds,
+    rssMb: after.rssKb / 1024, hwmMb: after.hwmKb / 1024, heapMb: after.heapUsedBytes / 2 ** 20,
+    tokenCacheEntriesBefore: before.tokenCacheEntries, tokenCacheEntries: after.tokenCacheEntries, gc: after.gc,
+  };
+  log(`memory bearer: ${n} tokens checked in ${fmt(seconds, 1)} s; RSS ${fmt(result.rssMb, 0)} MB (after GC ${fmt(after.gc.rssKb / 1024, 0)} MB), token cache ${after.tokenCacheEntries}`);
+  return result;
 }
 
 /** The CPUs this process may use as started (restored after the memory step). */
@@ -1064,7 +1380,7 @@ drawing conclusions from those rounds.
 `;
 }
 
-function writeResults({ machine, startedAt, finishedAt, runs, discarded, variants, ctx, profile, memory = [] }) {
+function writeResults({ machine, startedAt, finishedAt, runs, discarded, variants, ctx, profile, memory = [], openLoop = [] }) {
   const summary = summarize(runs, variants);
   const tokenBytes = Buffer.byteLength(ctx.token);
   const rsPool = ctx.pools.rs256.tokens;
@@ -1204,7 +1520,7 @@ Server decisions per run (its \`oidc_authz_checks_total\` and \`oidc_authz_token
 measured run; the counts include the probes and the warm-up run):
 
 ${decisionsSeen.map((l) => `- ${l}`).join('\n')}
-${memory.length ? memorySection(memory) : ''}${profile ? `
+${openLoop.length ? openLoopSection(openLoop, machine) : ''}${memory.length ? memorySection(memory, runs) : ''}${profile ? `
 ## CPU profile (${profile.variant}, one extra ${OPTIONS.duration} s run under \`node --cpu-prof\`, not in the table)
 
 Profile: \`${profile.file.replace(`${ROOT}/`, '')}\`, ${fmt(profile.totalMs, 0)} ms sampled. Top self-time frames:
@@ -1217,38 +1533,155 @@ ${profile.rows.map((r) => `| ${fmt(r.share * 100, 1)} | ${fmt(r.ms, 0)} | \`${r.
   return summary;
 }
 
-function memorySection(memory) {
-  const mb = (bytes) => fmt(bytes / 2 ** 20, 1);
-  const rows = memory.map((m) => `| ${m.mode} | ${m.sessions.toLocaleString('en-US')} | ${m.valueBytes.toLocaleString('en-US')} | ${fmt(m.generateS, 1)} | ${fmt(m.totalS, 1)} | ${fmt(m.idleRssMb, 0)} → **${fmt(m.rssMb, 0)}** | ${fmt(m.hwmMb, 0)} | ${fmt(m.idleHeapMb, 0)} → ${fmt(m.heapMb, 0)} | ${fmtInt(m.sessionCacheEntries)} (bound ${fmtInt(m.cacheBound)}) | ${m.redis ? `${mb(m.redis.idleUsedMemory)} → **${mb(m.redis.usedMemory)}** (${fmtInt((m.redis.usedMemory - m.redis.idleUsedMemory) / m.sessions)} B/session), ${m.redis.keys.toLocaleString('en-US')} keys` : '–'} |`);
-  const n = memory[0].sessions.toLocaleString('en-US');
+function openLoopSection(results, machine) {
+  const rows = results.map((r) => `| ${r.variant} | ${r.via === 'direct' ? 'direct' : 'through Envoy'} | ${fmtInt(r.closedLoopMax)} | ${fmtInt(r.rate)} | ${fmtInt(r.achieved)}${r.achieved < 0.97 * r.rate ? ' ⚠' : ''} | ${fmt(r.p50Ms, 3)} | ${fmt(r.p90Ms, 3)} | ${fmt(r.p99Ms, 3)} | ${fmt(r.p999Ms, 3)} | ${fmt(r.maxMs, 2)} | ${pct(r.serverBusy)} | ${r.envoyBusy === null ? '–' : `${pct(r.envoyBusy)} (${fmt(r.envoyCpuUsPerReq, 1)} µs/req)`} | ${pct(r.ohaBusy)} | ${pct(r.genCoreBusy)} |`);
+  const short = results.filter((r) => r.achieved < 0.97 * r.rate);
+  const tools = machine.openLoopTools ?? {};
   return `
-## Memory after ${n} distinct sessions
+## Latency at normal load (open loop, ${pct(OPTIONS.openShare)} of the closed-loop maximum)
+
+What a user waits for at normal load, not queueing at saturation. After the closed-loop rounds, for
+each variant in OPEN_LOOP: the rate is ${pct(OPTIONS.openShare)} of that variant's median closed-loop req/s **in this run**
+(the table above), sent for ${OPTIONS.openDuration} s after a ${OPTIONS.warmup} s warm-up at the same rate (discarded), once
+directly against the server and once through Envoy, each with a fresh server process (pinned to core
+${OPTIONS.serverCpu} as in the rounds). Latency percentiles are over every request of the measured run, in ms.
+
+| variant | path | closed-loop max req/s | rate req/s | answered/s | p50 | p90 | p99 | p99.9 | max | server core busy | Envoy CPU | oha CPU | core ${OPTIONS.wrkCpu} busy |
+|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|
+${rows.join('\n')}
+${short.length ? `\n⚠ answered/s below 97 % of the rate: ${short.map((r) => `${r.variant} (${r.via})`).join(', ')}: the generator (or Envoy on its core) did not keep up, so that row is not at the intended load.\n` : ''}
+- **Generator: oha** (${tools.oha ?? 'n/a'}, built from crates.io by \`bench/run.sh\` into \`.tools/oha\`), \`-q RATE --latency-correction
+  -c ${OPTIONS.openConnections} -w -z ${OPTIONS.openDuration}s --no-tui --output-format json\`, pinned with \`taskset -c ${OPTIONS.wrkCpu}\`. Why oha: wrk is closed-loop (each
+  connection waits for its answer before sending the next, so a slow answer delays the requests that
+  should have followed it and they are never measured late: coordinated omission), and the Debian wrk
+  has no rate option (that is wrk2). With \`-q\`, oha's scheduler releases request *i* at start + i/rate to
+  whichever of the ${OPTIONS.openConnections} connections is free, and \`--latency-correction\` counts each latency from that
+  release instant, not from when a connection picked it up, so a stall shows up in every request it
+  delayed. (Read in oha ${OHA_VERSION}'s \`client.rs\`, \`work_until_with_qps_latency_correction\`.) Limits: oha's
+  scheduler sleeps on tokio's timer, whose resolution is 1 ms, so requests are released in batches of
+  about rate/1000 each millisecond rather than evenly spaced: a batch of ${fmtInt(Math.max(...results.map((r) => r.rate)) / 1000)} arriving together queues
+  briefly at the one-core server, which is in p50–p99 (arrivals are burstier than Poisson at the
+  sub-millisecond scale). \`-w\` waits for the requests in flight at the deadline, so none is dropped
+  as an error. ${OPTIONS.openConnections} connections are kept open (keep-alive), as Envoy keeps a pool to the service.
+- **Direct**: oha → server (\`GET ${API_PATH}\`, the variant's Host/Authorization/Cookie headers). For the
+  service this is the check as Envoy's ext_authz HTTP client sends it.
+- **Through Envoy**: oha → a real Envoy ${tools.envoy ?? ''} (\`.tools/envoy\`, one worker, \`--concurrency 1\`) → ext_authz → server,
+  then Envoy's router. The config is the e2e tests' gateway (\`gatewayConfig\` and \`extAuthzProvider\` from
+  \`dist/\`: Istio's header matchers, path prefix \`/authz\`, timeout 3s, BASE path normalization) with one change:
+  the checked route answers with an Envoy \`direct_response\` 200, so no upstream process runs and the
+  latency is Envoy + the check (written to \`bench/.work/envoy-<variant>.json\`). The request is the same
+  without the \`/authz\` prefix (Envoy adds it). For \`bare\` the ext_authz server is the bare node:http
+  server (Envoy's own floor). **Envoy is pinned to core ${OPTIONS.envoyCpu}**, ${OPTIONS.envoyCpu === OPTIONS.wrkCpu ? "sharing the generator's core" : 'its own core'}: core ${OPTIONS.serverCpu} stays the
+  server's alone, as in the rounds (the two-core machine has no third core; in a cluster the gateway
+  runs on other nodes). "Envoy CPU" is its share of a core and CPU µs per request; "core ${OPTIONS.wrkCpu} busy" is
+  Envoy + oha + anything else there.
+- Checked for every run: oha reported no errors and only the expected status, and the service's
+  \`oidc_authz_checks_total\` grew by at least as many \`allow\` decisions as oha got answers (so every
+  answer through Envoy was the service's decision).
+`;
+}
+
+/**
+ * The per-entry costs and the cache size that fits the container (CONTAINER_MIB, MEMORY_HEADROOM): every
+ * figure from this run. Baseline = the service's largest RSS in the closed-loop rounds (under load,
+ * caches nearly empty) or, without rounds of the service, its idle RSS in the memory step.
+ */
+function memorySizing(memory, runs) {
+  const perEntry = (from, to, entries) => (entries > 0 ? (to - from) / entries : NaN);
+  const sessions = memory.map((m) => {
+    const entries = m.sessionCacheEntries - (m.idleSessionEntries ?? 0);
+    return {
+      mode: m.mode,
+      entries,
+      rssBytes: perEntry(m.idleGc.rssKb * 1024, m.afterGc.rssKb * 1024, entries),
+      heapBytes: perEntry(m.idleGc.heapUsed + m.idleGc.external, m.afterGc.heapUsed + m.afterGc.external, entries),
+    };
+  });
+  const withTokens = memory.find((m) => m.tokens);
+  const tokens = withTokens ? {
+    entries: withTokens.tokens.tokenCacheEntries - withTokens.tokens.tokenCacheEntriesBefore,
+    rssBytes: perEntry(withTokens.afterGc.rssKb * 1024, withTokens.tokens.gc.rssKb * 1024, withTokens.tokens.tokenCacheEntries - withTokens.tokens.tokenCacheEntriesBefore),
+    heapBytes: perEntry(withTokens.afterGc.heapUsed + withTokens.afterGc.external, withTokens.tokens.gc.heapUsed + withTokens.tokens.gc.external, withTokens.tokens.tokenCacheEntries - withTokens.tokens.tokenCacheEntriesBefore),
+  } : null;
+  const serviceRuns = runs.filter((r) => VARIANTS.find((v) => v.id === r.variant)?.server === 'authz');
+  const loadRss = serviceRuns.length ? Math.max(...serviceRuns.map((r) => r.rssMb)) : NaN;
+  const idleRss = Math.max(...memory.map((m) => m.idleGc.rssKb / 1024));
+  const baselineMb = Number.isFinite(loadRss) ? Math.max(loadRss, idleRss) : idleRss;
+  // The costlier of the measured ways to fill each entry: RSS delta or JS heap + external delta.
+  const cost = (e) => Math.max(e.rssBytes, e.heapBytes);
+  const sessionBytes = Math.max(...sessions.map(cost).filter(Number.isFinite));
+  const tokenBytes = tokens ? cost(tokens) : NaN;
+  const usableBytes = OPTIONS.containerMiB * 2 ** 20 * (1 - OPTIONS.headroom) - baselineMb * 2 ** 20;
+  const fit = Math.floor(usableBytes / (sessionBytes + tokenBytes));
+  return { sessions, tokens, loadRss, idleRss, baselineMb, sessionBytes, tokenBytes, usableBytes, fit };
+}
+
+function memorySection(memory, runs) {
+  const mb = (bytes) => fmt(bytes / 2 ** 20, 1);
+  const gcMb = (g) => fmt(g.rssKb / 1024, 0);
+  const rows = memory.map((m) => `| ${m.mode} | ${m.sessions.toLocaleString('en-US')} | ${m.valueBytes.toLocaleString('en-US')} | ${fmt(m.generateS, 1)} | ${fmt(m.totalS, 1)} | ${fmt(m.idleRssMb, 0)} → **${fmt(m.rssMb, 0)}** | ${gcMb(m.idleGc)} → **${gcMb(m.afterGc)}** | ${fmt(m.hwmMb, 0)} | ${fmt(m.idleGc.heapUsed / 2 ** 20, 0)} → ${fmt(m.afterGc.heapUsed / 2 ** 20, 0)} | ${fmtInt(m.sessionCacheEntries)} (bound ${fmtInt(m.cacheBound)}) | ${m.redis ? `${mb(m.redis.idleUsedMemory)} → **${mb(m.redis.usedMemory)}** (${fmtInt((m.redis.usedMemory - m.redis.idleUsedMemory) / m.sessions)} B/session), ${m.redis.keys.toLocaleString('en-US')} keys` : '–'} |`);
+  const n = memory[0].sessions.toLocaleString('en-US');
+  const t = memory.find((m) => m.tokens)?.tokens;
+  const z = memorySizing(memory, runs);
+  const sizingRows = [
+    ...z.sessions.map((e) => `| cached session (${e.mode} store) | ${fmtInt(e.entries)} | ${fmtInt(e.rssBytes)} | ${fmtInt(e.heapBytes)} |`),
+    ...(z.tokens ? [`| cached bearer token (${t.tokenBytes} B ES256 JWT) | ${fmtInt(z.tokens.entries)} | ${fmtInt(z.tokens.rssBytes)} | ${fmtInt(z.tokens.heapBytes)} |`] : []),
+  ];
+  const fitLine = Number.isFinite(z.fit)
+    ? `**N = (${OPTIONS.containerMiB} MiB × ${fmt(1 - OPTIONS.headroom, 2)} − ${fmt(z.baselineMb, 0)} MiB) ÷ (${fmtInt(z.sessionBytes)} B + ${fmtInt(z.tokenBytes)} B) = ${fmtInt(z.fit)} entries** per cache`
+    : 'N: not computed (needs both the session and the token figures: MEMORY_SESSIONS and MEMORY_TOKENS > 0)';
+  return `
+## Memory after ${n} distinct sessions${t ? ` and ${t.tokens.toLocaleString('en-US')} distinct bearer tokens` : ''}
 
 A separate step after the rounds, once per session store: a fresh service process (pinned to core ${OPTIONS.serverCpu} as in the
-rounds; config as cookie-cached resp. redis-cached but with every cache setting at its default: the
-session cache is bounded by \`bearer.cacheMaxEntries\`, default 10,000, which \`src/oidc/setup.ts\` passes to
-the session authenticator as well; \`session.redis.cacheFor\` 5s) and, for Redis, a fresh empty
-\`redis-server\` on the same core. On core ${OPTIONS.wrkCpu}, ${memory[0].workers} worker threads of the orchestrator issue ${n} sessions with the service's own store code
+rounds, started with \`--expose-gc\`; config as cookie-cached resp. redis-cached with \`session.redis.cacheFor\` at its
+default 5s, but with **\`bearer.cacheMaxEntries: ${fmtInt(memory[0].cacheBound)}\`** so that the caches hold every session and token: that
+one setting bounds both the session cache and the verified-token cache (\`src/oidc/setup.ts\` passes it to the
+session authenticator), and the per-entry cost is measured with them full) and, for Redis, a fresh empty
+\`redis-server\` on the same core. In cookie mode the service first answers one session and one bearer
+check (so first-use allocations, the JWKS and the imported keys are in the idle figure). Then on core
+${OPTIONS.wrkCpu}, ${memory[0].workers} worker threads of the orchestrator issue ${n} sessions with the service's own store code
 (\`bench/session-worker.mjs\` → \`bench/sessions.mjs\`: \`CookieSessionStore\` resp. \`RedisSessionStore\` from
 \`dist/\`, the service's config and secret), each with its own refresh token and seal; in Redis each has its
 own user and subject (as ${n} users would; the ID token inside is the same). The orchestrator checks every
 session exactly once as soon as it exists (${OPTIONS.connections} at a time, keep-alive, also from core ${OPTIONS.wrkCpu}), so sealing and the
 service's unsealing overlap: "issued in" is when the last session was sealed, "all checked by" when the last check was
 answered (every one 200 with \`kubeflow-userid\`; the service's counters agree${memory.some((m) => m.redis) ? ', and for Redis it read the store for each' : ''}).
-Then, right away: the service's VmRSS and VmHWM (/proc/PID/status), its JS heap in use
-(\`oidc_authz_nodejs_heap_size_used_bytes\`), its \`oidc_authz_session_cache_entries\`, and Redis's \`INFO memory\`
-\`used_memory\` (empty, after start-up → after the sessions) and \`DBSIZE\`.
+${t ? `In cookie mode, after the sessions, ${t.tokens.toLocaleString('en-US')} distinct valid bearer tokens (ES256, ${t.tokenBytes} B, the rounds' claims with a distinct
+\`jti\`/\`nonce\` each, signed with node:crypto on core ${OPTIONS.wrkCpu} just before each is sent: RS256 signing there would
+take minutes) are each checked once, ${OPTIONS.connections} at a time, in ${fmt(t.seconds, 1)} s, every one 200; the service verified and cached each
+(its \`oidc_authz_token_cache_entries\` grew by ${fmtInt(t.tokenCacheEntries - t.tokenCacheEntriesBefore)}).
+` : ''}
+Read after each fill: VmRSS and VmHWM (/proc/PID/status) as they are, then a full GC in the service
+(\`global.gc()\` on SIGUSR2, \`bench/server-authz.mjs\`) and VmRSS and \`process.memoryUsage()\` again; the cache
+gauges; Redis's \`INFO memory\` \`used_memory\` (empty → after) and \`DBSIZE\`.
 
-| session store | sessions | cookie value B | issued in s | all checked by s | service RSS MB idle → after | peak RSS MB | JS heap MB idle → after | session cache entries | Redis used_memory MB empty → after |
-|---|---:|---:|---:|---:|---:|---:|---:|---:|---|
+| session store | sessions | cookie value B | issued in s | all checked by s | RSS MB idle → after | RSS MB after GC: idle → after | peak RSS MB | JS heap MB after GC | session cache entries | Redis used_memory MB empty → after |
+|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|
 ${rows.join('\n')}
+${t ? `
+Then, same cookie-mode process, after the ${t.tokens.toLocaleString('en-US')} bearer tokens: **RSS ${fmt(t.rssMb, 0)} MB** (peak ${fmt(t.hwmMb, 0)}), after GC
+**${gcMb(t.gc)} MB**, JS heap ${fmt(t.gc.heapUsed / 2 ** 20, 0)} MB, token cache ${fmtInt(t.tokenCacheEntries)} entries and session cache still ${fmtInt(memory.find((m) => m.tokens).sessionCacheEntries)}.
+` : ''}
+### Per cached entry, and the cache size for a ${OPTIONS.containerMiB} MiB container
 
-The session cache holds at most ${fmtInt(memory[0].cacheBound)} opened sessions whatever the number of sessions: past that, the least
-recently used is dropped (and opened again, with an unseal and for Redis a read, when it comes back).
-Redis-mode entries past cacheFor stay in it until evicted or looked up, so it is full in both modes.
-RSS and heap are read without forcing a garbage collection, so they include garbage not yet collected;
-${memory[0].sessions.toLocaleString('en-US')} Redis sessions each hold a sealed record and, with a user and a subject of their own, two index sets.
-`;
+| entry | entries added | bytes each, RSS after GC | bytes each, JS heap + external after GC |
+|---|---:|---:|---:|
+${sizingRows.join('\n')}
+
+- Baseline RSS: **${fmt(z.baselineMb, 0)} MiB** = the larger of the service's largest RSS right after a closed-loop run in the
+  rounds above (${Number.isFinite(z.loadRss) ? `${fmt(z.loadRss, 0)} MiB: under full load, caches nearly empty, garbage included` : 'no service variant ran'}) and its idle RSS after GC here (${fmt(z.idleRss, 0)} MiB).
+- Per entry, the larger of the two columns: session ${fmtInt(z.sessionBytes)} B (the costlier store), token ${Number.isFinite(z.tokenBytes) ? `${fmtInt(z.tokenBytes)} B` : 'n/a'}.
+- Both caches are bounded by the one setting \`bearer.cacheMaxEntries\` = N, so in the worst case both are full.
+  Headroom ${pct(OPTIONS.headroom)} of the container for what is not a cache entry (garbage between collections, request
+  bursts, a reload building a second config, the session single-flight maps):
+  N × (session + token) ≤ ${OPTIONS.containerMiB} MiB × (1 − ${OPTIONS.headroom}) − baseline, i.e.
+  ${fitLine}.
+- The session cache holds at most N opened sessions whatever the number of sessions: past that, the least
+  recently used is dropped (and opened again, with an unseal and for Redis a read, when it comes back).
+  Redis-mode entries past cacheFor stay in it until evicted or looked up. Entry sizes depend on the token
+  and session contents (claims, groups); these are the bench's (~1 KB ID token, 3 groups).
+${memory.some((m) => m.redis) ? `- ${n} Redis sessions each hold a sealed record and, with a user and a subject of their own, two index sets.\n` : ''}`;
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -1264,10 +1697,19 @@ async function main() {
   }
   const wrkVersion = (await run('wrk', ['-v'])).stdout.split('\n')[0].replace(/\s+Copyright.*$/, '').trim();
   const variants = selectedVariants();
+  let ohaVersion = null;
+  if (OPTIONS.openLoop.some((id) => variants.some((v) => v.id === id))) {
+    if (!existsSync(OPTIONS.ohaBin)) fail(`oha not found at ${OPTIONS.ohaBin}: bench/run.sh installs it (cargo install --locked oha@${OHA_VERSION}); OPEN_LOOP=none skips the open-loop step`);
+    if (!existsSync(OPTIONS.envoyBin)) fail(`Envoy not found at ${OPTIONS.envoyBin}: run make install; OPEN_LOOP=none skips the open-loop step`);
+    ohaVersion = (await run(OPTIONS.ohaBin, ['--version'])).stdout.trim();
+    if (!ohaVersion.includes(OHA_VERSION)) log(`warning: ${ohaVersion}, the bench was written for oha ${OHA_VERSION}`);
+    const envoyVersion = (await run(OPTIONS.envoyBin, ['--version'])).stdout.trim();
+    ohaVersion = { oha: ohaVersion, envoy: /version: (\S+)/.exec(envoyVersion)?.[1] ?? envoyVersion };
+  }
   if (OPTIONS.profile && !VARIANTS.some((v) => v.id === OPTIONS.profile)) fail(`unknown PROFILE ${OPTIONS.profile}`);
 
   const ctx = await prepare();
-  const machine = machineInfo(wrkVersion);
+  const machine = { ...machineInfo(wrkVersion), openLoopTools: ohaVersion };
   const estimate = OPTIONS.rounds * variants.length * (OPTIONS.warmup + OPTIONS.duration + 1.5);
   log(`${OPTIONS.rounds} rounds × ${variants.length} variants (${variants.map((v) => v.id).join(', ')}), about ${Math.round(estimate)} s${OPTIONS.memorySessions > 0 ? `, then the memory step (${OPTIONS.memorySessions} sessions × 2 stores, roughly ${Math.round((OPTIONS.memorySessions * 2.5) / 1000)} s on a quiet machine)` : ''}`);
 
@@ -1316,6 +1758,9 @@ async function main() {
       saveRaw({ discarded, profile });
     }
 
+    const openLoop = OPTIONS.openLoop.length ? await openLoopStep(runs, ctx) : [];
+    if (openLoop.length) saveRaw({ discarded, profile, openLoop });
+
     // The rounds' Redis is done; the memory step starts its own (an empty one, for used_memory).
     await ctx.redis?.stop();
     const memory = [];
@@ -1323,12 +1768,12 @@ async function main() {
       log(`memory step: ${OPTIONS.memorySessions} distinct sessions, cookie then redis`);
       for (const mode of ['cookie', 'redis']) {
         memory.push(await memoryRun(mode, ctx));
-        saveRaw({ discarded, profile, memory });
+        saveRaw({ discarded, profile, openLoop, memory });
       }
     }
 
-    const summary = writeResults({ machine, startedAt, finishedAt: new Date(), runs, discarded, variants, ctx, profile, memory });
-    saveRaw({ summary, discarded, profile, memory });
+    const summary = writeResults({ machine, startedAt, finishedAt: new Date(), runs, discarded, variants, ctx, profile, memory, openLoop });
+    saveRaw({ summary, discarded, profile, openLoop, memory });
     process.stdout.write(`\n${table(summary)}\n${unsaturatedNote(runs)}\n`);
     for (const t of targetLines(summary, runs)) process.stdout.write(`${t.text}\n`);
     const hostile = hostileCookieLine(runs);
