@@ -33,13 +33,24 @@ KEYCLOAK_STAMP := $(TOOLS)/keycloak-$(KEYCLOAK_VERSION)-db/keycloakdb.mv.db
 # security rebuilds (the tests start their own redis-server on 127.0.0.1; the package's service stays off).
 REDIS_VERSION := 5:7.0.15-*
 REDIS := /usr/bin/redis-server
+# oha, the open-loop (fixed-rate) load generator of `make bench` only, from crates.io with its lock file.
+# Built once (several minutes on 2 cores: it compiles aws-lc for rustls); `make test` does not need it.
+OHA_VERSION := 1.16.0
+OHA := $(TOOLS)/oha/bin/oha
+OHA_STAMP := $(TOOLS)/oha/.oha-$(OHA_VERSION)
+CARGO := $(or $(shell command -v cargo),$(HOME)/.cargo/bin/cargo)
+# oauth2-proxy, the optional comparison row of `make bench` (O2P_BIN=$(O2P) make bench): the newest v7 tag the Go
+# module proxy serves here, built as a module (go install module@version: no vendoring, no replace directives).
+O2P_VERSION := v7.8.1
+O2P := $(TOOLS)/oauth2-proxy-$(O2P_VERSION)/oauth2-proxy
 
-.PHONY: help install build typecheck lint test bench demo manifests clean
+.PHONY: help install build typecheck lint test bench demo manifests clean oauth2-proxy
 
 help:
 	@echo "make demo     run it: dev IdP + oidc-authz + echo app + Envoy on 127.0.0.1 (Ctrl-C stops)"
 	@echo "make test     install what is missing, type-check, lint, run every test"
-	@echo "make bench    load benchmark of the check endpoint (writes bench/RESULTS.md)"
+	@echo "make bench    load benchmark of the check endpoint (writes bench/RESULTS.md); O2P_BIN=… adds oauth2-proxy rows"
+	@echo "make oauth2-proxy  build oauth2-proxy $(O2P_VERSION) into $(O2P) for O2P_BIN (optional)"
 	@echo "make build    compile TypeScript to dist/"
 	@echo "make manifests  regenerate the chart's generated files and manifests/ from the code and the chart"
 	@echo "make install  npm packages, Envoy, Chromium, helm, kustomize, Dex, Keycloak, Redis: every tool the tests need (idempotent)"
@@ -77,6 +88,16 @@ $(REDIS):
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq 'redis-server=$(REDIS_VERSION)'
 	@$(REDIS) --version
 
+$(OHA_STAMP):
+	$(CARGO) install --locked oha@$(OHA_VERSION) --root $(TOOLS)/oha
+	@$(OHA) --version && touch $@
+
+$(O2P):
+	GOBIN=$(CURDIR)/$(dir $@) GOTOOLCHAIN=local go install github.com/oauth2-proxy/oauth2-proxy/v7@$(O2P_VERSION)
+	@$@ --version
+
+oauth2-proxy: $(O2P)
+
 install: $(NODE_MODULES_STAMP) $(ENVOY) $(CHROMIUM) $(HELM_STAMP) $(KUSTOMIZE_STAMP) $(DEX) $(KEYCLOAK_STAMP) $(REDIS)
 
 build: install
@@ -91,7 +112,7 @@ lint: install
 test: install typecheck lint build
 	npm test --silent
 
-bench: build
+bench: build $(OHA_STAMP)
 	bash bench/run.sh
 
 # The chart's generated files (header lists, values schema) from the code, then manifests/ from the chart.

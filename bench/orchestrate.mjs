@@ -6,14 +6,19 @@
 // server's own decision counters, then the server is stopped. Medians over rounds; "vs bare" is the
 // median of per-round ratios to bare node:http measured in the same round. The Redis-session variants
 // share one redis-server (bench/redis.mjs) pinned to the server's core, whose CPU is counted apart.
-// After the rounds, the memory step: RSS of the service after 100k distinct sessions, in each store.
+// With O2P_BIN, oauth2-proxy v7.8.1 runs in the rounds as two more variants (research/perf.md's anchor).
+// After the rounds, the open-loop step: oha at a fixed rate (50 % of each variant's closed-loop req/s),
+// latency-corrected, directly and through a real Envoy. Then the memory step: RSS of the service after
+// 100k distinct sessions, in each store, and 100k distinct bearer tokens, and the cache size for 256 MiB.
 //
 // Environment: ROUNDS (3), DURATION (8 s), WARMUP (2 s), CONNECTIONS (64), POOL (5000 tokens),
 // FRESH_CACHE (100 entries), VARIANTS (comma-separated ids, default all), SERVER_CPU (0), WRK_CPU (1),
 // PROFILE (a variant id: one extra run of it under `node --cpu-prof` after the rounds; not in results),
 // MAX_OTHER_CORES (0.1) and REDOS (4): a run during which other processes on the machine used more
 // than MAX_OTHER_CORES cores is redone once, at most REDOS times per bench. REDIS_POOL (1000 sessions
-// for redis-first), MEMORY_SESSIONS (100000; 0 skips the memory step), MEMORY_WORKERS (2 threads sealing).
+// for redis-first), MEMORY_SESSIONS (100000; 0 skips the memory step), MEMORY_WORKERS (2 threads sealing),
+// MEMORY_TOKENS (100000), CONTAINER_MIB (256), MEMORY_HEADROOM (0.25), OPEN_LOOP (variant ids or "none"),
+// OPEN_SHARE (0.5), OPEN_DURATION (8 s), OPEN_CONNECTIONS (64), ENVOY_CPU (= WRK_CPU), OHA_BIN, ENVOY_BIN, O2P_BIN.
 import { spawn } from 'node:child_process';
 import { KeyObject, randomUUID, sign as cryptoSign } from 'node:crypto';
 import { mkdirSync, readFileSync, readdirSync, writeFileSync, existsSync } from 'node:fs';
@@ -21,7 +26,7 @@ import { Agent as HttpAgent, createServer, request as httpRequest } from 'node:h
 import { connect, createServer as createNetServer } from 'node:net';
 import { cpus } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, URLSearchParams } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { exportJWK, generateKeyPair, SignJWT } from 'jose';
 import { startRedis } from './redis.mjs';
@@ -67,6 +72,8 @@ const OPTIONS = {
   openConnections: intEnv('OPEN_CONNECTIONS', 64),
   /** The core Envoy (one worker) runs on in the open-loop runs through Envoy: the generator's, by default. */
   envoyCpu: intEnv('ENVOY_CPU', intEnv('WRK_CPU', 1, 0), 0),
+  /** oauth2-proxy binary (v7.8.1, `make oauth2-proxy`): adds the o2p-* variants to the rounds. */
+  o2pBin: process.env.O2P_BIN || null,
   ohaBin: process.env.OHA_BIN || resolve(dirname(fileURLToPath(import.meta.url)), '../.tools/oha/bin/oha'),
   envoyBin: process.env.ENVOY_BIN || resolve(dirname(fileURLToPath(import.meta.url)), '../.tools/envoy/envoy/_bin/envoy'),
 };
@@ -273,6 +280,25 @@ const VARIANTS = [
     headers: (ctx) => ({ host: HOST, authorization: `Bearer ${ctx.token}` }),
     expect: { status: 403, decision: 'forbidden' },
   },
+  // oauth2-proxy's anchor (research/perf.md), only with O2P_BIN: its auth endpoint, as a gateway's ext_authz would call it.
+  {
+    id: 'o2p-bearer',
+    label: 'oauth2-proxy v7.8.1 `/oauth2/auth`, the cached-bearer token (verified every time) → 202',
+    server: 'o2p',
+    lua: 'bearer-cached.lua',
+    path: '/oauth2/auth',
+    headers: (ctx) => ({ host: HOST, authorization: `Bearer ${ctx.token}` }),
+    expect: { status: 202 },
+  },
+  {
+    id: 'o2p-cookie',
+    label: 'oauth2-proxy v7.8.1 `/oauth2/auth`, its session cookie (from one real login) → 202',
+    server: 'o2p',
+    lua: 'cookie-cached.lua',
+    path: '/oauth2/auth',
+    headers: (ctx) => ({ host: HOST, cookie: ctx.o2pCookie, accept: 'application/json' }),
+    expect: { status: 202 },
+  },
 ];
 
 // ---------------------------------------------------------------------------------------------------
@@ -435,6 +461,7 @@ for (const signal of ['SIGINT', 'SIGTERM']) {
 }
 
 async function startServer(variant, ctx, { profileDir, exposeGc = false } = {}) {
+  if (variant.server === 'o2p') return startO2p(ctx, variant.id);
   const nodeArgs = profileDir ? ['--cpu-prof', '--cpu-prof-dir', profileDir, '--cpu-prof-interval', '250'] : [];
   if (exposeGc) nodeArgs.push('--expose-gc');
   const script = join(BENCH_DIR, variant.server === 'bare' ? 'server-bare.mjs' : 'server-authz.mjs');
@@ -667,10 +694,19 @@ async function prepare() {
   });
 
   const jwksHits = { count: 0 };
+  // The bench's issuer on 127.0.0.1: its JWKS for the service and, for oauth2-proxy (O2P_BIN), OIDC
+  // discovery and a minimal code flow (authorize answers at once with a code; the token endpoint
+  // returns an ID token for it), enough for one real login.
+  const issuerHits = { discovery: 0, authorize: 0, token: 0, userinfo: 0 };
+  const codes = new Map();
+  let issuerRoutes = null;
   const jwksServer = createServer((req, res) => {
-    if (req.url === '/issuer/jwks') {
+    const url = new URL(req.url, 'http://127.0.0.1');
+    if (url.pathname === '/issuer/jwks') {
       jwksHits.count++;
       res.writeHead(200, { 'content-type': 'application/jwk-set+json' }).end(jwks);
+    } else if (issuerRoutes && url.pathname.startsWith('/issuer/')) {
+      issuerRoutes(req, res, url).catch((error) => res.writeHead(500).end(String(error)));
     } else {
       res.writeHead(404).end();
     }
@@ -678,6 +714,46 @@ async function prepare() {
   await new Promise((r) => jwksServer.listen(0, '127.0.0.1', r));
   const base = `http://127.0.0.1:${jwksServer.address().port}`;
   const issuer = `${base}/issuer`;
+  issuerRoutes = async (req, res, url) => {
+    const json = (status, body) => res.writeHead(status, { 'content-type': 'application/json', 'cache-control': 'no-store' }).end(JSON.stringify(body));
+    if (url.pathname === '/issuer/.well-known/openid-configuration') {
+      issuerHits.discovery++;
+      return json(200, {
+        issuer, authorization_endpoint: `${issuer}/auth`, token_endpoint: `${issuer}/token`, jwks_uri: `${issuer}/jwks`, userinfo_endpoint: `${issuer}/userinfo`,
+        response_types_supported: ['code'], subject_types_supported: ['public'], id_token_signing_alg_values_supported: ['RS256', 'ES256'],
+        scopes_supported: ['openid', 'email', 'profile', 'groups', 'offline_access'], token_endpoint_auth_methods_supported: ['client_secret_basic', 'client_secret_post'],
+        grant_types_supported: ['authorization_code', 'refresh_token'], claims_supported: ['sub', 'email', 'email_verified', 'groups', 'name'],
+      });
+    }
+    if (url.pathname === '/issuer/auth') {
+      issuerHits.authorize++;
+      const redirect = new URL(url.searchParams.get('redirect_uri'));
+      const code = randomUUID();
+      codes.set(code, { nonce: url.searchParams.get('nonce') ?? undefined, clientId: url.searchParams.get('client_id') });
+      redirect.searchParams.set('code', code);
+      redirect.searchParams.set('state', url.searchParams.get('state') ?? '');
+      return res.writeHead(302, { location: redirect.toString() }).end();
+    }
+    if (url.pathname === '/issuer/token' && req.method === 'POST') {
+      issuerHits.token++;
+      let body = '';
+      for await (const chunk of req) body += chunk;
+      const params = new URLSearchParams(body);
+      const grant = codes.get(params.get('code'));
+      if (!grant) return json(400, { error: 'invalid_grant' });
+      codes.delete(params.get('code'));
+      const idToken = await new SignJWT({ ...claims('login'), ...(grant.nonce ? { nonce: grant.nonce } : {}) })
+        .setProtectedHeader({ alg: 'RS256', kid: keys.RS256.kid, typ: 'JWT' })
+        .setIssuer(issuer).setAudience(grant.clientId ?? AUDIENCE).setSubject('CiQwOGE4Njg0Yi1kYjg4LTRiNzMtOTBhOS0zY2QxNjYxZjU0NjYSBWxvY2Fs')
+        .setIssuedAt().setExpirationTime('1h').sign(keys.RS256.privateKey);
+      return json(200, { access_token: idToken, id_token: idToken, refresh_token: `bench-refresh-${randomUUID()}`, token_type: 'Bearer', expires_in: 3600 });
+    }
+    if (url.pathname === '/issuer/userinfo') {
+      issuerHits.userinfo++;
+      return json(200, { sub: 'CiQwOGE4Njg0Yi1kYjg4LTRiNzMtOTBhOS0zY2QxNjYxZjU0NjYSBWxvY2Fs', email: 'alice@example.com', email_verified: true, groups: ['kubeflow-users', 'team-a', 'ml-engineers'] });
+    }
+    return res.writeHead(404).end();
+  };
 
   const now = Math.floor(Date.now() / 1000);
   // Claims shaped like a Dex/Keycloak ID token, ~1 KB signed (research/perf.md used 982 B).
@@ -746,7 +822,7 @@ async function prepare() {
 
   const session = await sealSession(token);
   const ctx = {
-    issuer, jwksUri: `${base}/issuer/jwks`, token, pools, keys, claims, now, configFiles: {}, jwksHits, jwksServer, ...session,
+    issuer, jwksUri: `${base}/issuer/jwks`, token, pools, keys, claims, now, configFiles: {}, jwksHits, issuerHits, jwksServer, ...session,
     redis: null, redisCookie: null, redisPool: [], redisPoolFile: join(WORK, 'redis-cookies.txt'), redisIssue: null,
   };
   if (ctxNeedsRedis()) {
@@ -760,6 +836,10 @@ async function prepare() {
     ctx.configFiles[variant.id] = file;
   }
   if (ctx.redis) await issueRedisSessions(ctx);
+  if (selectedVariants().some((v) => v.id === 'o2p-cookie')) {
+    ctx.o2pCookie = await o2pLogin(ctx);
+    log(`oauth2-proxy login done: session cookie ${Buffer.byteLength(ctx.o2pCookie)} B Cookie header`);
+  }
   return ctx;
 }
 
@@ -801,7 +881,8 @@ async function issueRedisSessions(ctx) {
 
 function selectedVariants() {
   const wanted = process.env.VARIANTS ? process.env.VARIANTS.split(',').map((s) => s.trim()).filter(Boolean) : null;
-  if (!wanted) return VARIANTS;
+  if (wanted?.some((id) => id.startsWith('o2p-')) && !OPTIONS.o2pBin) fail('the o2p-* variants need O2P_BIN=/path/to/oauth2-proxy (make oauth2-proxy builds it)');
+  if (!wanted) return VARIANTS.filter((v) => v.server !== 'o2p' || OPTIONS.o2pBin);
   const unknown = wanted.filter((id) => !VARIANTS.some((v) => v.id === id));
   if (unknown.length) fail(`unknown VARIANTS ${unknown.join(', ')}; known: ${VARIANTS.map((v) => v.id).join(', ')}`);
   return VARIANTS.filter((v) => wanted.includes(v.id));
@@ -813,6 +894,86 @@ const POOL_KINDS = ['rs256', 'es256', 'forgedRs256', 'forgedEs256'];
 /** The token pools the selected variants (and the PROFILE one) cycle through. */
 function ctxNeededPools() {
   return new Set([...selectedVariants(), ...VARIANTS.filter((v) => v.id === OPTIONS.profile)].map((v) => v.needsPool).filter(Boolean));
+}
+
+// ---------------------------------------------------------------------------------------------------
+// oauth2-proxy (O2P_BIN), as research/perf.md's anchor ran it.
+
+const O2P_COOKIE_SECRET = 'bench-o2p-cookie-secret-32bytes!'; // 32 bytes: AES-256 for the session cookie
+const O2P_CLIENT_SECRET = 'bench-o2p-client-secret';
+
+/** Starts oauth2-proxy pinned to the server core with GOMAXPROCS=1; resolves once /ping answers 200. */
+async function startO2p(ctx, id, { logging = false } = {}) {
+  const port = await freePort();
+  const args = [
+    '-c', String(OPTIONS.serverCpu), OPTIONS.o2pBin,
+    '--provider=oidc', `--oidc-issuer-url=${ctx.issuer}`, `--client-id=${AUDIENCE}`, `--client-secret=${O2P_CLIENT_SECRET}`,
+    `--cookie-secret=${O2P_COOKIE_SECRET}`, '--cookie-secure=false', '--email-domain=*', '--upstream=static://200',
+    '--reverse-proxy', '--set-xauthrequest', '--skip-jwt-bearer-tokens', '--skip-provider-button',
+    `--http-address=127.0.0.1:${port}`, `--redirect-url=http://127.0.0.1:${port}/oauth2/callback`,
+    ...(logging ? [] : ['--request-logging=false', '--auth-logging=false', '--standard-logging=false']),
+  ];
+  const child = spawn('taskset', args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, GOMAXPROCS: '1' } });
+  live.add(child);
+  // Its log goes to stdout: both streams are kept, for failure messages.
+  let stderr = '';
+  child.stdout.on('data', (d) => (stderr += d));
+  child.stderr.on('data', (d) => (stderr += d));
+  const exited = new Promise((r) => child.once('exit', (code, signal) => r({ code, signal })));
+  const stop = async () => {
+    child.kill('SIGTERM');
+    if ((await Promise.race([exited, sleep(5_000).then(() => null)])) === null) {
+      child.kill('SIGKILL');
+      await exited;
+    }
+    live.delete(child);
+  };
+  const deadline = Date.now() + 15_000;
+  let gone = null;
+  exited.then((outcome) => (gone = outcome));
+  for (;;) {
+    if (gone) fail(`${id}: oauth2-proxy exited (${gone.code ?? gone.signal}) before it was ready\n${stderr.slice(-3000)}`);
+    const answer = await probe(port, '/ping', { host: '127.0.0.1' }, 1_000).catch(() => null);
+    if (answer?.status === 200) break;
+    if (Date.now() > deadline) {
+      await stop();
+      fail(`${id}: oauth2-proxy not ready after 15 s\n${stderr.slice(-3000)}`);
+    }
+    await sleep(50);
+  }
+  const affinity = await run('taskset', ['-pc', String(child.pid)]);
+  if (!new RegExp(`: ${OPTIONS.serverCpu}\\s*$`).test(affinity.stdout)) fail(`${id}: oauth2-proxy not pinned: ${affinity.stdout.trim()}`);
+  return { pid: child.pid, port, metricsPort: null, stderr: () => stderr, stop };
+}
+
+/** Cookie name=value pairs from Set-Cookie headers (oauth2-proxy may split a large session in _0, _1 …). */
+const cookiePairs = (setCookie) => (setCookie ?? []).map((line) => line.split(';', 1)[0]).filter((pair) => pair.indexOf('=') > 0 && pair.indexOf('=') < pair.length - 1);
+
+/**
+ * One real login through oauth2-proxy against the bench issuer: /oauth2/start → the issuer's authorize
+ * (answers with a code at once) → /oauth2/callback (oauth2-proxy redeems the code at the token endpoint
+ * and verifies the ID token) → its session cookie. Sealed with the fixed cookie secret, so every later
+ * oauth2-proxy process of the bench accepts it.
+ */
+async function o2pLogin(ctx) {
+  // With its logs on: a failed login says why in them.
+  const server = await startO2p(ctx, 'o2p-login', { logging: true });
+  try {
+    const start = await probe(server.port, '/oauth2/start?rd=%2F', { host: `127.0.0.1:${server.port}` });
+    if (start.status !== 302) fail(`oauth2-proxy login: /oauth2/start answered ${start.status}: ${start.body.slice(0, 300)}`);
+    const csrf = cookiePairs(start.headers['set-cookie']);
+    const authorize = new URL(start.headers.location);
+    const issuerPort = Number(new URL(ctx.issuer).port);
+    const auth = await probe(issuerPort, `${authorize.pathname}${authorize.search}`, { host: authorize.host });
+    if (auth.status !== 302) fail(`oauth2-proxy login: the issuer's authorize answered ${auth.status}`);
+    const callback = new URL(auth.headers.location);
+    const done = await probe(server.port, `${callback.pathname}${callback.search}`, { host: `127.0.0.1:${server.port}`, cookie: csrf.join('; ') });
+    const session = cookiePairs(done.headers['set-cookie']).filter((pair) => pair.startsWith('_oauth2_proxy') && !pair.startsWith('_oauth2_proxy_csrf'));
+    if (done.status !== 302 || session.length === 0) fail(`oauth2-proxy login: callback answered ${done.status} without a session cookie: ${done.body.slice(0, 300)} ${server.stderr().slice(-2000)}`);
+    return `theme=dark; ${session.join('; ')}; _ga=GA1.2.123456789.1700000000`;
+  } finally {
+    await server.stop();
+  }
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -1344,12 +1505,12 @@ function summarize(runs, variants) {
 
 function table(summary) {
   const lines = [
-    '| variant | expect | req/s (median) | vs bare (median, min–max) | p50 ms | p99 ms | server CPU µs/req | Redis CPU µs/req | RSS MB | server core busy | wrk core busy |',
-    '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
+    '| variant | expect | req/s (median) | vs bare (median, min–max) | p50 ms | p99 ms | server CPU µs/req | req per CPU-second | Redis CPU µs/req | RSS MB | server core busy | wrk core busy |',
+    '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
   ];
   for (const s of summary) {
     const ratio = s.id === 'bare' ? '1.00' : Number.isFinite(s.ratio) ? `${fmt(s.ratio, 3)} (${fmt(s.ratioMin, 3)}–${fmt(s.ratioMax, 3)})` : 'n/a';
-    lines.push(`| ${s.label} | ${s.expect} | ${fmtInt(s.reqPerS)} | ${ratio} | ${fmt(s.p50Ms, 2)} | ${fmt(s.p99Ms, 2)} | ${fmt(s.cpuUs, 1)} | ${s.redisCpuUs === null ? '–' : fmt(s.redisCpuUs, 1)} | ${fmt(s.rssMb, 0)} | ${pct(s.serverBusy)} | ${pct(s.wrkCoreBusy)} |`);
+    lines.push(`| ${s.label} | ${s.expect} | ${fmtInt(s.reqPerS)} | ${ratio} | ${fmt(s.p50Ms, 2)} | ${fmt(s.p99Ms, 2)} | ${fmt(s.cpuUs, 1)} | ${fmtInt(1e6 / s.cpuUs)} | ${s.redisCpuUs === null ? '–' : fmt(s.redisCpuUs, 1)} | ${fmt(s.rssMb, 0)} | ${pct(s.serverBusy)} | ${pct(s.wrkCoreBusy)} |`);
   }
   return lines.join('\n');
 }
@@ -1445,6 +1606,18 @@ function writeResults({ machine, startedAt, finishedAt, runs, discarded, variant
     'bare-hostile': `- **bare-hostile**: bare node:http sent issue 13's 59 KB Cookie header (\`oidc_authz= \` repeated): what
   parsing that header costs Node alone.`,
     'cookie-hostile': `- **cookie-hostile**: the service sent the same header → 401 (\`session_invalid\`).`,
+    'o2p-bearer': `- **o2p-bearer** (only with \`O2P_BIN\`): oauth2-proxy v7.8.1 as research/perf.md's anchor ran it: \`GOMAXPROCS=1\`, pinned to
+  core ${OPTIONS.serverCpu} like the service; \`--provider=oidc\` with discovery from the bench's issuer on 127.0.0.1 (the same
+  keys and JWKS; the issuer also serves a minimal code flow), \`--skip-jwt-bearer-tokens\`, \`--email-domain=*\`,
+  \`--upstream=static://200\`, \`--reverse-proxy\`, \`--set-xauthrequest\`, a fixed 32-byte \`--cookie-secret\`, request,
+  auth and standard logging off. \`GET /oauth2/auth\` with the cached-bearer variant's token → 202. oauth2-proxy
+  has no verification cache: it verifies the RS256 signature on every request, so this row compares with
+  bearer-fresh (first-seen) per CPU-second, and with bearer-cached as what a cache buys.`,
+    'o2p-cookie': `- **o2p-cookie** (only with \`O2P_BIN\`): its own session cookie (${ctx.o2pCookie ? `${Buffer.byteLength(ctx.o2pCookie).toLocaleString('en-US')} B Cookie header with the two other cookies` : 'n/a'}), minted once per
+  bench by one real login: \`/oauth2/start\` → the issuer's authorize (answers with a code) → \`/oauth2/callback\`
+  (oauth2-proxy redeems the code at the token endpoint and verifies the ID token) → its \`_oauth2_proxy\`
+  cookie, valid in every later process (same cookie secret). \`GET /oauth2/auth\` → 202. Issuer requests during
+  the bench: ${Object.entries(ctx.issuerHits).map(([k, v]) => `${k} ${v}`).join(', ')} (discovery at each oauth2-proxy start; one login).`,
     'bearer-forbidden': `- **bearer-forbidden**: \`GET ${ADMIN_PATH}\`, the cached token; the \`admin\` rule requires group
   \`bench-admins\`, which the token lacks → 403 with a JSON body.`,
   };
@@ -1491,9 +1664,16 @@ As prescribed in research/perf.md:
   run. "Server core busy" = server CPU time ÷ wall time (should be ≥ 97 %, or the generator is the
   limit); "wrk core busy" = share of core ${OPTIONS.wrkCpu} not idle, from /proc/stat.
 - Zero unexpected answers, checked after every run: wrk reported no socket errors; for 200 variants no
-  response ≥ 400, for the 403 variant every response was ≥ 400 (wrk counts them) **and** the service's
+  response ≥ 400, for the 401 and 403 variants every response was ≥ 400 (wrk counts them) **and** the service's
   own \`oidc_authz_checks_total\` counters (scraped from its metrics port after the run) show only the
-  expected decision (\`allow\` resp. \`forbidden\`, i.e. 200 resp. 403), at least as many as wrk received.
+  expected decision (\`allow\`, \`unauthorized\`/\`bad_signature\` for the forged tokens, \`forbidden\`: 200, 401, 403),
+  at least as many as wrk received. (oauth2-proxy has no such counters: only wrk's counts.)
+- "req per CPU-second" = 10⁶ ÷ server CPU µs/req: how many checks one core's second of the server's CPU
+  pays for, the measure that compares servers whatever the load (research/perf.md's oauth2-proxy anchor).
+- Targets (issue 17) are computed in the run from per-round ratios (both variants in the same round):
+  cached bearer and cookie ≥ 0.75 of bare (req/s); a forged signature ≤ a first-seen valid token of the
+  same algorithm (server CPU µs/req; the forged pool is as large as the valid one, so both are first sights);
+  first-seen RS256/ES256 ≥ 2× oauth2-proxy's bearer check per CPU-second (only when O2P_BIN is given).
 - The service runs from \`dist/\` with production metrics (\`createMetrics()\`, default process metrics on)
   and \`silentLogger\`. In production at log level \`info\`, each 403 also writes one JSON log line; that
   cost is not in the 403 row.
