@@ -70,6 +70,8 @@ const OPTIONS = {
   openShare: Number(process.env.OPEN_SHARE ?? 0.5),
   openDuration: intEnv('OPEN_DURATION', 8),
   openConnections: intEnv('OPEN_CONNECTIONS', 64),
+  /** Seconds of the closed-loop run through Envoy that sets the rate through it. */
+  openGatewayProbe: intEnv('OPEN_GATEWAY_PROBE', 4),
   /** The core Envoy (one worker) runs on in the open-loop runs through Envoy: the generator's, by default. */
   envoyCpu: intEnv('ENVOY_CPU', intEnv('WRK_CPU', 1, 0), 0),
   /** oauth2-proxy binary (v7.8.1, `make oauth2-proxy`): adds the o2p-* variants to the rounds. */
@@ -1091,9 +1093,11 @@ function ohaCounts(report) {
   return { statuses, answered, errors, errorCount: Object.values(errors).reduce((a, n) => a + n, 0), p50Ms: ms('p50'), p90Ms: ms('p90'), p99Ms: ms('p99'), p999Ms: ms('p99.9'), maxMs: (report.summary?.slowest ?? NaN) * 1000 };
 }
 
-async function openLoopOnce(variant, ctx, via, rate) {
+async function openLoopOnce(variant, ctx, via, directRate) {
   const server = await startServer(variant, ctx);
   let gateway = null;
+  let rate = directRate;
+  let gatewayMax = null;
   try {
     await checkExpected(variant, ctx, server.port, 'pre-run');
     let port = server.port;
@@ -1104,6 +1108,16 @@ async function openLoopOnce(variant, ctx, via, rate) {
       path = variant.path.slice('/authz'.length);
       const answer = await probe(port, path, variant.headers(ctx));
       if (answer.status !== variant.expect.status) fail(`${variant.id} via Envoy: probe answered ${answer.status}, expected ${variant.expect.status}: ${answer.body.slice(0, 300)}`);
+      // Envoy shares the generator's core, so the path through it may saturate below the server's own
+      // maximum: its closed-loop maximum (wrk as in the rounds, warm-up then OPEN_GATEWAY_PROBE s), and
+      // the rate is the share of the smaller of the two.
+      const through = { ...variant, path };
+      if (OPTIONS.warmup > 0) await wrk(through, ctx, port, OPTIONS.warmup);
+      const closed = await wrk(through, ctx, port, OPTIONS.openGatewayProbe);
+      const e = closed.errors;
+      if (e.connect + e.read + e.write + e.timeout + e.status > 0) fail(`${variant.id} via Envoy: closed-loop run had errors ${JSON.stringify(e)}`);
+      gatewayMax = closed.requests / (closed.duration_us / 1e6);
+      rate = Math.max(1, Math.round(Math.min(directRate, gatewayMax * OPTIONS.openShare)));
     }
     const before = server.metricsPort ? await decisionCounts(server.metricsPort) : null;
     // Warm-up at the same rate (JIT tier-up, Envoy's connection pool), discarded.
@@ -1133,7 +1147,7 @@ async function openLoopOnce(variant, ctx, via, rate) {
     if (problems.length) fail(`${variant.id} open loop (${via}): unexpected answers:\n  ${problems.join('\n  ')}`);
     const achieved = counts.answered / OPTIONS.openDuration;
     return {
-      variant: variant.id, via, rate, achieved, ...counts, statuses: counts.statuses, errors: counts.errors,
+      variant: variant.id, via, rate, achieved, gatewayMax, ...counts, statuses: counts.statuses, errors: counts.errors,
       wallS, serverBusy: serverCpuS / wallS, serverCpuUsPerReq: (serverCpuS * 1e6) / counts.answered,
       envoyBusy: gateway ? envoyCpuS / wallS : null, envoyCpuUsPerReq: gateway ? (envoyCpuS * 1e6) / counts.answered : null,
       ohaBusy: cpuS / wallS, genCoreBusy: 1 - (cpu1.idle - cpu0.idle) / (cpu1.total - cpu0.total),
@@ -1194,7 +1208,10 @@ async function memoryRun(mode, ctx) {
   let server = null;
   const workers = [];
   try {
-    if (mode === 'redis') redis = await startRedis({ cpu: OPTIONS.serverCpu, onChild: (child) => live.add(child) });
+    // Redis on the generator's core here (in the rounds it shares the service's): with 100k entries in the
+    // session cache the service's full GCs on its core took long enough for the sealing workers' Redis
+    // commands to time out. The memory figures do not depend on the core.
+    if (mode === 'redis') redis = await startRedis({ cpu: OPTIONS.wrkCpu, onChild: (child) => live.add(child) });
     const base = mode === 'redis' ? redisConfig(ctx, undefined, redis.url) : cookieConfig(ctx);
     // Caches raised to hold every session and token (bearer.cacheMaxEntries bounds the session cache
     // and the verified-token cache alike), so the per-entry cost is measured with the caches full;
@@ -1714,7 +1731,7 @@ ${profile.rows.map((r) => `| ${fmt(r.share * 100, 1)} | ${fmt(r.ms, 0)} | \`${r.
 }
 
 function openLoopSection(results, machine) {
-  const rows = results.map((r) => `| ${r.variant} | ${r.via === 'direct' ? 'direct' : 'through Envoy'} | ${fmtInt(r.closedLoopMax)} | ${fmtInt(r.rate)} | ${fmtInt(r.achieved)}${r.achieved < 0.97 * r.rate ? ' ⚠' : ''} | ${fmt(r.p50Ms, 3)} | ${fmt(r.p90Ms, 3)} | ${fmt(r.p99Ms, 3)} | ${fmt(r.p999Ms, 3)} | ${fmt(r.maxMs, 2)} | ${pct(r.serverBusy)} | ${r.envoyBusy === null ? '–' : `${pct(r.envoyBusy)} (${fmt(r.envoyCpuUsPerReq, 1)} µs/req)`} | ${pct(r.ohaBusy)} | ${pct(r.genCoreBusy)} |`);
+  const rows = results.map((r) => `| ${r.variant} | ${r.via === 'direct' ? 'direct' : 'through Envoy'} | ${fmtInt(r.closedLoopMax)}${r.gatewayMax === null ? '' : ` (through Envoy: ${fmtInt(r.gatewayMax)})`} | ${fmtInt(r.rate)} | ${fmtInt(r.achieved)}${r.achieved < 0.97 * r.rate ? ' ⚠' : ''} | ${fmt(r.p50Ms, 3)} | ${fmt(r.p90Ms, 3)} | ${fmt(r.p99Ms, 3)} | ${fmt(r.p999Ms, 3)} | ${fmt(r.maxMs, 2)} | ${pct(r.serverBusy)} | ${r.envoyBusy === null ? '–' : `${pct(r.envoyBusy)} (${fmt(r.envoyCpuUsPerReq, 1)} µs/req)`} | ${pct(r.ohaBusy)} | ${pct(r.genCoreBusy)} |`);
   const short = results.filter((r) => r.achieved < 0.97 * r.rate);
   const tools = machine.openLoopTools ?? {};
   return `
@@ -1722,7 +1739,9 @@ function openLoopSection(results, machine) {
 
 What a user waits for at normal load, not queueing at saturation. After the closed-loop rounds, for
 each variant in OPEN_LOOP: the rate is ${pct(OPTIONS.openShare)} of that variant's median closed-loop req/s **in this run**
-(the table above), sent for ${OPTIONS.openDuration} s after a ${OPTIONS.warmup} s warm-up at the same rate (discarded), once
+(the table above); through Envoy, ${pct(OPTIONS.openShare)} of the smaller of that and the closed-loop req/s of the same
+path through Envoy (wrk -t1 -c${OPTIONS.connections}, ${OPTIONS.warmup} s warm-up + ${OPTIONS.openGatewayProbe} s, on the same processes right before; Envoy shares the
+generator's core, so the gateway path can saturate first). The requests are sent for ${OPTIONS.openDuration} s after a ${OPTIONS.warmup} s warm-up at the same rate (discarded), once
 directly against the server and once through Envoy, each with a fresh server process (pinned to core
 ${OPTIONS.serverCpu} as in the rounds). Latency percentiles are over every request of the measured run, in ms.
 
@@ -1818,7 +1837,8 @@ rounds, started with \`--expose-gc\`; config as cookie-cached resp. redis-cached
 default 5s, but with **\`bearer.cacheMaxEntries: ${fmtInt(memory[0].cacheBound)}\`** so that the caches hold every session and token: that
 one setting bounds both the session cache and the verified-token cache (\`src/oidc/setup.ts\` passes it to the
 session authenticator), and the per-entry cost is measured with them full) and, for Redis, a fresh empty
-\`redis-server\` on the same core. In cookie mode the service first answers one session and one bearer
+\`redis-server\` pinned to core ${OPTIONS.wrkCpu} (not the service's: with the cache that large, the service's full GCs on its
+core delayed Redis enough for the sealing workers' commands to time out). In cookie mode the service first answers one session and one bearer
 check (so first-use allocations, the JWKS and the imported keys are in the idle figure). Then on core
 ${OPTIONS.wrkCpu}, ${memory[0].workers} worker threads of the orchestrator issue ${n} sessions with the service's own store code
 (\`bench/session-worker.mjs\` → \`bench/sessions.mjs\`: \`CookieSessionStore\` resp. \`RedisSessionStore\` from
