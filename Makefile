@@ -33,8 +33,9 @@ KEYCLOAK_STAMP := $(TOOLS)/keycloak-$(KEYCLOAK_VERSION)-db/keycloakdb.mv.db
 # security rebuilds (the tests start their own redis-server on 127.0.0.1; the package's service stays off).
 REDIS_VERSION := 5:7.0.15-*
 REDIS := /usr/bin/redis-server
-# oha, the open-loop (fixed-rate) load generator of `make bench` only, from crates.io with its lock file.
-# Built once (several minutes on 2 cores: it compiles aws-lc for rustls); `make test` does not need it.
+# oha, the open-loop (fixed-rate) load generator of `make bench` only, from crates.io with its lock file,
+# without its default TLS feature (the bench speaks plain HTTP to 127.0.0.1; TLS would build aws-lc from C).
+# Built once (several minutes on 2 cores); `make test` does not need it.
 OHA_VERSION := 1.16.0
 OHA := $(TOOLS)/oha/bin/oha
 OHA_STAMP := $(TOOLS)/oha/.oha-$(OHA_VERSION)
@@ -89,7 +90,7 @@ $(REDIS):
 	@$(REDIS) --version
 
 $(OHA_STAMP):
-	$(CARGO) install --locked oha@$(OHA_VERSION) --root $(TOOLS)/oha
+	$(CARGO) install --locked --no-default-features oha@$(OHA_VERSION) --root $(TOOLS)/oha
 	@$(OHA) --version && touch $@
 
 $(O2P):
