@@ -34,8 +34,9 @@ KEYCLOAK_STAMP := $(TOOLS)/keycloak-$(KEYCLOAK_VERSION)-db/keycloakdb.mv.db
 REDIS_VERSION := 5:7.0.15-*
 REDIS := /usr/bin/redis-server
 # oha, the open-loop (fixed-rate) load generator of `make bench` only, from crates.io with its lock file,
-# without its default TLS feature (the bench speaks plain HTTP to 127.0.0.1; TLS would build aws-lc from C).
-# Built once (several minutes on 2 cores); `make test` does not need it.
+# with native-tls (the system OpenSSL) instead of its default rustls, which would build aws-lc from C (oha
+# does not build with no TLS at all; the bench speaks plain HTTP to 127.0.0.1). Built once (several minutes
+# on 2 cores); `make test` does not need it.
 OHA_VERSION := 1.16.0
 OHA := $(TOOLS)/oha/bin/oha
 OHA_STAMP := $(TOOLS)/oha/.oha-$(OHA_VERSION)
@@ -90,7 +91,7 @@ $(REDIS):
 	@$(REDIS) --version
 
 $(OHA_STAMP):
-	$(CARGO) install --locked --no-default-features oha@$(OHA_VERSION) --root $(TOOLS)/oha
+	$(CARGO) install --locked --no-default-features --features native-tls oha@$(OHA_VERSION) --root $(TOOLS)/oha
 	@$(OHA) --version && touch $@
 
 $(O2P):

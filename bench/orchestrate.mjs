@@ -1749,7 +1749,7 @@ ${OPTIONS.serverCpu} as in the rounds). Latency percentiles are over every reque
 |---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|
 ${rows.join('\n')}
 ${short.length ? `\n⚠ answered/s below 97 % of the rate: ${short.map((r) => `${r.variant} (${r.via})`).join(', ')}: the generator (or Envoy on its core) did not keep up, so that row is not at the intended load.\n` : ''}
-- **Generator: oha** (${tools.oha ?? 'n/a'}, built from crates.io by \`make bench\` into \`.tools/oha\`, \`cargo install --locked --no-default-features\`: plain HTTP only), \`-q RATE --latency-correction
+- **Generator: oha** (${tools.oha ?? 'n/a'}, built from crates.io by \`make bench\` into \`.tools/oha\`, \`cargo install --locked --no-default-features --features native-tls\`), \`-q RATE --latency-correction
   -c ${OPTIONS.openConnections} -w -z ${OPTIONS.openDuration}s --no-tui --output-format json\`, pinned with \`taskset -c ${OPTIONS.wrkCpu}\`. Why oha: wrk is closed-loop (each
   connection waits for its answer before sending the next, so a slow answer delays the requests that
   should have followed it and they are never measured late: coordinated omission), and the Debian wrk
@@ -1899,7 +1899,7 @@ async function main() {
   const variants = selectedVariants();
   let ohaVersion = null;
   if (OPTIONS.openLoop.some((id) => variants.some((v) => v.id === id))) {
-    if (!existsSync(OPTIONS.ohaBin)) fail(`oha not found at ${OPTIONS.ohaBin}: make bench builds it (cargo install --locked --no-default-features oha@${OHA_VERSION} --root .tools/oha); OPEN_LOOP=none skips the open-loop step`);
+    if (!existsSync(OPTIONS.ohaBin)) fail(`oha not found at ${OPTIONS.ohaBin}: make bench builds it (cargo install --locked --no-default-features --features native-tls oha@${OHA_VERSION} --root .tools/oha); OPEN_LOOP=none skips the open-loop step`);
     if (!existsSync(OPTIONS.envoyBin)) fail(`Envoy not found at ${OPTIONS.envoyBin}: run make install; OPEN_LOOP=none skips the open-loop step`);
     ohaVersion = (await run(OPTIONS.ohaBin, ['--version'])).stdout.trim();
     if (!ohaVersion.includes(OHA_VERSION)) log(`warning: ${ohaVersion}, the bench was written for oha ${OHA_VERSION}`);
