@@ -47,13 +47,26 @@ KEYCLOAK_STAMP := $(TOOLS)/keycloak-$(KEYCLOAK_VERSION)-db/keycloakdb.mv.db
 # security rebuilds (the tests start their own redis-server on 127.0.0.1; the package's service stays off).
 REDIS_VERSION := 5:7.0.15-*
 REDIS := /usr/bin/redis-server
+# oha, the open-loop (fixed-rate) load generator of `make bench` only, from crates.io with its lock file,
+# with native-tls (the system OpenSSL) instead of its default rustls, which would build aws-lc from C (oha
+# does not build with no TLS at all; the bench speaks plain HTTP to 127.0.0.1). Built once (several minutes
+# on 2 cores); `make test` does not need it.
+OHA_VERSION := 1.16.0
+OHA := $(TOOLS)/oha/bin/oha
+OHA_STAMP := $(TOOLS)/oha/.oha-$(OHA_VERSION)
+CARGO := $(or $(shell command -v cargo),$(HOME)/.cargo/bin/cargo)
+# oauth2-proxy, the optional comparison row of `make bench` (O2P_BIN=$(O2P) make bench): the newest v7 tag the Go
+# module proxy serves here, built as a module (go install module@version: no vendoring, no replace directives).
+O2P_VERSION := v7.8.1
+O2P := $(TOOLS)/oauth2-proxy-$(O2P_VERSION)/oauth2-proxy
 
-.PHONY: help install build typecheck lint test bench soak demo manifests clean
+.PHONY: help install build typecheck lint test bench soak demo manifests clean oauth2-proxy
 
 help:
 	@echo "make demo     run it: dev IdP + oidc-authz + echo app + Envoy on 127.0.0.1 (Ctrl-C stops)"
 	@echo "make test     install what is missing, type-check, lint, run every test"
-	@echo "make bench    load benchmark of the check endpoint (writes bench/RESULTS.md)"
+	@echo "make bench    load benchmark of the check endpoint (writes bench/RESULTS.md); O2P_BIN=… adds oauth2-proxy rows"
+	@echo "make oauth2-proxy  build oauth2-proxy $(O2P_VERSION) into $(O2P) for O2P_BIN (optional)"
 	@echo "make soak     faults and operations under load: rolling restart, key rotation, JWKS and IdP outages, steady load (writes bench/SOAK.md; ~15 min, SOAK_S=3600 for the hour)"
 	@echo "make build    compile TypeScript to dist/"
 	@echo "make manifests  regenerate the chart's generated files and manifests/ from the code and the chart"
@@ -103,6 +116,16 @@ $(REDIS):
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq 'redis-server=$(REDIS_VERSION)'
 	@$(REDIS) --version
 
+$(OHA_STAMP):
+	$(CARGO) install --locked --no-default-features --features native-tls oha@$(OHA_VERSION) --root $(TOOLS)/oha
+	@$(OHA) --version && touch $@
+
+$(O2P):
+	GOBIN=$(CURDIR)/$(dir $@) GOTOOLCHAIN=local go install github.com/oauth2-proxy/oauth2-proxy/v7@$(O2P_VERSION)
+	@$@ --version
+
+oauth2-proxy: $(O2P)
+
 install: $(NODE_MODULES_STAMP) $(ENVOY) $(CHROMIUM) $(HELM_STAMP) $(KUSTOMIZE_STAMP) $(PROMTOOL_STAMP) $(GRAFANA_SCHEMA) $(DEX) $(KEYCLOAK_STAMP) $(REDIS)
 
 build: install
@@ -117,7 +140,7 @@ lint: install
 test: install typecheck lint build
 	npm test --silent
 
-bench: build
+bench: build $(OHA_STAMP)
 	bash bench/run.sh
 
 # Faults and operations under a fixed-rate load (soak/run.ts → bench/SOAK.md): Envoy in front of two oidc-authz

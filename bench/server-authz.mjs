@@ -21,6 +21,15 @@ const service = createService(config, { logger: silentLogger, metrics });
 const { port, metricsPort } = await service.listen();
 process.stdout.write(`${JSON.stringify({ ready: true, pid: process.pid, port, metricsPort })}\n`);
 
+// Memory step: started with --expose-gc; on SIGUSR2, a full garbage collection, then one JSON line with
+// the process's memory (process.memoryUsage(), bytes), so live memory is read without uncollected garbage.
+if (typeof globalThis.gc === 'function') {
+  process.on('SIGUSR2', () => {
+    globalThis.gc();
+    process.stdout.write(`${JSON.stringify({ gc: true, ...process.memoryUsage() })}\n`);
+  });
+}
+
 // Exit normally on SIGTERM so `node --cpu-prof` can write its profile.
 let stopping = false;
 const stop = () => {
