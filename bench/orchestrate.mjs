@@ -168,6 +168,17 @@ const VARIANTS = [
     expect: { status: 200, decision: 'allow' },
   },
   {
+    id: 'bearer-traced',
+    label: 'cached bearer, tracing on (every check a sampled span, exported over OTLP/HTTP) → 200',
+    server: 'authz',
+    // Off (every other row) the check handler is the untraced function itself; this row is what turning it on costs.
+    config: (ctx) => ({ ...authzConfig(ctx), tracing: { enabled: true, endpoint: ctx.otlpUrl, sampleRatio: 1 } }),
+    lua: 'bearer-cached.lua',
+    path: API_PATH,
+    headers: (ctx) => ({ host: HOST, authorization: `Bearer ${ctx.token}` }),
+    expect: { status: 200, decision: 'allow' },
+  },
+  {
     id: 'bearer-fresh',
     label: `fresh token each request (cache miss, RS256 verify) → 200`,
     server: 'authz',
@@ -696,6 +707,7 @@ async function prepare() {
   });
 
   const jwksHits = { count: 0 };
+  const otlpHits = { exports: 0, bytes: 0 };
   // The bench's issuer on 127.0.0.1: its JWKS for the service and, for oauth2-proxy (O2P_BIN), OIDC
   // discovery and a minimal code flow (authorize answers at once with a code; the token endpoint
   // returns an ID token for it), enough for one real login.
@@ -707,6 +719,10 @@ async function prepare() {
     if (url.pathname === '/issuer/jwks') {
       jwksHits.count++;
       res.writeHead(200, { 'content-type': 'application/jwk-set+json' }).end(jwks);
+    } else if (url.pathname === '/otlp/v1/traces' && req.method === 'POST') {
+      // The bearer-traced variant's OTLP/HTTP receiver: takes the batch, counts its bytes, answers as a collector does.
+      req.on('data', (chunk) => { otlpHits.bytes += chunk.length; });
+      req.on('end', () => { otlpHits.exports++; res.writeHead(200, { 'content-type': 'application/json' }).end('{}'); });
     } else if (issuerRoutes && url.pathname.startsWith('/issuer/')) {
       issuerRoutes(req, res, url).catch((error) => res.writeHead(500).end(String(error)));
     } else {
@@ -824,7 +840,7 @@ async function prepare() {
 
   const session = await sealSession(token);
   const ctx = {
-    issuer, jwksUri: `${base}/issuer/jwks`, token, pools, keys, claims, now, configFiles: {}, jwksHits, issuerHits, jwksServer, ...session,
+    issuer, jwksUri: `${base}/issuer/jwks`, otlpUrl: `${base}/otlp/v1/traces`, otlpHits, token, pools, keys, claims, now, configFiles: {}, jwksHits, issuerHits, jwksServer, ...session,
     redis: null, redisCookie: null, redisPool: [], redisPoolFile: join(WORK, 'redis-cookies.txt'), redisIssue: null,
   };
   if (ctxNeedsRedis()) {
@@ -1579,6 +1595,11 @@ function writeResults({ machine, startedAt, finishedAt, runs, discarded, variant
   one valid RS256 token (${tokenBytes} B; iss = the bench issuer, aud \`${AUDIENCE}\`, exp in 1 h, email + groups claims).
   The matched rule (\`api\`, 5th of 5, \`authenticated\`) sits behind four others. After the probe the
   token is answered from the verified-token cache.`,
+    'bearer-traced': `- **bearer-traced**: bearer-cached with \`tracing.enabled\` and \`sampleRatio: 1\` (no \`traceparent\` in the
+  request, so every check starts a sampled trace): one \`check\` span per request, batched and exported over OTLP/HTTP
+  to a receiver in the orchestrator (\`${ctx.otlpHits.exports}\` exports, \`${Math.round(ctx.otlpHits.bytes / 1024 / 1024)}\` MiB in the whole run). Every other
+  row runs with tracing off, the default: the service then loads no OpenTelemetry module and the check handler is the
+  untraced function itself, so their figures are the "off" cost.`,
     'bearer-fresh': `- **bearer-fresh**: same URL, a different valid token on every request: a pool of ${rsPool.length.toLocaleString('en-US')} distinct tokens
   (${poolRange('rs256')}, distinct \`jti\`/\`nonce\`), signed once by the orchestrator into \`bench/.work/tokens-rs256.txt\`,
   which \`bench/bearer-fresh.lua\` cycles through in order. The server runs with

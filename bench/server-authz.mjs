@@ -9,6 +9,7 @@ import { parseConfig } from '../dist/config/load.js';
 import { createService } from '../dist/http/server.js';
 import { silentLogger } from '../dist/log.js';
 import { createMetrics } from '../dist/metrics.js';
+import { startTracing } from '../dist/tracing/index.js';
 
 const file = process.argv[2];
 if (!file) {
@@ -17,7 +18,9 @@ if (!file) {
 }
 const config = parseConfig(JSON.parse(readFileSync(file, 'utf8')), file);
 const metrics = createMetrics();
-const service = createService(config, { logger: silentLogger, metrics });
+// As main.ts does: null (nothing loaded) unless the config turns tracing on.
+const tracing = await startTracing(config.tracing, { logger: silentLogger, metrics });
+const service = createService(config, { logger: silentLogger, metrics, tracing });
 const { port, metricsPort } = await service.listen();
 process.stdout.write(`${JSON.stringify({ ready: true, pid: process.pid, port, metricsPort })}\n`);
 

@@ -32,10 +32,17 @@ const NO_ISSUER: AuthResult = { kind: 'invalid', reason: 'unknown_issuer' };
  */
 export function bearerTokenOf(header: string | string[] | undefined): string | null {
   if (typeof header !== 'string' || header.length < 7) return null;
-  if (header.charCodeAt(6) !== 0x20 || header.slice(0, 6).toLowerCase() !== 'bearer') return null;
+  if (header.charCodeAt(6) !== 0x20 || !startsWithBearer(header)) return null;
   const token = header.slice(7).trim();
   return token.length === 0 || token.includes(' ') ? '' : token;
 }
+
+/** "Bearer" in any case at the start of `header` (compared without allocating a lower-cased copy). */
+function startsWithBearer(header: string): boolean {
+  for (let i = 0; i < 6; i++) if ((header.charCodeAt(i) | 0x20) !== BEARER.charCodeAt(i)) return false;
+  return true;
+}
+const BEARER = 'bearer';
 
 /**
  * `servedOverHttps`: whether the browser reaches us over https for this request (the public origin's

@@ -143,13 +143,15 @@ export function createService(config: Config, deps: ServiceDeps): Service {
   let drained: (() => void) | null = null;
   /** performance.now() of the last request: while draining, whether the gateway still sends us any. */
   let lastRequestAt = -Infinity;
+  // One listener function for every response (a response closes once): no closure per check.
+  const answered = () => {
+    inFlight--;
+    if (draining && inFlight === 0) drained?.();
+  };
   const handle = (req: IncomingMessage, res: ServerResponse) => {
     inFlight++;
     lastRequestAt = performance.now();
-    res.once('close', () => {
-      inFlight--;
-      if (draining && inFlight === 0) drained?.();
-    });
+    res.on('close', answered);
     // While draining, close each connection after its answer so Envoy opens new ones elsewhere.
     if (draining) res.shouldKeepAlive = false;
     if (req.url !== undefined && req.url.startsWith(checkPrefix)) checkHandler(req, res);
