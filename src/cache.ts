@@ -71,7 +71,11 @@ const KEY_CHARS = 64;
 export class CredentialCache<V> {
   private readonly lru: ExpiringLru<{ readonly credential: string | null; readonly digest: string | null; readonly value: V }>;
 
-  constructor(maxEntries: number) {
+  /**
+   * `copy`: keep a copy of a retained credential that holds nothing else (detached): for credentials cut out
+   * of a longer header (a session cookie out of a Cookie header that may carry kilobytes of other cookies).
+   */
+  constructor(maxEntries: number, private readonly copy: boolean) {
     this.lru = new ExpiringLru(maxEntries);
   }
 
@@ -87,7 +91,7 @@ export class CredentialCache<V> {
   }
 
   set(credential: string, value: V, expiresAt: number, retain: boolean): void {
-    const entry = retain ? { credential: detached(credential), digest: null, value } : { credential: null, digest: digestOf(credential), value };
+    const entry = retain ? { credential: this.copy ? detached(credential) : credential, digest: null, value } : { credential: null, digest: digestOf(credential), value };
     this.lru.set(keyOf(credential), entry, expiresAt);
   }
 

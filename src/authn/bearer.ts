@@ -11,13 +11,13 @@
  * Those answers share the cache: active ones until min(exp, introspection.cacheFor), inactive ones for
  * introspection.inactiveCacheFor; an unreachable IdP (503) is never cached here.
  */
-import { decodeJwt, decodeProtectedHeader, jwtVerify, type JWTClaimVerificationOptions, type JWTVerifyGetKey } from 'jose';
+import { decodeProtectedHeader, jwtVerify, type JWTClaimVerificationOptions, type JWTVerifyGetKey } from 'jose';
 import { CredentialCache, digestOf } from '../cache.js';
 import { buildIdentity, type Identity, type IdentityFailure, type IdentityMapping } from './identity.js';
 import type { IntrospectionExpectations, Introspector } from './introspection.js';
 import { KeysUnavailableError, type KeySet, type KeySource } from './jwks.js';
 import type { Claims } from './claims.js';
-import { verifySync } from './sync-verify.js';
+import { decodedPart, verifySync } from './sync-verify.js';
 
 export type TokenFailure =
   | 'malformed_token'
@@ -79,7 +79,6 @@ const INTROSPECTION_UNAVAILABLE: BearerResult = { kind: 'unavailable', reason: '
 const JWKS_UNAVAILABLE: BearerResult = { kind: 'unavailable', reason: 'jwks_unavailable' };
 const TOO_LARGE: BearerResult = { kind: 'invalid', reason: 'token_too_large' };
 const MALFORMED: BearerResult & VerifiedClaims = { kind: 'invalid', reason: 'malformed_token' };
-const BAD_SIGNATURE: VerifiedClaims = { kind: 'invalid', reason: 'bad_signature' };
 const WRONG_AUDIENCE: VerifiedClaims = { kind: 'invalid', reason: 'wrong_audience' };
 /** An unknown issuer is named in the answer and the log (an operator's first clue), within reason. */
 const MAX_NAMED_ISSUER = 256;
@@ -108,7 +107,8 @@ export class BearerVerifier {
   ) {
     this.byIssuer = new Map(issuers.map((i) => [i.issuer, i]));
     this.opaque = issuers.find((i) => i.introspection?.settings.opaqueTokens === true);
-    this.cache = new CredentialCache(options.cacheMaxEntries);
+    // A token is all of its Authorization header but "Bearer ": kept as it is.
+    this.cache = new CredentialCache(options.cacheMaxEntries, false);
   }
 
   get cacheSize(): number {
@@ -133,7 +133,7 @@ export class BearerVerifier {
   private verifyUncached(token: string): BearerResult | Promise<BearerResult> {
     let unverified: Claims;
     try {
-      unverified = decodeJwt(token) as Claims;
+      unverified = decodedPart(token, 1) as Claims;
     } catch {
       // Three dot-separated base64url parts that are no JWT: an opaque token may happen to look like one.
       if (this.opaque !== undefined) return this.introspectOpaque(token, this.opaque);
@@ -243,7 +243,7 @@ export class BearerVerifier {
   private verifySigned(token: string, issuer: TrustedIssuer, checkAudience: boolean, requiredClaims: readonly string[] = ['exp']): VerifiedClaims | Promise<VerifiedClaims> {
     let header: ReturnType<typeof decodeProtectedHeader>;
     try {
-      header = decodeProtectedHeader(token);
+      header = decodedPart(token, 0);
     } catch {
       return MALFORMED;
     }
@@ -257,20 +257,19 @@ export class BearerVerifier {
     return this.verifyWithJose(token, issuer, keys, checkAudience, requiredClaims);
   }
 
-  /** sync-verify.ts: node:crypto for the signature, jose for the key selection and the claims; null: not this path. */
+  /** sync-verify.ts: node:crypto for the signature, jose for the key selection, jwtVerify's claim checks; null: not this path. */
   private verifySynchronously(token: string, header: Record<string, unknown>, issuer: TrustedIssuer, keys: KeySet, checkAudience: boolean, requiredClaims: readonly string[]): VerifiedClaims | null {
     const joseAudience = checkAudience && issuer.authorizedParties.length === 0;
-    try {
-      const outcome = verifySync(token, header, keys.selected, this.claimOptions(issuer, joseAudience, requiredClaims));
-      if (outcome === null) return null;
-      if (outcome.kind === 'bad_signature') return BAD_SIGNATURE;
-      if (outcome.kind === 'malformed') return MALFORMED;
-      const claims = outcome.payload as Claims;
-      if (checkAudience && !joseAudience && !isForUs(claims, issuer.audiences, issuer.authorizedParties)) return WRONG_AUDIENCE;
-      return { kind: 'ok', claims };
-    } catch (error) {
-      return { kind: 'invalid', reason: failureOf(error) };
-    }
+    const outcome = verifySync(token, header, keys.selected, {
+      issuer: issuer.issuer,
+      audiences: joseAudience ? issuer.audiences : null,
+      requiredClaims,
+      clockToleranceS: this.options.clockSkewMs / 1000,
+      nowMs: this.now(),
+    });
+    if (outcome === null || outcome.kind === 'invalid') return outcome;
+    if (checkAudience && !joseAudience && !isForUs(outcome.claims, issuer.audiences, issuer.authorizedParties)) return WRONG_AUDIENCE;
+    return outcome;
   }
 
   private async verifyWithJose(token: string, issuer: TrustedIssuer, pending: KeySet | Promise<KeySet>, checkAudience: boolean, requiredClaims: readonly string[]): Promise<VerifiedClaims> {

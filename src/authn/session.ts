@@ -118,7 +118,7 @@ export class SessionAuthenticator {
     private readonly revalidateAfterMs = Number.POSITIVE_INFINITY,
     private readonly memory = new SessionMemory(),
   ) {
-    this.cache = new CredentialCache(cacheMaxEntries);
+    this.cache = new CredentialCache(cacheMaxEntries, true);
     this.signedOut = memory.signedOut;
   }
 

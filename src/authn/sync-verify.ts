@@ -1,6 +1,6 @@
 /**
  * A first-seen JWT verified synchronously: node:crypto's one-shot verify with the key jose selected and
- * imported for the token's `alg` and `kid`, then jose's own claim checks. jose on Node verifies through
+ * imported for the token's `alg` and `kid`, then the claim checks jwtVerify makes. jose on Node verifies through
  * WebCrypto, which pays a threadpool hop and promises per token (research/perf.md: RS256 63 µs that way,
  * 24 µs synchronously); every token of a new user, every short-lived machine token and every forged-token
  * flood takes this path.
@@ -8,13 +8,17 @@
  * jose stays the authority on everything but the signature arithmetic:
  *   - which key a header selects (kid, kty, use, key_ops, alg, crv): a key is used here only after jose's
  *     own key set returned it, unambiguously, for that alg and kid (SelectedKeys);
- *   - the claims: `UnsecuredJWT.decode` runs the same claim-set validation `jwtVerify` runs (iss, aud,
- *     exp, nbf, iat, required claims, clock tolerance, payload shape), on the payload already proven signed.
+ *   - the tokens themselves: any token this path refuses or accepts, jose's jwtVerify refuses or accepts the
+ *     same way, with the same reason (test/unit/sync-verify.test.ts runs every case both ways).
+ * The claim checks are jose's validateClaimsSet for the options bearer.ts gives it, in its order (claimFailure):
+ * jose's own entry point to them (UnsecuredJWT.decode) decodes base64url with a portable JavaScript loop
+ * that cost a first-seen token a third of its RS256 signature check.
  * Anything unusual goes to the jose path unchanged: headers with `crit` or `b64`, no `kid`, a kid whose
  * key jose has not selected yet, an alg outside the table below.
  */
 import { KeyObject, constants, verify, webcrypto, type VerifyKeyObjectInput } from 'node:crypto';
-import { UnsecuredJWT, type JWTClaimVerificationOptions, type JWTPayload } from 'jose';
+import type { Claims } from './claims.js';
+import type { TokenFailure } from './bearer.js';
 
 /** What node:crypto needs per JWS alg, and what the CryptoKey jose imported for it must be. */
 interface SignatureScheme {
@@ -84,21 +88,47 @@ function selection(alg: string, kid: string): string {
   return `${alg}\n${kid}`;
 }
 
+const STRICT_UTF8 = new TextDecoder('utf-8', { fatal: true });
+
+/**
+ * The JSON object in the header (part 0) or payload (part 1) of a compact JWS that has the JWT shape
+ * (bearer.ts JWT_SHAPE), decoded as jose decodes it — base64url of a whole number of bytes, strict UTF-8, a
+ * JSON object or an error — but with Node's native base64url in place of jose's portable atob loop, which
+ * cost a first-seen token as much as its RS256 signature check.
+ */
+export function decodedPart(token: string, part: 0 | 1): Record<string, unknown> {
+  const first = token.indexOf('.');
+  const start = part === 0 ? 0 : first + 1;
+  const end = part === 0 ? first : token.indexOf('.', start);
+  if (first === -1 || end === -1) throw new TypeError('not a compact JWS');
+  const text = token.slice(start, end);
+  if (text.length % 4 === 1) throw new TypeError('not base64url of whole bytes');
+  const value: unknown = JSON.parse(STRICT_UTF8.decode(Buffer.from(text, 'base64url')));
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new TypeError('not a JSON object');
+  return value as Record<string, unknown>;
+}
+
 /** What a synchronous verification found: null when the token must take jose's path instead. */
 export type SyncVerification =
-  | { readonly kind: 'ok'; readonly payload: JWTPayload }
-  | { readonly kind: 'bad_signature' }
-  | { readonly kind: 'malformed' };
+  | { readonly kind: 'ok'; readonly claims: Claims }
+  | { readonly kind: 'invalid'; readonly reason: TokenFailure };
 
-/** The header `{"alg":"none"}`, base64url: UnsecuredJWT.decode validates claims behind it. */
-const NONE_HEADER = Buffer.from('{"alg":"none"}').toString('base64url');
+/** What jwtVerify is asked to check of the claims (bearer.ts claimOptions). */
+export interface ClaimExpectations {
+  readonly issuer: string;
+  /** `aud` must hold one of these; null: the audience is the caller's check. */
+  readonly audiences: readonly string[] | null;
+  readonly requiredClaims: readonly string[];
+  readonly clockToleranceS: number;
+  readonly nowMs: number;
+}
 
 /**
  * Verifies a compact JWS whose protected header (already parsed, its alg allowed by the caller) is
- * `header`, with the key jose selected for it; then validates its claims with `options` exactly as
- * jwtVerify would (claim errors are thrown as jose's errors). Null: not a token for this path.
+ * `header`, with the key jose selected for it; then checks its claims as jwtVerify would. Null: not a
+ * token for this path.
  */
-export function verifySync(token: string, header: Record<string, unknown>, keys: SelectedKeys, options: JWTClaimVerificationOptions): SyncVerification | null {
+export function verifySync(token: string, header: Record<string, unknown>, keys: SelectedKeys, expect: ClaimExpectations): SyncVerification | null {
   const { alg, kid } = header;
   if (typeof alg !== 'string' || typeof kid !== 'string' || header.crit !== undefined || header.b64 !== undefined) return null;
   const scheme = SCHEMES.get(alg);
@@ -107,7 +137,7 @@ export function verifySync(token: string, header: Record<string, unknown>, keys:
   const payloadEnd = token.lastIndexOf('.');
   const encodedSignature = token.slice(payloadEnd + 1);
   // A base64url text of length 4n+1 encodes no whole byte: jose's decoder refuses it.
-  if (encodedSignature.length % 4 === 1) return { kind: 'malformed' };
+  if (encodedSignature.length % 4 === 1) return MALFORMED;
   let valid: boolean;
   try {
     valid = verify(scheme.digest, Buffer.from(token.slice(0, payloadEnd), 'latin1'), scheme.key(key), Buffer.from(encodedSignature, 'base64url'));
@@ -115,7 +145,42 @@ export function verifySync(token: string, header: Record<string, unknown>, keys:
     // An r‖s of the wrong length, for one: no signature of this key.
     valid = false;
   }
-  if (!valid) return { kind: 'bad_signature' };
-  const payloadStart = token.indexOf('.') + 1;
-  return { kind: 'ok', payload: UnsecuredJWT.decode(`${NONE_HEADER}.${token.slice(payloadStart, payloadEnd)}.`, options).payload };
+  if (!valid) return BAD_SIGNATURE;
+  let claims: Claims;
+  try {
+    claims = decodedPart(token, 1) as Claims;
+  } catch {
+    return MALFORMED;
+  }
+  const failure = claimFailure(claims, expect);
+  return failure === null ? { kind: 'ok', claims } : { kind: 'invalid', reason: failure };
+}
+
+const MALFORMED: SyncVerification = { kind: 'invalid', reason: 'malformed_token' };
+const BAD_SIGNATURE: SyncVerification = { kind: 'invalid', reason: 'bad_signature' };
+
+/**
+ * jose's validateClaimsSet (jwt_claims_set.js) for these expectations, in its order, answered with the reason
+ * bearer.ts gives each of its errors: required claims present (iss, then aud when checked, then the others
+ * last to first), iss, aud, then iat, nbf and exp each a number when present, nbf not ahead and exp not past
+ * beyond the clock tolerance.
+ */
+export function claimFailure(claims: Claims, expect: ClaimExpectations): TokenFailure | null {
+  const present = [...expect.requiredClaims, ...(expect.audiences === null ? [] : ['aud']), 'iss'].reverse();
+  for (const claim of present) if (!Object.hasOwn(claims, claim)) return claim === 'aud' ? 'wrong_audience' : claim === 'exp' ? 'missing_claim' : 'invalid_token';
+  if (claims.iss !== expect.issuer) return 'invalid_token';
+  if (expect.audiences !== null && !holdsAudience(claims.aud, expect.audiences)) return 'wrong_audience';
+  const now = Math.floor(expect.nowMs / 1000);
+  const tolerance = expect.clockToleranceS;
+  if (claims.iat !== undefined && typeof claims.iat !== 'number') return 'invalid_token';
+  // jose names the claim in these errors: bearer.ts reads "nbf" as token_not_yet_valid and "exp" as missing_claim.
+  if (claims.nbf !== undefined && (typeof claims.nbf !== 'number' || claims.nbf > now + tolerance)) return 'token_not_yet_valid';
+  if (claims.exp !== undefined && typeof claims.exp !== 'number') return 'missing_claim';
+  if (typeof claims.exp === 'number' && claims.exp <= now - tolerance) return 'token_expired';
+  return null;
+}
+
+function holdsAudience(aud: unknown, audiences: readonly string[]): boolean {
+  if (typeof aud === 'string') return audiences.includes(aud);
+  return Array.isArray(aud) && audiences.some((expected) => aud.includes(expected));
 }

@@ -12,7 +12,7 @@ const tail = 'x'.repeat(64);
 
 describe('CredentialCache', () => {
   test('a hit needs the whole credential: two that end alike never get each other\'s answer', () => {
-    const cache = new CredentialCache<string>(10);
+    const cache = new CredentialCache<string>(10, true);
     cache.set(`alice.${tail}`, 'alice', NOW + 1000, true);
     expect(cache.get(`alice.${tail}`, NOW)).toBe('alice');
     expect(cache.get(`mallory.${tail}`, NOW)).toBeUndefined();
@@ -23,7 +23,7 @@ describe('CredentialCache', () => {
   });
 
   test('refusals are remembered by digest: found again by the same credential only', () => {
-    const cache = new CredentialCache<string>(10);
+    const cache = new CredentialCache<string>(10, true);
     cache.set(`forged-1.${tail}`, 'refused', NOW + 1000, false);
     expect(cache.get(`forged-1.${tail}`, NOW)).toBe('refused');
     expect(cache.get(`forged-2.${tail}`, NOW)).toBeUndefined();
@@ -31,7 +31,7 @@ describe('CredentialCache', () => {
   });
 
   test('expiry and delete: an expired entry is gone; delete removes only the credential\'s own entry', () => {
-    const cache = new CredentialCache<string>(10);
+    const cache = new CredentialCache<string>(10, true);
     cache.set('token-a', 'a', NOW + 10, true);
     expect(cache.get('token-a', NOW + 10)).toBeUndefined();
     cache.set(`one.${tail}`, 'one', NOW + 1000, true);
