@@ -55,6 +55,9 @@ export class ExpiringLru<V> {
   }
 }
 
+/** A refused credential up to this length is kept as it is; a longer one by its digest. */
+export const REFUSAL_KEPT_CHARS = 2048;
+
 /** Characters of a credential that key its entry: a JWT's signature or a sealed cookie's MAC ends it. */
 const KEY_CHARS = 64;
 
@@ -65,8 +68,9 @@ const KEY_CHARS = 64;
  * the earlier: never a wrong answer, only a miss.
  *
  * `retain`: the entry keeps the credential itself, for a cheap comparison (verified tokens, opened sessions:
- * their size is bounded by what an issuer or our own sealing makes). Refusals are remembered by the
- * credential's SHA-256 instead, so a flood of large forged credentials cannot fill memory with copies.
+ * their size is bounded by what an issuer or our own sealing makes). A refusal keeps the credential only up
+ * to REFUSAL_KEPT_CHARS (a forged token costs no more to remember than a valid one), a longer one by its
+ * SHA-256: a flood of large forged credentials cannot fill memory with copies.
  */
 export class CredentialCache<V> {
   private readonly lru: ExpiringLru<{ readonly credential: string | null; readonly digest: string | null; readonly value: V }>;
@@ -91,7 +95,8 @@ export class CredentialCache<V> {
   }
 
   set(credential: string, value: V, expiresAt: number, retain: boolean): void {
-    const entry = retain ? { credential: this.copy ? detached(credential) : credential, digest: null, value } : { credential: null, digest: digestOf(credential), value };
+    const kept = retain || credential.length <= REFUSAL_KEPT_CHARS;
+    const entry = kept ? { credential: this.copy ? detached(credential) : credential, digest: null, value } : { credential: null, digest: digestOf(credential), value };
     this.lru.set(keyOf(credential), entry, expiresAt);
   }
 

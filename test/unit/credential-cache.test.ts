@@ -2,7 +2,7 @@
  * The caches of the check's hot path (src/cache.ts) and the per-policy route memory (src/check/route.ts):
  * a hit is only ever the credential's (or route's) own answer.
  */
-import { CredentialCache, ExpiringLru } from '../../src/cache.js';
+import { CredentialCache, ExpiringLru, REFUSAL_KEPT_CHARS } from '../../src/cache.js';
 import { compilePolicy } from '../../src/policy/rules.js';
 import { MAX_ROUTES, rememberedRoute, routeOf } from '../../src/check/route.js';
 import { parseConfig } from '../../src/config/load.js';
@@ -22,12 +22,16 @@ describe('CredentialCache', () => {
     expect(cache.get(`mallory.${tail}`, NOW)).toBe('mallory');
   });
 
-  test('refusals are remembered by digest: found again by the same credential only', () => {
+  test('refusals are found again by the same credential only, a long one by its digest', () => {
     const cache = new CredentialCache<string>(10, true);
     cache.set(`forged-1.${tail}`, 'refused', NOW + 1000, false);
     expect(cache.get(`forged-1.${tail}`, NOW)).toBe('refused');
     expect(cache.get(`forged-2.${tail}`, NOW)).toBeUndefined();
     expect(cache.get('short', NOW)).toBeUndefined();
+    const long = (c: string) => `${c.repeat(REFUSAL_KEPT_CHARS)}.${tail}`;
+    cache.set(long('a'), 'refused long', NOW + 1000, false);
+    expect(cache.get(long('a'), NOW)).toBe('refused long');
+    expect(cache.get(long('b'), NOW)).toBeUndefined();
   });
 
   test('expiry and delete: an expired entry is gone; delete removes only the credential\'s own entry', () => {
