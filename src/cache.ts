@@ -96,8 +96,10 @@ export class CredentialCache<V> {
 
   set(credential: string, value: V, expiresAt: number, retain: boolean): void {
     const kept = retain || credential.length <= REFUSAL_KEPT_CHARS;
-    const entry = kept ? { credential: this.copy ? detached(credential) : credential, digest: null, value } : { credential: null, digest: digestOf(credential), value };
-    this.lru.set(keyOf(credential), entry, expiresAt);
+    const stored = kept && this.copy ? detached(credential) : credential;
+    const entry = kept ? { credential: stored, digest: null, value } : { credential: null, digest: digestOf(credential), value };
+    // The key is cut from the stored copy: cut from the original, it would keep the whole header alive after all.
+    this.lru.set(keyOf(stored), entry, expiresAt);
   }
 
   /** Forgets the credential's entry (and only its own: another credential's that ends alike stays). */
