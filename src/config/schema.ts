@@ -438,7 +438,7 @@ export const configSchema = z
         clockSkew: duration('30s'),
         maxTokenBytes: z.number().int().min(1024).max(65_536).default(16_384),
         /** Verified tokens are remembered (by SHA-256) until they expire; this bounds how many. */
-        cacheMaxEntries: z.number().int().min(0).max(1_000_000).default(4_000),
+        cacheMaxEntries: z.number().int().min(0).max(1_000_000).default(3_500),
       })
       .prefault({}),
     session: z

@@ -45,7 +45,7 @@ describe('parseConfig: defaults of an empty config', () => {
     { path: 'jwks.timeout', expected: 5_000 },
     { path: 'bearer.clockSkew', expected: 30_000 },
     { path: 'bearer.maxTokenBytes', expected: 16_384 },
-    { path: 'bearer.cacheMaxEntries', expected: 4_000 },
+    { path: 'bearer.cacheMaxEntries', expected: 3_500 },
     { path: 'session.cookieName', expected: 'oidc_authz' },
     { path: 'session.maxAge', expected: 7 * 86_400_000 },
     { path: 'session.secure', expected: true },
