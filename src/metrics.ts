@@ -156,12 +156,7 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metri
       labelNames: ['decision', 'reason', 'rule'],
       registers: [registry],
       collect() {
-        for (const { decision, reason, rule, total } of checkTally.counts()) {
-          const key = `${decision}\n${reason}\n${rule}`;
-          const added = total - (checksReported.get(key) ?? 0);
-          if (added > 0) this.inc({ decision, reason, rule }, added);
-          checksReported.set(key, total);
-        }
+        for (const { decision, reason, rule, total } of checkTally.counts()) addGrowth(this, { decision, reason, rule }, `${decision}\n${reason}\n${rule}`, total, checksReported);
       },
     }),
     auditDecisions: new Counter({
@@ -238,9 +233,12 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metri
 function addSince<L extends string>(counter: Counter<L>, label: L, sources: ReadonlyArray<ReadonlyMap<string, number>>, reported: Map<string, number>): void {
   const totals = new Map<string, number>();
   for (const source of sources) for (const [value, total] of source) totals.set(value, (totals.get(value) ?? 0) + total);
-  for (const [value, total] of totals) {
-    const added = total - (reported.get(value) ?? 0);
-    if (added > 0) counter.inc({ [label]: value } as Partial<Record<L, string>>, added);
-    reported.set(value, total);
-  }
+  for (const [value, total] of totals) addGrowth(counter, { [label]: value } as Partial<Record<L, string>>, value, total, reported);
+}
+
+/** Adds to `counter` what one monotonic total (kept under `key` in `reported`) grew by since the last scrape. */
+function addGrowth<L extends string>(counter: Counter<L>, labels: Partial<Record<L, string>>, key: string, total: number, reported: Map<string, number>): void {
+  const added = total - (reported.get(key) ?? 0);
+  if (added > 0) counter.inc(labels, added);
+  reported.set(key, total);
 }

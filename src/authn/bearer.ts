@@ -145,7 +145,7 @@ export class BearerVerifier {
       const named = typeof unverified.iss === 'string' ? printable(unverified.iss).slice(0, MAX_NAMED_ISSUER) : undefined;
       return this.remember(token, named === undefined ? { kind: 'invalid', reason: 'unknown_issuer' } : { kind: 'invalid', reason: 'unknown_issuer', issuer: named });
     }
-    const verified = this.verifySigned(token, issuer, !issuer.mapping.audienceCheckedByRules);
+    const verified = this.verifySigned(token, issuer, !issuer.mapping.audienceCheckedByRules, ['exp'], unverified);
     return verified instanceof Promise ? verified.then((v) => this.admit(token, issuer, v)) : this.admit(token, issuer, verified);
   }
 
@@ -239,8 +239,9 @@ export class BearerVerifier {
   /**
    * Header checks, then the signature with the issuer's keys (one refetch for an unknown kid), then the
    * claims. Synchronous when the keys are at hand and jose has selected the token's key before.
+   * `payload`: the token's payload, when the caller has decoded it already (the claims once it is verified).
    */
-  private verifySigned(token: string, issuer: TrustedIssuer, checkAudience: boolean, requiredClaims: readonly string[] = ['exp']): VerifiedClaims | Promise<VerifiedClaims> {
+  private verifySigned(token: string, issuer: TrustedIssuer, checkAudience: boolean, requiredClaims: readonly string[] = ['exp'], payload?: Claims): VerifiedClaims | Promise<VerifiedClaims> {
     let header: ReturnType<typeof decodeProtectedHeader>;
     try {
       header = decodedPart(token, 0);
@@ -251,14 +252,14 @@ export class BearerVerifier {
     if (header.jku !== undefined || header.x5u !== undefined || header.jwk !== undefined) return { kind: 'invalid', reason: 'disallowed_header' };
     const keys = issuer.keys.keys();
     if (!(keys instanceof Promise)) {
-      const verified = this.verifySynchronously(token, header, issuer, keys, checkAudience, requiredClaims);
+      const verified = this.verifySynchronously(token, header, issuer, keys, checkAudience, requiredClaims, payload);
       if (verified !== null) return verified;
     }
     return this.verifyWithJose(token, issuer, keys, checkAudience, requiredClaims);
   }
 
   /** sync-verify.ts: node:crypto for the signature, jose for the key selection, jwtVerify's claim checks; null: not this path. */
-  private verifySynchronously(token: string, header: Record<string, unknown>, issuer: TrustedIssuer, keys: KeySet, checkAudience: boolean, requiredClaims: readonly string[]): VerifiedClaims | null {
+  private verifySynchronously(token: string, header: Record<string, unknown>, issuer: TrustedIssuer, keys: KeySet, checkAudience: boolean, requiredClaims: readonly string[], payload: Claims | undefined): VerifiedClaims | null {
     const joseAudience = checkAudience && issuer.authorizedParties.length === 0;
     const outcome = verifySync(token, header, keys.selected, {
       issuer: issuer.issuer,
@@ -266,7 +267,7 @@ export class BearerVerifier {
       requiredClaims,
       clockToleranceS: this.options.clockSkewMs / 1000,
       nowMs: this.now(),
-    });
+    }, payload);
     if (outcome === null || outcome.kind === 'invalid') return outcome;
     if (checkAudience && !joseAudience && !isForUs(outcome.claims, issuer.audiences, issuer.authorizedParties)) return WRONG_AUDIENCE;
     return outcome;

@@ -125,10 +125,10 @@ export interface ClaimExpectations {
 
 /**
  * Verifies a compact JWS whose protected header (already parsed, its alg allowed by the caller) is
- * `header`, with the key jose selected for it; then checks its claims as jwtVerify would. Null: not a
- * token for this path.
+ * `header`, with the key jose selected for it; then checks its claims as jwtVerify would. `payload`: the
+ * token's payload if the caller decoded it already. Null: not a token for this path.
  */
-export function verifySync(token: string, header: Record<string, unknown>, keys: SelectedKeys, expect: ClaimExpectations): SyncVerification | null {
+export function verifySync(token: string, header: Record<string, unknown>, keys: SelectedKeys, expect: ClaimExpectations, payload?: Claims): SyncVerification | null {
   const { alg, kid } = header;
   if (typeof alg !== 'string' || typeof kid !== 'string' || header.crit !== undefined || header.b64 !== undefined) return null;
   const scheme = SCHEMES.get(alg);
@@ -148,7 +148,8 @@ export function verifySync(token: string, header: Record<string, unknown>, keys:
   if (!valid) return BAD_SIGNATURE;
   let claims: Claims;
   try {
-    claims = decodedPart(token, 1) as Claims;
+    // Decoded once: the caller may have read the payload already (for its issuer).
+    claims = payload ?? (decodedPart(token, 1) as Claims);
   } catch {
     return MALFORMED;
   }

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { parseDurationMs } from '../../src/config/duration.js';
 import { applyEnvOverrides, ConfigError, formatIssuePath, loadConfigFile, parseConfig } from '../../src/config/load.js';
 import type { Config } from '../../src/config/schema.js';
+import { problemsOf } from '../support/config-problems.js';
 
 /** Reads `a.b.0.c` out of a value, for table rows. */
 function at(value: unknown, path: string): unknown {
@@ -15,16 +16,6 @@ function at(value: unknown, path: string): unknown {
 const OIDC = { publicUrl: 'https://kubeflow.example.com', session: { secretsFile: '/secrets/cookie-secrets' } };
 /** Browser login, so that session.store "redis" has sessions to keep. */
 const LOGIN = { ...OIDC, oidc: { issuer: 'https://idp.example.com', clientId: 'kubeflow' } };
-
-function problemsOf(run: () => unknown): readonly string[] {
-  try {
-    run();
-  } catch (error) {
-    if (error instanceof ConfigError) return error.problems;
-    throw error;
-  }
-  throw new Error('expected a ConfigError, but nothing was thrown');
-}
 
 describe('parseConfig: defaults of an empty config', () => {
   const config = parseConfig({});

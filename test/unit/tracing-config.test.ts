@@ -1,17 +1,8 @@
 /** The `tracing` config section (src/config/schema.ts) and its headers file (src/tracing/sdk.ts). */
-import { ConfigError, parseConfig } from '../../src/config/load.js';
+import { parseConfig } from '../../src/config/load.js';
+import { problemsOf } from '../support/config-problems.js';
 import { readHeadersFile } from '../../src/tracing/sdk.js';
 import { tempFile } from '../support/service.js';
-
-function problemsOf(run: () => unknown): readonly string[] {
-  try {
-    run();
-  } catch (error) {
-    if (error instanceof ConfigError) return error.problems;
-    throw error;
-  }
-  throw new Error('no ConfigError');
-}
 
 describe('tracing config', () => {
   test('off by default, with the defaults an operator reads in the README', () => {
