@@ -188,6 +188,19 @@ async function twoReplicasOnOwnDex(idTokenLifetime: string) {
   };
 }
 
+function checkAt(service: RunningService, host: string, cookie: string): Promise<Response> {
+  return fetch(`${service.url}/authz/notebooks/`, { headers: { host, cookie, accept: 'application/json' } });
+}
+
+/** The winner's new cookie works at either replica, on the real clock (Dex's new tokens live on it). */
+async function expectSessionLivesOn(replicas: Awaited<ReturnType<typeof twoReplicasOnOwnDex>>, winner: Response): Promise<void> {
+  clock.offsetMs = 0;
+  const renewed = winner.headers.getSetCookie().find((c) => c.startsWith('oidc_authz='))!.split(';', 1)[0]!;
+  for (const service of [replicas.one, replicas.two]) {
+    expect((await checkAt(service, replicas.host, renewed)).status).toBe(200);
+  }
+}
+
 describe('refresh with Dex\'s short-lived ID tokens (the service clock moves past their expiry)', () => {
   test('concurrent checks share one refresh; the new cookie comes back and works once the clock is back', async () => {
     const { context, page } = await profile();
@@ -230,8 +243,7 @@ describe('refresh with Dex\'s short-lived ID tokens (the service clock moves pas
     const replica = await startService({ ...serviceConfig(), publicUrl: gateway.url, trustForwardedProto: true }, { now: clock.now });
     try {
       clock.advance(ID_TOKEN_LIFETIME_MS + 60_000);
-      const check = (service: RunningService) =>
-        fetch(`${service.url}/authz/notebooks/`, { headers: { host: new URL(gateway.url).host, cookie, accept: 'application/json' } });
+      const check = (service: RunningService) => checkAt(service, new URL(gateway.url).host, cookie);
       const [first, second] = await Promise.all([check(gateway.authz), check(replica)]);
       expect([first.status, second.status]).toEqual([200, 200]);
       expect(first.headers.get('kubeflow-userid')).toBe('bob@example.com');
@@ -248,28 +260,50 @@ describe('refresh with Dex\'s short-lived ID tokens (the service clock moves pas
     }
   }, SLOW);
 
-  test('with Dex\'s default (no reuse interval) the replica that loses the race fails its request but leaves the session alone', async () => {
+  test('with Dex\'s default (no reuse interval) a replica handed a refresh token another replica just spent answers 401 and leaves the session alone', async () => {
     const replicas = await twoReplicasOnOwnDex(`${ID_TOKEN_LIFETIME_MS / 1000}s`);
     const { one, two, host } = replicas;
     try {
       const cookie = await replicas.login('bob@example.com', 'bob-pw');
       clock.advance(ID_TOKEN_LIFETIME_MS + 60_000);
-      const check = (service: RunningService) =>
-        fetch(`${service.url}/authz/notebooks/`, { headers: { host, cookie, accept: 'application/json' } });
-      const answers = await Promise.all([check(one), check(two)]);
-      expect(answers.map((a) => a.status).sort()).toEqual([200, 401]);
-      const winner = answers.find((a) => a.status === 200)!;
-      const loser = answers.find((a) => a.status === 401)!;
+      // A browser's two requests with the old cookie: the first renews at replica one, the second, sent before
+      // the new cookie arrived, reaches replica two after Dex stored the rotation.
+      const winner = await checkAt(one, host, cookie);
+      expect(winner.status).toBe(200);
+      const loser = await checkAt(two, host, cookie);
+      expect(loser.status).toBe(401);
       expect(await loser.json()).toMatchObject({ reason: 'session_revoked' });
+      expect(await metricValue(two, 'oidc_authz_session_refreshes_total{result="rejected",error="invalid_request"}')).toBe(1);
       // The loser sends no clearing cookie that could overwrite the winner's fresh one in the browser…
       expect(loser.headers.getSetCookie()).toEqual([]);
-      // …so the session lives on with the winner's cookie, at either replica.
-      clock.offsetMs = 0;
-      const renewed = winner.headers.getSetCookie().find((c) => c.startsWith('oidc_authz='))!.split(';', 1)[0]!;
-      for (const service of [one, two]) {
-        const res = await fetch(`${service.url}/authz/notebooks/`, { headers: { host, cookie: renewed, accept: 'application/json' } });
-        expect(res.status).toBe(200);
-      }
+      await expectSessionLivesOn(replicas, winner);
+    } finally {
+      await replicas.stop();
+    }
+  }, SLOW);
+
+  test('with Dex\'s default two replicas refreshing at the same instant: one wins, the other fails that one request (401 or Dex\'s 500 as 503), the session lives on', async () => {
+    const replicas = await twoReplicasOnOwnDex(`${ID_TOKEN_LIFETIME_MS / 1000}s`);
+    const { one, two, host } = replicas;
+    try {
+      const cookie = await replicas.login('bob@example.com', 'bob-pw');
+      clock.advance(ID_TOKEN_LIFETIME_MS + 60_000);
+      const answers = await Promise.all([checkAt(one, host, cookie), checkAt(two, host, cookie)]);
+      const winnerAt = answers.findIndex((a) => a.status === 200);
+      expect(winnerAt).toBeGreaterThanOrEqual(0);
+      const winner = answers[winnerAt]!;
+      const loser = answers[1 - winnerAt]!;
+      const loserService = winnerAt === 0 ? two : one;
+      // Which refusal Dex gives depends on whether the loser looked its token up before the winner stored the
+      // rotation (500 "refresh token claimed twice") or after (400 invalid_request). Both fail only this request.
+      const refusal = loser.status === 503
+        ? { reason: 'idp_unavailable', counted: 'oidc_authz_session_refreshes_total{result="unavailable",error="server_error"}' }
+        : { reason: 'session_revoked', counted: 'oidc_authz_session_refreshes_total{result="rejected",error="invalid_request"}' };
+      expect([401, 503]).toContain(loser.status);
+      expect(await loser.json()).toMatchObject({ reason: refusal.reason });
+      expect(await metricValue(loserService, refusal.counted)).toBe(1);
+      expect(loser.headers.getSetCookie()).toEqual([]);
+      await expectSessionLivesOn(replicas, winner);
     } finally {
       await replicas.stop();
     }
@@ -280,8 +314,7 @@ describe('refresh with Dex\'s short-lived ID tokens (the service clock moves pas
     const { one, two, host } = replicas;
     try {
       const stolen = await replicas.login('alice@example.com', 'alice-pw');
-      const check = (service: RunningService) =>
-        fetch(`${service.url}/authz/notebooks/`, { headers: { host, cookie: stolen, accept: 'application/json' } });
+      const check = (service: RunningService) => checkAt(service, host, stolen);
       expect((await check(two)).status).toBe(200);
 
       const signOut = await fetch(`${one.url}/oauth2/sign_out`, { headers: { host, cookie: stolen }, redirect: 'manual' });
@@ -421,8 +454,11 @@ describe('refresh with sessions in Redis, two replicas and Dex\'s default (no re
   const CHECKS_PER_USER = 24;
   /** Past session.revalidateAfter (5m, the default): every session is due at every replica. */
   const PAST_REVALIDATION_MS = 5 * 60_000 + 60_000;
-  /** What Dex logs (level ERROR) when a rotated refresh token is presented again. */
+  /** What Dex logs (level ERROR) when a rotated refresh token is presented again (it answers 400 invalid_request). */
   const DEX_REUSE = '"msg":"refresh token claimed twice"';
+  /** What Dex logs when two requests looked one refresh token up before either stored its rotation: it answers the second 500. */
+  const DEX_REUSE_ON_UPDATE = '"msg":"failed to update refresh token"';
+  const occurrences = (text: string, part: string) => text.split(part).length - 1;
   let strictDex: RunningDex;
   let redis: RunningRedis;
   /** The public URLs' ports: the Redis replicas' and the cookie replicas' (Dex's client knows both callbacks). */
@@ -522,12 +558,13 @@ describe('refresh with sessions in Redis, two replicas and Dex\'s default (no re
       }
       // Dex's side: no refresh token was presented twice.
       expect(strictDex.log()).not.toContain(DEX_REUSE);
+      expect(strictDex.log()).not.toContain(DEX_REUSE_ON_UPDATE);
     } finally {
       await Promise.all(pair.map((svc) => svc.close()));
     }
   }, SLOW);
 
-  test('the contrast, with cookie sessions: each replica refreshes with the same refresh token, Dex accepts one, so in every session the checks the other replica answers fail (401 session_revoked)', async () => {
+  test('the contrast, with cookie sessions: each replica refreshes with the same refresh token, Dex accepts one, so in every session the checks the other replica answers fail (401 session_revoked, or 503 when Dex answers the race 500)', async () => {
     const pair = await replicas(cookiePort, 'cookie');
     try {
       // Signing in again replaces each person's refresh token at Dex (the Redis sessions above are done).
@@ -539,17 +576,25 @@ describe('refresh with sessions in Redis, two replicas and Dex\'s default (no re
         for (const answer of checks) {
           if (answer.replica === winner) {
             expect(answer.status).toBe(200);
-          } else {
-            expect(answer.status).toBe(401);
-            expect(JSON.parse(answer.body)).toMatchObject({ reason: 'session_revoked' });
+            continue;
           }
+          // Dex refuses the loser 400 invalid_request, or 500 when both looked the token up before either stored
+          // its rotation (then a later check at the loser asks again and hears invalid_request).
+          const refused = { status: answer.status, reason: (JSON.parse(answer.body) as { reason?: string }).reason };
+          expect([{ status: 401, reason: 'session_revoked' }, { status: 503, reason: 'idp_unavailable' }]).toContainEqual(refused);
+          expect(answer.setCookie).toEqual([]);
         }
       }
       expect(await refreshes(pair, 'ok', 'none')).toBe(PEOPLE.length);
-      expect(await refreshes(pair, 'rejected', 'invalid_request')).toBe(PEOPLE.length);
-      // Dex's side: one refresh token presented twice per session (its log line may come after its answer).
-      await pollUntil(async () => strictDex.log().split(DEX_REUSE).length - 1, (n) => n >= PEOPLE.length, 5_000);
-      expect(strictDex.log().split(DEX_REUSE).length - 1).toBe(PEOPLE.length);
+      const rejected = await refreshes(pair, 'rejected', 'invalid_request');
+      const failed = await refreshes(pair, 'unavailable', 'server_error');
+      expect(rejected + failed).toBeGreaterThanOrEqual(PEOPLE.length);
+      expect(await refreshes(pair, 'rejected')).toBe(rejected);
+      expect(await refreshes(pair, 'unavailable')).toBe(failed);
+      // Dex's side: each refusal we counted is one refresh token presented twice (its log line may come after its answer).
+      const dexRefusals = () => ({ rejected: occurrences(strictDex.log(), DEX_REUSE), failed: occurrences(strictDex.log(), DEX_REUSE_ON_UPDATE) });
+      await pollUntil(async () => dexRefusals(), (n) => n.rejected + n.failed >= rejected + failed, 5_000);
+      expect(dexRefusals()).toEqual({ rejected, failed });
     } finally {
       await Promise.all(pair.map((svc) => svc.close()));
     }
