@@ -77,7 +77,7 @@ export interface ClaimSourcesDeps {
  * fewer roles than the user has is no way to fail), IdpRejectedError (from userInfo) when userinfo
  * refuses the token.
  */
-export async function collectSessionTokens(tokens: TokenSet, previousRefreshToken: string | null, deps: ClaimSourcesDeps): Promise<SessionTokens> {
+export async function collectSessionTokens(tokens: TokenSet, previousRefreshToken: string | null, deps: ClaimSourcesDeps, now: number): Promise<SessionTokens> {
   const sources: Claims[] = [];
   let expiresAt = tokens.expiresAt;
   const subject = typeof tokens.idClaims.sub === 'string' ? tokens.idClaims.sub : '';
@@ -86,7 +86,9 @@ export async function collectSessionTokens(tokens: TokenSet, previousRefreshToke
       const claims = await accessTokenClaims(tokens.accessToken, subject, deps);
       if (claims !== null) {
         sources.push(claims);
-        if (typeof claims.exp === 'number') expiresAt = Math.min(expiresAt, claims.exp * 1000);
+        // Its roles last no longer than it does, but never less than MIN_TOKEN_LIFETIME_MS (as the ID token, client.ts):
+        // a short-lived access token, or one just past its exp by our clock (within the skew), must not make every check refresh.
+        if (typeof claims.exp === 'number') expiresAt = Math.min(expiresAt, Math.max(claims.exp * 1000, now + MIN_TOKEN_LIFETIME_MS));
       }
     } else if (source === 'userinfo') {
       if (tokens.accessToken === undefined) {
@@ -150,7 +152,7 @@ export class SessionTokenSource implements TokenRefresher {
   /** The code exchange of a login callback. Throws IdpRejectedError / IdpUnavailableError. */
   async login(callbackUrl: URL, expected: { state: string; nonce: string; codeVerifier: string }): Promise<SessionTokens> {
     const tokens = await this.client.finishLogin(callbackUrl, expected, this.now());
-    return collectSessionTokens(tokens, null, this.sources);
+    return collectSessionTokens(tokens, null, this.sources, this.now());
   }
 
   refresh(session: SessionData): Promise<RefreshResult> {
@@ -163,7 +165,7 @@ export class SessionTokenSource implements TokenRefresher {
     const outcome = await this.client.refresh(session.refreshToken, session.idToken, this.now());
     if (outcome.kind !== 'ok') return outcome;
     try {
-      return { kind: 'ok', tokens: await collectSessionTokens(outcome, session.refreshToken, this.sources) };
+      return { kind: 'ok', tokens: await collectSessionTokens(outcome, session.refreshToken, this.sources, this.now()) };
     } catch (error) {
       if (error instanceof IdpRejectedError) return { kind: 'rejected', error: error.error, description: error.message };
       // The IdP has already rotated the refresh token: dropping the new one would leave the session

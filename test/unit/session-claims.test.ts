@@ -1,8 +1,11 @@
 /**
  * Which claims a browser session is built from (oidc.claimsFrom): the ID token's, plus what the access
- * token and userinfo add; the first source that has a claim wins, protocol claims are the ID token's.
+ * token and userinfo add; the first source that has a claim wins, protocol claims are the ID token's; and how
+ * long the tokens whose claims are used are good for.
  */
-import { addedClaims, PROTOCOL_CLAIMS, sessionClaims } from '../../src/oidc/session-claims.js';
+import { silentLogger } from '../../src/log.js';
+import { MIN_TOKEN_LIFETIME_MS } from '../../src/oidc/client.js';
+import { addedClaims, collectSessionTokens, PROTOCOL_CLAIMS, sessionClaims, type ClaimSourcesDeps } from '../../src/oidc/session-claims.js';
 
 const ID = { iss: 'https://kc.example.com/realms/x', sub: 'u1', aud: 'oidc-authz', exp: 2000, email: 'alice@example.com', groups: ['/ws-a'] };
 /** Keycloak's access token: client roles only here, aud of other clients, a scope. */
@@ -54,5 +57,35 @@ describe('sessionClaims: the claims the identity is built from', () => {
   test('without added claims it is the ID token\'s own object (no copy on the hot path)', () => {
     expect(sessionClaims(ID, {})).toBe(ID);
     expect(sessionClaims(ID, undefined)).toBe(ID);
+  });
+});
+
+describe('collectSessionTokens: how long a session\'s tokens are good for', () => {
+  const NOW = 1_000_000_000_000;
+  const IDP = 'https://kc.example.com/realms/x';
+  /** An access token as a JWT of the login issuer; its signature is not read (verifyAccessToken answers here). */
+  const accessJwt = `${Buffer.from('{"alg":"RS256"}').toString('base64url')}.${Buffer.from(JSON.stringify({ iss: IDP })).toString('base64url')}.sig`;
+  const expiryWith = async (accessExp: number) => {
+    const deps: ClaimSourcesDeps = {
+      claimsFrom: ['id_token', 'access_token'],
+      issuer: IDP,
+      clientId: 'oidc-authz',
+      verifyAccessToken: async () => ({ kind: 'ok', claims: { ...ACCESS, iss: IDP, exp: accessExp / 1000 } }),
+      userInfo: async () => ({}),
+      logger: silentLogger,
+    };
+    const tokens = { idToken: 'id', idClaims: ID, accessToken: accessJwt, refreshToken: 'r', expiresAt: NOW + 3_600_000 };
+    const collected = await collectSessionTokens(tokens, null, deps, NOW);
+    expect(collected.addedClaims).toMatchObject({ resource_access: ACCESS.resource_access });
+    return collected.expiresAt - NOW;
+  };
+
+  test.each([
+    { what: 'an access token that outlives the ID token leaves the ID token\'s expiry', accessInMs: 7_200_000, expected: 3_600_000 },
+    { what: 'its roles last no longer than the access token', accessInMs: 120_000, expected: 120_000 },
+    { what: 'a 10 s access token: 30 s, the shortest time between refreshes', accessInMs: 10_000, expected: MIN_TOKEN_LIFETIME_MS },
+    { what: 'one just past its exp by our clock (within the skew): 30 s, not a refresh at every check', accessInMs: -10_000, expected: MIN_TOKEN_LIFETIME_MS },
+  ])('$what', async ({ accessInMs, expected }) => {
+    expect(await expiryWith(NOW + accessInMs)).toBe(expected);
   });
 });
