@@ -105,7 +105,10 @@ describe('device login at Keycloak with the built CLI', () => {
     const tookMs = Date.now() - login.startedAt;
     expect(result).toMatchObject({ code: 0, stdout: '' });
     expect(result.stderr).toMatch(/Logged in as alice@example\.com at .* \(client kubeflow-cli, profile default\) after \d+ s and \d+ polls?/);
-    expect(tookMs).toBeLessThan(40_000);
+    // Polled at the interval the IdP asked for (5 s), never faster: the seconds it took cover every poll.
+    const [seconds, polls] = /after (\d+) s and (\d+) polls?/.exec(result.stderr)!.slice(1).map(Number) as [number, number];
+    expect(polls).toBeGreaterThanOrEqual(1);
+    expect(seconds).toBeGreaterThanOrEqual(5 * polls);
     process.stdout.write(`Keycloak device login took ${tookMs} ms: ${/after .*;/.exec(result.stderr)?.[0]}\n`);
     expect(statSync(user.tokenFile).mode & 0o777).toBe(0o600);
     expect(statSync(dirname(user.tokenFile)).mode & 0o777).toBe(0o700);

@@ -14,6 +14,8 @@ describe('serve', () => {
       listen: { host: '127.0.0.1', port: 0, metricsPort: 0 },
       issuers: [{ issuer: issuer.issuer, audiences: ['app'] }],
       rules: [{ name: 'all', paths: ['/**'], allow: 'authenticated' }],
+      // The held key fetch must outlast the drain below on a loaded machine, not time out into a 503.
+      jwks: { timeout: '30s' },
     });
     const proc = startServeProcess(configFile);
     try {

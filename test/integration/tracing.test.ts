@@ -19,7 +19,7 @@ import { createSigningKey, startIssuer, type TestIssuer } from '../support/issue
 import { startServeProcess, writeTempConfig } from '../support/process.js';
 import { startRedis, type RunningRedis } from '../support/redis.js';
 import { startOtlpReceiver, SPAN_KIND, type OtlpReceiver, type ReceivedSpan } from '../support/otlp-receiver.js';
-import { freePort, startService, tempFile, TestClock, type RunningService } from '../support/service.js';
+import { freePort, pollUntil, startService, tempFile, TestClock, type RunningService } from '../support/service.js';
 
 const COOKIE_SECRET = 'tracing-test-cookie-secret-0123456789abcdefgh';
 const CLIENT = { clientId: 'kubeflow', clientSecret: 'tracing-test-client-secret' };
@@ -314,6 +314,8 @@ describe('export failures never change an answer', () => {
         expect(answer.status).toBe(200);
         await service.tracing!.flush();
       }
+      // A failed export is counted when the exporter gives up, which on a loaded machine can be after flush() returned.
+      await pollUntil(() => metricValue(service, 'oidc_authz_trace_export_failures_total'), (failures) => failures >= 2, 5_000);
       expect(await metricValue(service, 'oidc_authz_trace_export_failures_total')).toBe(2);
       expect(service.logs.filter((line) => line.msg === 'trace export failed; its spans are dropped')).toHaveLength(1);
     } finally {

@@ -35,9 +35,21 @@ export async function freePort(): Promise<number> {
 /** A clock tests move forward instead of sleeping. */
 export class TestClock {
   offsetMs = 0;
-  readonly now = (): number => Date.now() + this.offsetMs;
+  private frozenAt: number | null = null;
+  readonly now = (): number => (this.frozenAt ?? Date.now()) + this.offsetMs;
   advance(ms: number): void {
     this.offsetMs += ms;
+  }
+
+  /**
+   * Stops the clock's real-time part until the returned function is called (advance still moves it): a count
+   * "per cacheFor" then does not depend on how fast a loaded machine gets through the checks.
+   */
+  freeze(): () => void {
+    this.frozenAt = Date.now();
+    return () => {
+      this.frozenAt = null;
+    };
   }
 }
 

@@ -62,8 +62,10 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   const echo = await startEcho();
   const authz = await startService({ publicUrl: url, trustForwardedProto: true, ...options.config }, options.now ? { now: options.now } : {});
   const authzPort = Number(new URL(authz.url).port);
+  // 10s, not the chart's 3s: a check here may call a real IdP that stalls on a loaded test machine (a cold JVM
+  // path, a GC pause); what Envoy does at its timeout is not what these tests are about.
   const provider = options.provider === undefined
-    ? extAuthzProvider(authz.service.config, { service: '127.0.0.1', port: authzPort, timeout: '2s' })
+    ? extAuthzProvider(authz.service.config, { service: '127.0.0.1', port: authzPort, timeout: '10s' })
     : { ...options.provider, service: '127.0.0.1', port: authzPort };
   const envoy = await startEnvoy({
     listenPort: options.port,
