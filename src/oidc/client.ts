@@ -449,9 +449,7 @@ export function exchangeFailureOf(error: unknown): Exclude<ExchangeGrantResult, 
     return failureOfStatus(error.status, typeof code === 'string' ? code : 'invalid_client');
   }
   if (error instanceof oidc.ResponseBodyError) return failureOfStatus(error.status, error.error);
-  // openid-client reports its own timeout as a ClientError with this code (the TimeoutError is its cause).
-  if ((error as { code?: unknown }).code === 'OAUTH_TIMEOUT') return { kind: 'unavailable', error: 'timeout' };
-  // Connection errors, 5xx without an OAuth body, answers that are no token response: labelled as a refresh's would be.
+  // Connection errors, timeouts, 5xx without an OAuth body, answers that are no token response: labelled as a refresh's would be.
   return { kind: 'unavailable', error: exchangeErrorOf(unavailabilityOf(new IdpUnavailableError('token exchange failed', { cause: error }))) };
 }
 
@@ -459,7 +457,8 @@ export function exchangeFailureOf(error: unknown): Exclude<ExchangeGrantResult, 
 function unavailabilityOf(error: IdpUnavailableError): string {
   if (error instanceof IdpMisconfiguredError) return 'misconfigured';
   const cause = error.cause as { name?: string; code?: string; cause?: { status?: unknown } } | undefined;
-  if (cause?.name === 'TimeoutError' || cause?.name === 'AbortError') return 'timeout';
+  // openid-client reports its own timeout (oidc.timeout) as a ClientError with code OAUTH_TIMEOUT: not a bad answer.
+  if (cause?.name === 'TimeoutError' || cause?.name === 'AbortError' || cause?.code === 'OAUTH_TIMEOUT') return 'timeout';
   // openid-client keeps the Response of a non-OAuth answer as its cause: a 5xx or 429 is the IdP in trouble.
   const status = typeof cause?.cause?.status === 'number' ? cause.cause.status : 0;
   if (status >= 500 || status === 429) return 'server_error';

@@ -33,6 +33,9 @@ let issuer: string;
 let tokenAnswer: StubAnswer | null = null;
 /** What userinfo answers; null: the user's claims. */
 let userinfoAnswer: StubAnswer | null = null;
+/** While true the token endpoint answers nothing (a black-holed IdP); the held requests are ended after the test. */
+let holdToken = false;
+const heldTokenRequests: Array<() => void> = [];
 let refreshes = 0;
 const clock = new TestClock();
 
@@ -67,6 +70,7 @@ beforeAll(async () => {
       if (url === '/stub/userinfo') return send(userinfoAnswer ?? json(200, { sub: 'u-alice', team: 'blue' }));
       if (url === '/stub/token') {
         refreshes++;
+        if (holdToken) return void heldTokenRequests.push(() => res.destroy());
         if (tokenAnswer !== null) return send(tokenAnswer);
         void idToken().then((token) => send(json(200, { access_token: 'opaque-access', token_type: 'Bearer', expires_in: 600, id_token: token, refresh_token: `rotated-${refreshes}` })));
         return;
@@ -85,13 +89,15 @@ afterAll(async () => {
 afterEach(() => {
   tokenAnswer = null;
   userinfoAnswer = null;
+  holdToken = false;
+  for (const end of heldTokenRequests.splice(0)) end();
   clock.offsetMs = 0;
 });
 
-async function service(claimsFrom: Array<'id_token' | 'access_token' | 'userinfo'> = ['id_token', 'access_token']): Promise<RunningService> {
+async function service(claimsFrom: Array<'id_token' | 'access_token' | 'userinfo'> = ['id_token', 'access_token'], timeout?: string): Promise<RunningService> {
   return startService({
     publicUrl: `https://${HOST}`,
-    oidc: { issuer, clientId: CLIENT_ID, clientSecretFile: tempFile('stub-secret'), claimsFrom },
+    oidc: { issuer, clientId: CLIENT_ID, clientSecretFile: tempFile('stub-secret'), claimsFrom, ...(timeout === undefined ? {} : { timeout }) },
     session: { secretsFile: tempFile(SECRET) },
     rules: [
       { name: 'blue', paths: ['/blue/**'], allow: { claims: { team: 'blue' } } },
@@ -135,6 +141,26 @@ describe('refresh answers that must NOT end the session (503, the session kept, 
       const recovered = await check(svc, cookie);
       expect(recovered.status).toBe(200);
       expect(recovered.headers.getSetCookie().some((c) => c.startsWith('oidc_authz='))).toBe(true);
+    } finally {
+      await svc.close();
+    }
+  });
+});
+
+describe('a token endpoint that never answers — stub IdP', () => {
+  test('held past oidc.timeout → 503, counted as timeout (not bad_response), and the same cookie works once the IdP answers again', async () => {
+    const svc = await service(undefined, '1s');
+    try {
+      const cookie = await sessionCookie();
+      clock.advance(120_000);
+      holdToken = true;
+      const failed = await check(svc, cookie);
+      expect(failed.status).toBe(503);
+      expect(failed.headers.getSetCookie()).toEqual([]);
+      expect(await metricValue(svc, 'oidc_authz_session_refreshes_total{result="unavailable",error="timeout"}')).toBe(1);
+      expect(await metricValue(svc, 'oidc_authz_session_refreshes_total{result="unavailable",error="bad_response"}')).toBe(0);
+      holdToken = false;
+      expect((await check(svc, cookie)).status).toBe(200);
     } finally {
       await svc.close();
     }
