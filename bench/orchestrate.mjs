@@ -147,6 +147,29 @@ const HOSTILE_COOKIE = 'oidc_authz= '.repeat(Math.floor((59 * 1024) / 'oidc_auth
 const API_PATH = '/authz/api/v1/namespaces/team-a/experiments?limit=20';
 const ADMIN_PATH = '/authz/admin/users/alice?view=full';
 
+const VALID_TOKEN = { status: 200, decision: 'allow' };
+const FORGED_TOKEN = { status: 401, decision: 'unauthorized', reason: 'bad_signature' };
+
+/**
+ * A row that sends a different token of `pool` on every request: the probe uses the pool's first token, wrk
+ * cycles through the whole pool (BENCH_TOKENS_FILE), and a token cache of OPTIONS.freshCache entries has always
+ * evicted a token before it comes back, so every request is a first sight.
+ */
+function tokenPoolVariant(id, label, pool, expect) {
+  return {
+    id,
+    label,
+    server: 'authz',
+    config: (ctx) => authzConfig(ctx, { cacheMaxEntries: OPTIONS.freshCache }),
+    lua: 'bearer-fresh.lua',
+    needsPool: pool,
+    path: API_PATH,
+    headers: (ctx) => ({ host: HOST, authorization: `Bearer ${ctx.pools[pool].tokens[0]}` }),
+    env: (ctx) => ({ BENCH_TOKENS_FILE: ctx.pools[pool].file }),
+    expect,
+  };
+}
+
 const VARIANTS = [
   {
     id: 'bare',
@@ -178,55 +201,10 @@ const VARIANTS = [
     headers: (ctx) => ({ host: HOST, authorization: `Bearer ${ctx.token}` }),
     expect: { status: 200, decision: 'allow' },
   },
-  {
-    id: 'bearer-fresh',
-    label: `fresh token each request (cache miss, RS256 verify) → 200`,
-    server: 'authz',
-    config: (ctx) => authzConfig(ctx, { cacheMaxEntries: OPTIONS.freshCache }),
-    lua: 'bearer-fresh.lua',
-    needsPool: 'rs256',
-    path: API_PATH,
-    // The probe uses the pool's first token; wrk cycles through the whole pool (BENCH_TOKENS_FILE).
-    headers: (ctx) => ({ host: HOST, authorization: `Bearer ${ctx.pools.rs256.tokens[0]}` }),
-    env: (ctx) => ({ BENCH_TOKENS_FILE: ctx.pools.rs256.file }),
-    expect: { status: 200, decision: 'allow' },
-  },
-  {
-    id: 'bearer-fresh-es256',
-    label: 'fresh token each request (cache miss, ES256 verify) → 200',
-    server: 'authz',
-    config: (ctx) => authzConfig(ctx, { cacheMaxEntries: OPTIONS.freshCache }),
-    lua: 'bearer-fresh.lua',
-    needsPool: 'es256',
-    path: API_PATH,
-    headers: (ctx) => ({ host: HOST, authorization: `Bearer ${ctx.pools.es256.tokens[0]}` }),
-    env: (ctx) => ({ BENCH_TOKENS_FILE: ctx.pools.es256.file }),
-    expect: { status: 200, decision: 'allow' },
-  },
-  {
-    id: 'bearer-forged',
-    label: 'forged RS256 signature, a different token each request → 401',
-    server: 'authz',
-    config: (ctx) => authzConfig(ctx, { cacheMaxEntries: OPTIONS.freshCache }),
-    lua: 'bearer-fresh.lua',
-    needsPool: 'forgedRs256',
-    path: API_PATH,
-    headers: (ctx) => ({ host: HOST, authorization: `Bearer ${ctx.pools.forgedRs256.tokens[0]}` }),
-    env: (ctx) => ({ BENCH_TOKENS_FILE: ctx.pools.forgedRs256.file }),
-    expect: { status: 401, decision: 'unauthorized', reason: 'bad_signature' },
-  },
-  {
-    id: 'bearer-forged-es256',
-    label: 'forged ES256 signature, a different token each request → 401',
-    server: 'authz',
-    config: (ctx) => authzConfig(ctx, { cacheMaxEntries: OPTIONS.freshCache }),
-    lua: 'bearer-fresh.lua',
-    needsPool: 'forgedEs256',
-    path: API_PATH,
-    headers: (ctx) => ({ host: HOST, authorization: `Bearer ${ctx.pools.forgedEs256.tokens[0]}` }),
-    env: (ctx) => ({ BENCH_TOKENS_FILE: ctx.pools.forgedEs256.file }),
-    expect: { status: 401, decision: 'unauthorized', reason: 'bad_signature' },
-  },
+  tokenPoolVariant('bearer-fresh', 'fresh token each request (cache miss, RS256 verify) → 200', 'rs256', VALID_TOKEN),
+  tokenPoolVariant('bearer-fresh-es256', 'fresh token each request (cache miss, ES256 verify) → 200', 'es256', VALID_TOKEN),
+  tokenPoolVariant('bearer-forged', 'forged RS256 signature, a different token each request → 401', 'forgedRs256', FORGED_TOKEN),
+  tokenPoolVariant('bearer-forged-es256', 'forged ES256 signature, a different token each request → 401', 'forgedEs256', FORGED_TOKEN),
   {
     id: 'cookie-cached',
     label: 'valid session cookie (no refresh) → 200',
